@@ -1,0 +1,5 @@
+import sys
+
+from airflow_jobwait.server.cli import main
+
+sys.exit(main())

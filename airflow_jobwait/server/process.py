@@ -1,0 +1,131 @@
+"""Run the reference service as a child process: for tests, the demo and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class ServiceProcess:
+    """A ``jobwait-server`` child process on loopback, restartable on the same SQLite file.
+
+    :param api_key: Key the service accepts (passed by environment, never on the command line).
+    :param db_path: SQLite file; a fresh one in a temporary folder when omitted.
+    :param port: Port to listen on; a free one when omitted. Kept across restarts.
+    :param test_controls: Start with ``--test-controls``.
+    :param startup_timeout: Seconds to wait for ``/healthz`` before giving up.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(
+        self,
+        api_key: str,
+        db_path: str | os.PathLike[str] | None = None,
+        port: int | None = None,
+        test_controls: bool = False,
+        startup_timeout: float = 30.0,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="jobwait-service-") if db_path is None else None
+        self.workdir = Path(self._tmp.name) if self._tmp else Path(db_path).parent  # type: ignore[arg-type]
+        self.db_path = Path(db_path) if db_path is not None else self.workdir / "jobs.sqlite"
+        self.log_path = self.workdir / f"service-{os.getpid()}-{id(self)}.log"
+        self.api_key = api_key
+        self.port = port or free_port(self.host)
+        self.test_controls = test_controls
+        self.startup_timeout = startup_timeout
+        self.extra_args = extra_args
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self) -> ServiceProcess:
+        """Start the process and wait until it answers ``/healthz``."""
+        if self._proc is not None and self._proc.poll() is None:
+            raise RuntimeError("the service is already running")
+        args = [sys.executable, "-m", "airflow_jobwait.server", "--host", self.host, "--port", str(self.port)]
+        args += ["--db", str(self.db_path), *self.extra_args]
+        if self.test_controls:
+            args.append("--test-controls")
+        env = {**os.environ, "JOBWAIT_API_KEY": self.api_key}
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed by it
+        try:
+            self._proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            log.close()
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"the service exited with {self._proc.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"the service did not answer within {self.startup_timeout}s:\n{self.log_tail()}")
+
+    def stop(self, kill: bool = False, timeout: float = 10.0) -> None:
+        """Stop the process: SIGTERM (graceful) or SIGKILL (``kill=True``, a crash)."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+    def restart(self, kill: bool = False) -> None:
+        """Stop and start again on the same port and SQLite file."""
+        self.stop(kill=kill)
+        self.start()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> ServiceProcess:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
