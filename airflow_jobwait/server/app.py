@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse
 from airflow_jobwait.server.config import ServiceConfig
 from airflow_jobwait.server.db import Database
 from airflow_jobwait.server.family import ApiFamily
+from airflow_jobwait.server.faults import install_fault_injection
 
 # Each module exposes ``create(config, db) -> ApiFamily`` (see ``family.py``).
-FAMILY_MODULES: tuple[str, ...] = ("inference",)
+FAMILY_MODULES: tuple[str, ...] = ("inference", "results_store", "datasets", "compute")
 
 
 def create_app(config: ServiceConfig) -> FastAPI:
@@ -52,4 +53,6 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     for family in families:
         app.include_router(family.router)
+    if config.test_controls:
+        install_fault_injection(app, config)
     return app

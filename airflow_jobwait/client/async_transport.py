@@ -1,0 +1,86 @@
+"""Non-blocking transport for the triggerer: one ``aiohttp`` session, keep-alive pooled."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TypeVar
+
+import aiohttp
+
+from airflow_jobwait.client.http import Call, ClientConfig, HttpRequest, HttpResponse
+from airflow_jobwait.client.retry import RetryPolicy, RetryState
+from airflow_jobwait.exceptions import ApiError, InvalidResponse, TransportError
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """Send ``Call``s over one ``aiohttp.ClientSession`` bound to the running event loop.
+
+    Share one per loop and connection (see ``pool.leased_client``): thousands of triggers then
+    reuse a handful of keep-alive connections instead of opening one per poll.
+
+    :param config: Base URL, key, timeout, TLS verification.
+    :param retry: Retry policy for transient failures.
+    :param max_connections: Cap of concurrent connections to the service.
+    """
+
+    def __init__(self, config: ClientConfig, retry: RetryPolicy | None = None, max_connections: int = 32) -> None:
+        self.config = config
+        self.retry = retry or RetryPolicy()
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                ssl=None if self.config.verify else False,
+                keepalive_timeout=60,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+                auto_decompress=True,
+            )
+        return self._session
+
+    async def call(self, call: Call[T]) -> T:
+        """Send the request (retrying transient failures) and parse the answer."""
+        retry = RetryState(self.retry, call.request)
+        while True:
+            try:
+                return call.parse(await self.send(call.request))
+            except (TransportError, ApiError) as err:
+                await asyncio.sleep(retry.after_failure(err))
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        """One attempt: bytes out, bytes in, no interpretation."""
+        session = self._ensure_session()
+        try:
+            async with session.request(
+                request.method,
+                self.config.url(request.path),
+                params=list(request.params),
+                json=request.json_body,
+                headers=self.config.headers_for(request),
+                allow_redirects=False,
+            ) as resp:
+                body = await self._read_capped(resp, request)
+                return HttpResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            raise TransportError(f"{request.method} {request.path} failed: {type(err).__name__}: {err}") from None
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse, request: HttpRequest) -> bytes:
+        limit = self.config.max_response_bytes
+        if resp.content_length is not None and resp.content_length > limit:
+            raise InvalidResponse(f"{request.method} {request.path}: response body exceeds the {limit}-byte limit")
+        body = await resp.content.read(limit + 1)
+        if len(body) > limit:
+            raise InvalidResponse(f"{request.method} {request.path}: response body exceeds the {limit}-byte limit")
+        return body
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None

@@ -1,0 +1,233 @@
+"""Sans-I/O core: requests as values, responses parsed by pure functions.
+
+The sync (``requests``) and async (``aiohttp``) transports only move bytes; every rule about
+URLs, headers, status codes and payload validation lives here, written once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote, urlsplit
+
+from pydantic import BaseModel, ValidationError
+
+from airflow_jobwait.exceptions import (
+    ApiError,
+    Conflict,
+    InvalidResponse,
+    NotFound,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+)
+from airflow_jobwait.models.base import first_error
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+MAX_ID_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class AuthScheme:
+    """How one API family carries the key: ``header: prefix + key``."""
+
+    header: str
+    prefix: str = ""
+
+    def render(self, api_key: str) -> dict[str, str]:
+        return {self.header: f"{self.prefix}{api_key}"}
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """One HTTP request, without the credential (the transport adds it from its config).
+
+    :param idempotent: Safe to send again after a transport failure or a 5xx/429.
+    """
+
+    method: str
+    path: str
+    auth: AuthScheme
+    params: tuple[tuple[str, str], ...] = ()
+    json_body: Any = None
+    headers: tuple[tuple[str, str], ...] = ()
+    idempotent: bool = True
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """What came back: status, headers (lower-case names) and the raw body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """A request and the function that turns its response into a value (or raises)."""
+
+    request: HttpRequest
+    parse: Callable[[HttpResponse], T] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Where and how to reach a service; built from an Airflow connection by the hook.
+
+    :param base_url: Scheme, host, port and optional path prefix, e.g. ``https://jobs.example.com``.
+    :param api_key: The secret. Never logged, never in ``repr``.
+    :param timeout: Seconds for one request (connect + read).
+    :param verify: Verify TLS certificates.
+    :param max_response_bytes: Larger response bodies are refused with ``InvalidResponse``.
+    """
+
+    base_url: str
+    api_key: str = field(repr=False)
+    timeout: float = 30.0
+    verify: bool = True
+    max_response_bytes: int = 16 * 1024 * 1024
+    user_agent: str = "airflow-jobwait"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
+        if not (isinstance(self.timeout, int | float) and math.isfinite(self.timeout) and self.timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def headers_for(self, request: HttpRequest) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": self.user_agent, **dict(request.headers)}
+        headers.update(request.auth.render(self.api_key))
+        return headers
+
+
+def normalize_base_url(base_url: str) -> str:
+    """Check a base URL and drop its trailing slash.
+
+    :raises ValueError: Not an ``http``/``https`` URL with a host, or it has a query or fragment.
+    """
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise ValueError(f"base URL must be a non-empty string, got {base_url!r}")
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"base URL must look like http(s)://host[:port][/prefix], got {base_url!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"base URL must not have a query or fragment, got {base_url!r}")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as err:
+        raise ValueError(f"base URL has an invalid port: {base_url!r}") from err
+    return base_url.strip().rstrip("/")
+
+
+def path_segment(value: object, name: str) -> str:
+    """Validate an identifier that goes into a URL path and quote it.
+
+    :param value: The identifier (job id, dataset id, ...).
+    :param name: Its parameter name, for the error message.
+    :raises ValueError: Empty, not a string, too long, or containing ``/`` or ``..``.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}: {value!r}"[:300])
+    if not value.strip():
+        raise ValueError(f"{name} must not be empty or whitespace, got {value!r}")
+    if len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"{name} is {len(value)} characters long; at most {MAX_ID_LENGTH} are allowed")
+    if "/" in value or ".." in value or value != value.strip():
+        raise ValueError(f"{name} must not contain '/', '..' or surrounding spaces, got {value!r}")
+    return quote(value, safe="")
+
+
+# ---- response parsing -------------------------------------------------------------------------
+
+
+def retry_after_seconds(response: HttpResponse) -> float | None:
+    """Seconds the service asked us to wait (``Retry-After`` as seconds or an HTTP date)."""
+    raw = response.header("retry-after")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+        from datetime import datetime, timezone
+
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def decode_json(response: HttpResponse) -> Any:
+    """The body as JSON.
+
+    :raises InvalidResponse: The body is not JSON.
+    """
+    try:
+        return json.loads(response.body)
+    except (ValueError, UnicodeDecodeError) as err:
+        snippet = response.body[:80].decode("utf-8", "replace")
+        raise InvalidResponse(f"response body is not JSON ({err.__class__.__name__}): {snippet!r}") from err
+
+
+def error_for(request: HttpRequest, response: HttpResponse) -> ApiError:
+    """Map an error status to the exception hierarchy."""
+    try:
+        body: Any = json.loads(response.body) if response.body else None
+    except (ValueError, UnicodeDecodeError):
+        body = response.body[:500].decode("utf-8", "replace")
+    cls: type[ApiError] = ApiError
+    if response.status in (401, 403):
+        cls = Unauthorized
+    elif response.status == 404:
+        cls = NotFound
+    elif response.status == 409:
+        cls = Conflict
+    elif response.status == 429:
+        cls = RateLimited
+    elif response.status >= 500:
+        cls = ServerError
+    return cls(response.status, body, request.method, request.path, retry_after=retry_after_seconds(response))
+
+
+def expect(request: HttpRequest, response: HttpResponse, ok: tuple[int, ...] = (200, 201)) -> None:
+    """Raise the mapped error unless the status is one of ``ok``."""
+    if response.status not in ok:
+        raise error_for(request, response)
+
+
+def validate(model: type[M], data: Any, what: str) -> M:
+    """Validate decoded JSON against a model.
+
+    :raises InvalidResponse: Naming the first offending field and what was wrong with it.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        where, why = first_error(err)
+        raise InvalidResponse(
+            f"{what} is invalid at field {where!r}: {why} ({err.error_count()} error(s))", field=where
+        ) from err
+
+
+def json_model(request: HttpRequest, model: type[M], what: str, ok: tuple[int, ...] = (200, 201)) -> Call[M]:
+    """A call whose successful answer is one JSON object of ``model``."""
+
+    def parse(response: HttpResponse) -> M:
+        expect(request, response, ok)
+        return validate(model, decode_json(response), what)
+
+    return Call(request, parse)

@@ -1,0 +1,115 @@
+"""Calls of the inference jobs API (Modzy wire format, ``jobs-api.md`` §1)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from pydantic import BaseModel, Field
+
+from airflow_jobwait.client.http import (
+    AuthScheme,
+    Call,
+    HttpRequest,
+    HttpResponse,
+    decode_json,
+    expect,
+    json_model,
+    path_segment,
+    validate,
+)
+from airflow_jobwait.exceptions import InvalidResponse
+from airflow_jobwait.models import Job, JobResults, JobStatus, SubmitJobRequest
+
+AUTH = AuthScheme("Authorization", "ApiKey ")
+PREFIX = "/api"
+MAX_BATCH = 500
+MAX_WATCH_SECONDS = 60.0
+
+
+class _JobList(BaseModel):
+    jobs: list[Job] = Field(default_factory=list)
+
+
+def submit_job(body: SubmitJobRequest, idempotency_key: str | None = None) -> Call[Job]:
+    """``POST /api/jobs``. With an idempotency key the submit is safe to retry."""
+    headers = (("Idempotency-Key", idempotency_key),) if idempotency_key else ()
+    request = HttpRequest(
+        "POST", f"{PREFIX}/jobs", AUTH, json_body=body.to_wire(), headers=headers, idempotent=bool(idempotency_key)
+    )
+    return json_model(request, Job, "submitted job")
+
+
+def get_job(job_id: str) -> Call[Job]:
+    """``GET /api/jobs/{id}``."""
+    request = HttpRequest("GET", f"{PREFIX}/jobs/{path_segment(job_id, 'job_id')}", AUTH)
+    return json_model(request, Job, f"job {job_id}")
+
+
+def cancel_job(job_id: str) -> Call[Job]:
+    """``DELETE /api/jobs/{id}``: 200 with the canceled job; 409 if it is already terminal."""
+    request = HttpRequest("DELETE", f"{PREFIX}/jobs/{path_segment(job_id, 'job_id')}", AUTH)
+    return json_model(request, Job, f"canceled job {job_id}")
+
+
+def get_results(job_id: str) -> Call[JobResults]:
+    """``GET /api/results/{id}``: 404 until the job has started producing results."""
+    request = HttpRequest("GET", f"{PREFIX}/results/{path_segment(job_id, 'job_id')}", AUTH)
+    return json_model(request, JobResults, f"results of job {job_id}")
+
+
+def list_models() -> Call[list[dict[str, object]]]:
+    """``GET /api/models`` (used to test a connection)."""
+    request = HttpRequest("GET", f"{PREFIX}/models", AUTH)
+
+    def parse(response: HttpResponse) -> list[dict[str, object]]:
+        expect(request, response, (200,))
+        data = decode_json(response)
+        if not isinstance(data, list):
+            raise InvalidResponse(f"model list must be a JSON array, got {type(data).__name__}")
+        return data
+
+    return Call(request, parse)
+
+
+def history(status: str = "all", per_page: int = 20, page: int = 1) -> Call[list[Job]]:
+    """``GET /api/jobs/history``: the newest jobs first (a bare JSON array)."""
+    if status not in ("all", "pending", "terminated"):
+        raise ValueError(f"status must be 'all', 'pending' or 'terminated', got {status!r}")
+    params = (("status", status), ("page", str(page)), ("per-page", str(per_page)))
+    request = HttpRequest("GET", f"{PREFIX}/jobs/history", AUTH, params=params)
+
+    def parse(response: HttpResponse) -> list[Job]:
+        expect(request, response, (200,))
+        return validate(_JobList, {"jobs": decode_json(response)}, "job history").jobs
+
+    return Call(request, parse)
+
+
+def batch_status(job_ids: Sequence[str]) -> Call[list[Job]]:
+    """``GET /api/jobs?identifiers=...`` [ext]: up to 500 jobs in one request; unknown ids omitted."""
+    if not job_ids or len(job_ids) > MAX_BATCH:
+        raise ValueError(f"batch_status takes 1 to {MAX_BATCH} job ids, got {len(job_ids)}")
+    ids = ",".join(path_segment(job_id, "job_id") for job_id in job_ids)
+    request = HttpRequest("GET", f"{PREFIX}/jobs", AUTH, params=(("identifiers", ids),))
+    return _job_list_call(request)
+
+
+def watch(job_ids: Sequence[str], known: Mapping[str, JobStatus], timeout: float) -> Call[list[Job]]:
+    """``POST /api/jobs:watch`` [ext]: long-poll until a listed job's status differs from ``known``."""
+    if not 0 < timeout <= MAX_WATCH_SECONDS:
+        raise ValueError(f"watch timeout must be in (0, {MAX_WATCH_SECONDS}] seconds, got {timeout!r}")
+    body = {
+        "identifiers": list(job_ids),
+        "timeout": timeout,
+        "known": {job_id: str(status) for job_id, status in known.items()},
+    }
+    return _job_list_call(HttpRequest("POST", f"{PREFIX}/jobs:watch", AUTH, json_body=body))
+
+
+def _job_list_call(request: HttpRequest) -> Call[list[Job]]:
+    def parse(response: HttpResponse) -> list[Job]:
+        expect(request, response, (200,))
+        return validate(_JobList, decode_json(response), "job list").jobs
+
+    return Call(request, parse)
+

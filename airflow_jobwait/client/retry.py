@@ -1,0 +1,101 @@
+"""When to send a request again: one policy for the sync hook, the async client and the triggers."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from airflow_jobwait.client.http import HttpRequest
+from airflow_jobwait.exceptions import ApiError, JobWaitError, RateLimited, TransportError
+
+log = logging.getLogger(__name__)
+
+# Statuses that mean "not processed, or processed idempotently: ask again".
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with full jitter, honouring ``Retry-After``.
+
+    :param max_attempts: Attempts per call, the first included.
+    :param base_delay: Backoff of the first retry (before jitter), seconds.
+    :param max_delay: Cap of one wait, seconds (also caps ``Retry-After``).
+    :param budget: Total seconds one call may spend waiting between attempts.
+    """
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    budget: float = 120.0
+
+    def is_retryable(self, error: JobWaitError, request: HttpRequest) -> bool:
+        """Transient errors are retried; a 429 always (nothing was done), others only if idempotent."""
+        if isinstance(error, RateLimited):
+            return True
+        if isinstance(error, TransportError):
+            return request.idempotent
+        if isinstance(error, ApiError):
+            return error.status in TRANSIENT_STATUSES and request.idempotent
+        return False
+
+    def backoff(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        """Full-jitter backoff before retry number ``attempt`` (1-based)."""
+        return rng() * min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+
+    def delay_before_retry(
+        self,
+        attempt: int,
+        error: JobWaitError,
+        request: HttpRequest,
+        waited: float,
+        rng: Callable[[], float] = random.random,
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` to give up and raise ``error``.
+
+        :param attempt: Attempts made so far (1 after the first failure).
+        :param error: What the last attempt raised.
+        :param request: The request, for its idempotency.
+        :param waited: Seconds already spent waiting for this call.
+        """
+        if attempt >= self.max_attempts or not self.is_retryable(error, request):
+            return None
+        delay = self.backoff(attempt, rng)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            delay = min(max(delay, retry_after), self.max_delay)
+        if waited + delay > self.budget:
+            return None
+        return delay
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+class RetryState:
+    """The attempts of one call: ask it what to do after each failure.
+
+    :param policy: The policy to follow.
+    :param request: The request being sent (for idempotency and the log line).
+    """
+
+    def __init__(self, policy: RetryPolicy, request: HttpRequest) -> None:
+        self.policy = policy
+        self.request = request
+        self.attempt = 0
+        self.waited = 0.0
+
+    def after_failure(self, error: JobWaitError) -> float:
+        """Seconds to wait before the next attempt; re-raises ``error`` when the policy gives up."""
+        self.attempt += 1
+        delay = self.policy.delay_before_retry(self.attempt, error, self.request, self.waited)
+        if delay is None:
+            raise error
+        log.warning(
+            "%s %s failed (%s); attempt %d, retrying in %.2fs",
+            self.request.method, self.request.path, error, self.attempt, delay,
+        )
+        self.waited += delay
+        return delay

@@ -1,0 +1,71 @@
+"""Blocking transport for workers: one ``requests.Session`` per client, retries per ``RetryPolicy``."""
+
+from __future__ import annotations
+
+import time
+from typing import TypeVar
+
+import requests
+
+from airflow_jobwait.client.http import Call, ClientConfig, HttpRequest, HttpResponse
+from airflow_jobwait.client.retry import RetryPolicy, RetryState
+from airflow_jobwait.exceptions import ApiError, InvalidResponse, TransportError
+
+T = TypeVar("T")
+
+
+class SyncClient:
+    """Send ``Call``s over a pooled ``requests.Session``.
+
+    :param config: Base URL, key, timeout, TLS verification.
+    :param retry: Retry policy for transient failures.
+    """
+
+    def __init__(self, config: ClientConfig, retry: RetryPolicy | None = None) -> None:
+        self.config = config
+        self.retry = retry or RetryPolicy()
+        self._session = requests.Session()
+        self._session.verify = config.verify
+
+    def call(self, call: Call[T]) -> T:
+        """Send the request (retrying transient failures) and parse the answer."""
+        retry = RetryState(self.retry, call.request)
+        while True:
+            try:
+                return call.parse(self.send(call.request))
+            except (TransportError, ApiError) as err:
+                time.sleep(retry.after_failure(err))
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        """One attempt: bytes out, bytes in, no interpretation."""
+        try:
+            with self._session.request(
+                request.method,
+                self.config.url(request.path),
+                params=list(request.params),
+                json=request.json_body,
+                headers=self.config.headers_for(request),
+                timeout=self.config.timeout,
+                allow_redirects=False,
+                stream=True,
+            ) as resp:
+                body = self._read_capped(resp, request)
+                return HttpResponse(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, body)
+        except requests.RequestException as err:
+            raise TransportError(f"{request.method} {request.path} failed: {type(err).__name__}: {err}") from None
+
+    def _read_capped(self, resp: requests.Response, request: HttpRequest) -> bytes:
+        limit = self.config.max_response_bytes
+        chunks, size = [], 0
+        for chunk in resp.iter_content(65536):
+            size += len(chunk)
+            if size > limit:
+                raise InvalidResponse(
+                    f"{request.method} {request.path}: response body exceeds the {limit}-byte limit"
+                    " (max_response_bytes in the connection extra)"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        self._session.close()

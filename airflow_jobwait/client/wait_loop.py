@@ -1,0 +1,105 @@
+"""The decisions of a poll loop, without I/O: shared by ``JobsHook.wait_for_job`` and ``JobTrigger``."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from airflow_jobwait.client.retry import TRANSIENT_STATUSES
+from airflow_jobwait.exceptions import ApiError, InvalidResponse, JobWaitError, TransportError
+from airflow_jobwait.models.events import WaitOutcome
+from airflow_jobwait.models.status import JobStatus
+
+
+def check_poll_interval(poll_interval: float) -> float:
+    """:raises ValueError: Not a finite number > 0 (names ``poll_interval``)."""
+    if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or not math.isfinite(
+        poll_interval
+    ) or poll_interval <= 0:
+        raise ValueError(f"poll_interval must be a finite number of seconds > 0, got {poll_interval!r}")
+    return float(poll_interval)
+
+
+def check_timeout(timeout: float | None) -> float | None:
+    """:raises ValueError: Negative or not a number (names ``timeout``). ``None`` waits forever."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
+    return float(timeout)
+
+
+@dataclass
+class WaitLoop:
+    """State of one wait: feed it each poll's result; it says when and how the wait ends.
+
+    :param job_id: The job waited on.
+    :param poll_interval: Seconds between polls.
+    :param deadline: Absolute epoch seconds after which the wait times out (``None``: never).
+        Absolute, so a wait resumed elsewhere (another triggerer) keeps the same deadline.
+    :param max_consecutive_errors: Transient failures in a row that end the wait with an error.
+    """
+
+    job_id: str
+    poll_interval: float
+    deadline: float | None = None
+    max_consecutive_errors: int = 20
+    last_status: JobStatus | None = None
+    consecutive_errors: int = 0
+    polls: int = field(default=0)
+
+    def __post_init__(self) -> None:
+        self.poll_interval = check_poll_interval(self.poll_interval)
+
+    def on_status(self, status: JobStatus) -> WaitOutcome | None:
+        """A poll succeeded: the outcome if the job is terminal, else ``None``."""
+        self.polls += 1
+        self.consecutive_errors = 0
+        self.last_status = status
+        if status.is_terminal:
+            return WaitOutcome(
+                kind="terminal", job_id=self.job_id, status=status, message=f"job {self.job_id} ended {status.value}"
+            )
+        return None
+
+    def on_error(self, error: JobWaitError) -> WaitOutcome | None:
+        """A poll failed: an error outcome if it is permanent or the error budget is spent, else ``None``."""
+        self.polls += 1
+        if not is_transient(error):
+            return self._error(f"polling job {self.job_id} failed: {error}")
+        self.consecutive_errors += 1
+        if self.consecutive_errors >= self.max_consecutive_errors:
+            return self._error(
+                f"polling job {self.job_id} failed {self.consecutive_errors} times in a row; last error: {error}"
+            )
+        return None
+
+    def next_delay(self, now: float | None = None) -> float | None:
+        """Seconds until the next poll, or ``None`` when the deadline has passed."""
+        now = time.time() if now is None else now
+        if self.deadline is None:
+            return self.poll_interval
+        remaining = self.deadline - now
+        if remaining <= 0:
+            return None
+        return min(self.poll_interval, remaining)
+
+    def timed_out(self) -> WaitOutcome:
+        status = self.last_status.value if self.last_status else "unknown"
+        return WaitOutcome(
+            kind="timeout",
+            job_id=self.job_id,
+            status=self.last_status,
+            message=f"timed out waiting for job {self.job_id} (last status {status})",
+        )
+
+    def _error(self, message: str) -> WaitOutcome:
+        return WaitOutcome(kind="error", job_id=self.job_id, status=self.last_status, message=message)
+
+
+def is_transient(error: JobWaitError) -> bool:
+    """Worth polling again: no answer, a garbled answer, or a transient status."""
+    if isinstance(error, TransportError | InvalidResponse):
+        return True
+    return isinstance(error, ApiError) and error.status in TRANSIENT_STATUSES

@@ -1,0 +1,74 @@
+"""Errors of the job APIs, independent of the transport that met them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class JobWaitError(Exception):
+    """Base of every error airflow-jobwait raises about a remote service."""
+
+
+class TransportError(JobWaitError):
+    """The request did not get a complete HTTP response (refused, reset, timed out, truncated)."""
+
+
+class InvalidResponse(JobWaitError):
+    """The service answered, but not with what the contract says.
+
+    :param message: What is wrong, naming the field or value.
+    :param field: Dotted path of the offending field, when one is to blame.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ApiError(JobWaitError):
+    """The service answered with an error status.
+
+    :param status: HTTP status code.
+    :param body: Decoded JSON body (or text) of the answer, for the message and for callers.
+    :param method: HTTP method of the request.
+    :param path: Path of the request (no query string, never a credential).
+    :param retry_after: Seconds the service asked the client to wait (``Retry-After``), if it did.
+    """
+
+    def __init__(
+        self, status: int, body: Any, method: str = "", path: str = "", retry_after: float | None = None
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.method = method
+        self.path = path
+        self.retry_after = retry_after
+        super().__init__(f"{method} {path} answered {status}: {_describe(body)}".strip())
+
+
+class Unauthorized(ApiError):
+    """401/403: the API key is missing, wrong or lacks the right."""
+
+
+class NotFound(ApiError):
+    """404: no such job (or no result yet)."""
+
+
+class Conflict(ApiError):
+    """409: the request conflicts with the resource's state (terminal job, lock, idempotency key)."""
+
+
+class RateLimited(ApiError):
+    """429: too many requests; ``retry_after`` seconds is what the service asked for, if it did."""
+
+
+class ServerError(ApiError):
+    """5xx: the service failed; usually worth a retry."""
+
+
+def _describe(body: Any) -> str:
+    if isinstance(body, dict):
+        for key in ("detail", "message", "error", "title"):
+            if key in body:
+                return str(body[key])[:500]
+    return str(body)[:500]

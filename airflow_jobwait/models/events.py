@@ -1,0 +1,35 @@
+"""What a wait ends with: the payload a ``JobTrigger`` fires and a blocking wait returns."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from airflow_jobwait.models.status import JobStatus
+
+
+class WaitOutcome(BaseModel):
+    """How a wait for one job ended.
+
+    :param kind: ``terminal`` (the job reached a terminal status), ``timeout`` (the wait's
+        deadline passed first) or ``error`` (the service refused or kept failing).
+    :param job_id: The job waited on.
+    :param status: The job's last known status.
+    :param message: One human sentence, safe to log (no credentials).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["terminal", "timeout", "error"]
+    job_id: str
+    status: JobStatus | None = None
+    message: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.kind == "terminal" and self.status is JobStatus.COMPLETED
+
+    def to_payload(self) -> dict[str, Any]:
+        """JSON-safe payload for a ``TriggerEvent``."""
+        return self.model_dump(mode="json")

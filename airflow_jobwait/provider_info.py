@@ -1,0 +1,42 @@
+"""``get_provider_info``: what Airflow's providers manager learns about this package."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_jobwait import __version__
+from airflow_jobwait.hooks.connection import CONN_FIELDS, CONN_TYPE, UI_FIELD_BEHAVIOUR
+
+INTEGRATION = "Job Wait"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe hooks, operators, sensors, triggers and the ``jobwait`` connection type."""
+    return {
+        "package-name": "airflow-jobwait",
+        "name": "Job Wait",
+        "description": (
+            "Submit asynchronous remote jobs, wait for them in the triggerer, wire typed results downstream."
+        ),
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://pypi.org/project/airflow-jobwait/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_jobwait.hooks.jobs"]}],
+        "operators": [{"integration-name": INTEGRATION, "python-modules": ["airflow_jobwait.operators.jobs"]}],
+        "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_jobwait.sensors.jobs"]}],
+        "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_jobwait.triggers.jobs"]}],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_jobwait.hooks.jobs.JobsHook",
+                "hook-name": "Job Wait",
+                "connection-type": CONN_TYPE,
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
+                "conn-fields": CONN_FIELDS,
+            }
+        ],
+    }

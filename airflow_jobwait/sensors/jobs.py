@@ -1,0 +1,70 @@
+"""``JobSensor``: wait for a remote job, in the triggerer by default."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowSensorTimeout
+
+from airflow_jobwait.client.wait_loop import WaitLoop
+from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
+from airflow_jobwait.waiting import JobWaitMixin
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class JobSensor(JobWaitMixin, BaseSensorOperator):
+    """Wait until a job is terminal; push its results (JSON) to XCom when it ``COMPLETED``.
+
+    ``TIMEDOUT``, ``CANCELED`` and ``FAILED`` fail the task with a message naming the job and
+    status (``soft_fail=True`` skips instead). The sensor's ``timeout`` becomes the trigger's
+    deadline and fails the task as a sensor timeout, which Airflow does not retry.
+
+    :param job_id: The job to wait for (templated; e.g. ``submit.output``).
+    :param conn_id: Airflow connection of type ``jobwait``.
+    :param poll_interval: Seconds between polls of the service (also the poke interval).
+    :param deferrable: Wait in the triggerer (default) rather than in a worker slot.
+    :param cancel_on_kill: Cancel the remote job when a user marks or clears the waiting task.
+    """
+
+    template_fields: Sequence[str] = ("job_id",)
+    ui_color = "#d8f0ff"
+    wait_timeout_error = AirflowSensorTimeout
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        conn_id: str = DEFAULT_CONN_ID,
+        poll_interval: float = 5.0,
+        deferrable: bool = True,
+        cancel_on_kill: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", poll_interval)
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.conn_id = conn_id
+        self.poll_interval = poll_interval
+        self.deferrable = deferrable
+        self.cancel_on_kill = cancel_on_kill
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        # One look first: a job that is already terminal needs no trip through the triggerer.
+        done = self.poke(context)
+        if isinstance(done, PokeReturnValue) and done:
+            return done.xcom_value
+        self.defer_until_done(self.job_id, self.timeout)
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        job = self.hook.get_job(self.job_id)
+        self.log.info("job %s is %s", self.job_id, job.status.value)
+        outcome = WaitLoop(self.job_id, self.poll_interval).on_status(job.status)
+        if outcome is None:
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self.finish_wait(outcome))

@@ -1,0 +1,375 @@
+"""Compute tasks (Seequent Evo Compute API), section 3 of ``jobs-api.md``.
+
+Prefix ``/compute/orgs/{orgId}``, key as ``Authorization: Bearer <key>``. A submit answers exactly
+303 with an empty body and ``Location: /compute/orgs/{orgId}/{topic}/{task}/{jobId}/status``; a
+cancel answers exactly 204 with an empty body. Failures other than 401 carry an Error body
+``{"status", "type", "title", "detail"}``. Jobs move ``requested → in progress → succeeded |
+failed`` (or ``cancelling → cancelled`` after a DELETE) at absolute due times stored in SQLite,
+so a restarted service resumes them; progress is derived from the run's start and length, so it
+advances between polls. Tasks (topic ``demo``) are defined in ``compute_tasks.py``.
+
+Test controls (only with ``--test-controls``; ignored otherwise): a submit body may hold, next to
+``parameters``, ``"test": {"queue_s": float, "run_s": float, "cancel_s": float}`` (0..600 s) to
+set how long a job stays ``requested``, runs, and takes to finish cancelling.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match
+
+from airflow_jobwait.server.auth import require_api_key
+from airflow_jobwait.server.compute_tasks import ParameterError, TaskFailure, find_task
+from airflow_jobwait.server.config import ServiceConfig
+from airflow_jobwait.server.db import Database
+from airflow_jobwait.server.due_loop import DueLoop
+
+logger = logging.getLogger(__name__)
+
+ROOT = "/compute"
+JOB_PATH = f"{ROOT}/orgs/{{org_id}}/{{topic}}/{{task}}/{{job_id}}"
+ERROR_TYPE = "https://seequent.com/error-codes/compute/"
+RUNNING = ("requested", "in progress", "cancelling")
+QUEUE_S = 0.2
+CANCEL_S = 0.2
+MAX_TEST_DURATION_S = 600.0
+
+DDL = """
+CREATE TABLE IF NOT EXISTS cp_jobs (
+    job_id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    task TEXT NOT NULL,
+    parameters TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    run_s REAL NOT NULL,
+    cancel_s REAL NOT NULL,
+    due_at REAL,
+    progress INTEGER,
+    results TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS cp_jobs_due ON cp_jobs (due_at) WHERE due_at IS NOT NULL;
+"""
+
+
+class ComputeError(Exception):
+    """An error answered with an Evo Error body."""
+
+    def __init__(self, status: int, title: str, detail: str, slug: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.body: dict[str, Any] = {"status": status, "type": ERROR_TYPE + slug, "title": title, "detail": detail}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(status_code=self.status, content=self.body)
+
+
+def _bad_request(detail: str) -> ComputeError:
+    return ComputeError(400, "Bad Request", detail, "bad-request")
+
+
+def _not_found(detail: str) -> ComputeError:
+    return ComputeError(404, "Not Found", detail, "not-found")
+
+
+class ComputeRoute(APIRoute):
+    """Answers this family's failures (not the 401 from ``auth.py``) with an Error body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ComputeError as error:
+                return error.response()
+
+        return route_handler
+
+
+def _uuid(raw: str) -> str | None:
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return None
+
+
+def _org(raw: str) -> str:
+    org_id = _uuid(raw)
+    if org_id is None:
+        raise _bad_request(f"orgId must be a UUID, got {raw!r}")
+    return org_id
+
+
+def _test_durations(body: Mapping[str, Any]) -> dict[str, float]:
+    test = body.get("test")
+    if test is None:
+        return {}
+    if not isinstance(test, dict):
+        raise _bad_request("test must be an object")
+    durations: dict[str, float] = {}
+    for key in ("queue_s", "run_s", "cancel_s"):
+        value = test.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_TEST_DURATION_S:
+            raise _bad_request(f"test.{key} must be a number of seconds between 0 and {MAX_TEST_DURATION_S:g}")
+        durations[key] = float(value)
+    return durations
+
+
+def _cancelled_error() -> dict[str, Any]:
+    return ComputeError(409, "Job cancelled", "the job was cancelled on request", "job-cancelled").body
+
+
+class ComputeTasks:
+    """The compute-task family: routes, SQLite persistence and the background progression."""
+
+    def __init__(self, config: ServiceConfig, db: Database) -> None:
+        self.config = config
+        self.db = db
+        self.loop = DueLoop("compute-tasks", self._advance_due)
+        auth = Depends(require_api_key(config.api_key, "Authorization", "Bearer"))
+        self.router = APIRouter(route_class=ComputeRoute, dependencies=[auth])
+        self.router.add_api_route(f"{ROOT}/orgs/{{org_id}}/{{topic}}/{{task}}", self.submit, methods=["POST"])
+        self.router.add_api_route(f"{JOB_PATH}/status", self.get_status, methods=["GET"])
+        self.router.add_api_route(JOB_PATH, self.get_results, methods=["GET"])
+        self.router.add_api_route(JOB_PATH, self.cancel, methods=["DELETE"])
+        # Last: anything else under /compute gets an Error body rather than FastAPI's default.
+        self.router.add_api_route(
+            f"{ROOT}/{{rest:path}}",
+            self.unknown_path,
+            methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+            include_in_schema=False,
+        )
+
+    async def start(self) -> None:
+        await self.loop.start()
+
+    async def stop(self) -> None:
+        await self.loop.stop()
+
+    # -- routes --
+
+    async def submit(self, org_id: str, topic: str, task: str, request: Request) -> Response:
+        org = _org(org_id)
+        spec = find_task(topic, task)
+        if spec is None:
+            raise _not_found(f"no task {task!r} in topic {topic!r}")
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise _bad_request(f"request body is not valid JSON: {error}") from None
+        if not isinstance(body, dict):
+            raise _bad_request('request body must be an object {"parameters": {...}}')
+        if not isinstance(body.get("parameters"), dict):
+            raise _bad_request("parameters is required and must be an object")
+        try:
+            parameters = spec.validate(body["parameters"])
+        except ParameterError as error:
+            raise ComputeError(400, "Invalid parameters", str(error), "invalid-parameters") from None
+        durations = _test_durations(body) if self.config.test_controls else {}
+        run_s = durations.get("run_s", spec.duration_s(parameters))
+        job_id = await run_in_threadpool(self._insert, org, topic, task, parameters, run_s, durations)
+        self.loop.wake()
+        # Relative Location, exactly as the service sends it; the client resolves it itself.
+        return Response(status_code=303, headers={"Location": f"{ROOT}/orgs/{org}/{topic}/{task}/{job_id}/status"})
+
+    def _insert(
+        self, org: str, topic: str, task: str, parameters: dict[str, Any], run_s: float, durations: dict[str, float]
+    ) -> str:
+        job_id = str(uuid.uuid4())
+        now = time.time()
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO cp_jobs (job_id, org_id, topic, task, parameters, status, created_at, run_s, cancel_s, "
+                "due_at, progress) VALUES (?, ?, ?, ?, ?, 'requested', ?, ?, ?, ?, 0)",
+                (
+                    job_id,
+                    org,
+                    topic,
+                    task,
+                    json.dumps(parameters),
+                    now,
+                    run_s,
+                    durations.get("cancel_s", CANCEL_S),
+                    now + durations.get("queue_s", QUEUE_S),
+                ),
+            )
+        return job_id
+
+    def _job(self, conn: sqlite3.Connection, org_id: str, topic: str, task: str, job_id: str) -> sqlite3.Row:
+        org = _org(org_id)
+        canonical = _uuid(job_id)
+        row = None
+        if canonical is not None:
+            row = conn.execute(
+                "SELECT * FROM cp_jobs WHERE job_id = ? AND org_id = ? AND topic = ? AND task = ?",
+                (canonical, org, topic, task),
+            ).fetchone()
+        if row is None:
+            raise _not_found(f"no job {job_id!r} for task {topic}/{task} in organisation {org}")
+        return row  # type: ignore[no-any-return]
+
+    def get_status(self, org_id: str, topic: str, task: str, job_id: str) -> dict[str, Any]:
+        row = self._job(self.db.connection(), org_id, topic, task, job_id)
+        return {
+            "status": row["status"],
+            "progress": self._progress(row),
+            "message": self._message(row),
+            "error": None if row["error"] is None else json.loads(row["error"]),
+        }
+
+    def get_results(self, org_id: str, topic: str, task: str, job_id: str) -> Response:
+        row = self._job(self.db.connection(), org_id, topic, task, job_id)
+        status = row["status"]
+        if status in RUNNING:
+            return JSONResponse(status_code=202, content={"status": status})
+        results = None if row["results"] is None else json.loads(row["results"])
+        error = None if row["error"] is None else json.loads(row["error"])
+        return JSONResponse(status_code=200, content={"status": status, "results": results, "error": error})
+
+    def cancel(self, org_id: str, topic: str, task: str, job_id: str) -> Response:
+        with self.db.transaction() as tx:
+            row = self._job(tx, org_id, topic, task, job_id)
+            # A terminal or already-cancelling job stays as it is: cancelling is idempotent.
+            if row["status"] in ("requested", "in progress"):
+                tx.execute(
+                    "UPDATE cp_jobs SET status = 'cancelling', progress = ?, due_at = ? WHERE job_id = ?",
+                    (self._progress(row), time.time() + row["cancel_s"], row["job_id"]),
+                )
+        self.loop.wake()
+        return Response(status_code=204)
+
+    def unknown_path(self, request: Request) -> Response:
+        for route in request.app.router.routes:
+            if not isinstance(route, APIRoute) or route.endpoint == self.unknown_path:
+                continue
+            if route.matches(request.scope)[0] is Match.PARTIAL:  # the path exists, the method does not
+                detail = f"method {request.method} is not allowed on {request.url.path}"
+                return ComputeError(405, "Method Not Allowed", detail, "method-not-allowed").response()
+        return _not_found(f"no such resource: {request.method} {request.url.path}").response()
+
+    # -- progress --
+
+    @staticmethod
+    def _progress(row: sqlite3.Row) -> int:
+        if row["status"] == "in progress":
+            run_s = row["run_s"]
+            fraction = 1.0 if run_s <= 0 else (time.time() - row["started_at"]) / run_s
+            return max(0, min(99, int(fraction * 100)))
+        if row["status"] == "succeeded":
+            return 100
+        return int(row["progress"] or 0)
+
+    @staticmethod
+    def _message(row: sqlite3.Row) -> str:
+        status = row["status"]
+        if status == "in progress":
+            spec = find_task(row["topic"], row["task"])
+            fraction = ComputeTasks._progress(row) / 100
+            return spec.progress_message(json.loads(row["parameters"]), fraction) if spec else "running"
+        if status == "failed" and row["error"]:
+            return str(json.loads(row["error"]).get("detail") or "failed")
+        return {
+            "requested": "waiting for a worker",
+            "cancelling": "cancelling",
+            "succeeded": "done",
+            "cancelled": "cancelled",
+        }.get(status, status)
+
+    # -- background progression --
+
+    def _advance_due(self, now: float) -> float | None:
+        conn = self.db.connection()
+        due = conn.execute(
+            "SELECT job_id FROM cp_jobs WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT 200", (now,)
+        ).fetchall()
+        for row in due:
+            try:
+                self._advance_job(row["job_id"], now)
+            except Exception:
+                logger.exception("compute job %s could not advance", row["job_id"])
+                self._finish_failed(
+                    row["job_id"], TaskFailure("Internal error", "the service failed running the job", 500, "internal")
+                )
+        next_due = conn.execute("SELECT MIN(due_at) AS t FROM cp_jobs WHERE due_at IS NOT NULL").fetchone()["t"]
+        return None if next_due is None else float(next_due)
+
+    def _advance_job(self, job_id: str, now: float) -> None:
+        with self.db.transaction() as tx:
+            # Re-read under the write lock: a cancel may have changed the job since it was listed.
+            row = tx.execute(
+                "SELECT * FROM cp_jobs WHERE job_id = ? AND due_at IS NOT NULL AND due_at <= ?", (job_id, now)
+            ).fetchone()
+            if row is None:
+                return
+            if row["status"] == "requested":
+                tx.execute(
+                    "UPDATE cp_jobs SET status = 'in progress', started_at = ?, due_at = ? WHERE job_id = ?",
+                    (now, now + row["run_s"], job_id),
+                )
+            elif row["status"] == "in progress":
+                self._run(tx, row, now)
+            elif row["status"] == "cancelling":
+                tx.execute(
+                    "UPDATE cp_jobs SET status = 'cancelled', finished_at = ?, due_at = NULL, error = ? "
+                    "WHERE job_id = ?",
+                    (now, json.dumps(_cancelled_error()), job_id),
+                )
+            else:  # a terminal job never keeps a due time; heal if one did
+                tx.execute("UPDATE cp_jobs SET due_at = NULL WHERE job_id = ?", (job_id,))
+
+    @staticmethod
+    def _run(tx: sqlite3.Connection, row: sqlite3.Row, now: float) -> None:
+        spec = find_task(row["topic"], row["task"])
+        try:
+            if spec is None:
+                raise TaskFailure("Unknown task", f"task {row['topic']}/{row['task']} no longer exists", 404)
+            results = spec.execute(json.loads(row["parameters"]))
+        except TaskFailure as failure:
+            error = ComputeError(failure.status, failure.title, failure.detail, failure.slug).body
+            tx.execute(
+                "UPDATE cp_jobs SET status = 'failed', finished_at = ?, due_at = NULL, progress = ?, error = ? "
+                "WHERE job_id = ?",
+                (now, ComputeTasks._progress(row), json.dumps(error), row["job_id"]),
+            )
+            return
+        tx.execute(
+            "UPDATE cp_jobs SET status = 'succeeded', finished_at = ?, due_at = NULL, progress = 100, results = ? "
+            "WHERE job_id = ?",
+            (now, json.dumps(results), row["job_id"]),
+        )
+
+    def _finish_failed(self, job_id: str, failure: TaskFailure) -> None:
+        error = ComputeError(failure.status, failure.title, failure.detail, failure.slug).body
+        try:
+            with self.db.transaction() as tx:
+                tx.execute(
+                    "UPDATE cp_jobs SET status = 'failed', finished_at = ?, due_at = NULL, error = ? WHERE job_id = ?",
+                    (time.time(), json.dumps(error), job_id),
+                )
+        except Exception:
+            logger.exception("compute job %s could not be marked failed", job_id)
+
+
+def create(config: ServiceConfig, db: Database) -> ComputeTasks:
+    """Build the compute-task family and run its DDL."""
+    db.migrate(DDL)
+    return ComputeTasks(config, db)

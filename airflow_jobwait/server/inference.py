@@ -1,0 +1,577 @@
+"""Inference jobs and results (Modzy API), section 1 of ``jobs-api.md``: prefix ``/api``.
+
+HTTP layer only: request validation, response bodies and routes. Storage and the background
+progression of jobs live in ``inference_runner``; the built-in models in ``inference_models``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from airflow_jobwait.server import inference_runner as store
+from airflow_jobwait.server.auth import require_api_key
+from airflow_jobwait.server.config import ServiceConfig
+from airflow_jobwait.server.db import Database
+from airflow_jobwait.server.inference_models import (
+    HARDWARE_REQUIREMENTS,
+    MODELS,
+    OUTPUT_NAME,
+    VERSION,
+    ModelSpec,
+    decode_input,
+    model_detail,
+    model_summary,
+    version_detail,
+)
+from airflow_jobwait.server.inference_runner import (
+    RUNNING,
+    SUBMITTED,
+    SUCCESSFUL,
+    TERMINAL,
+    TEST_OUTCOMES,
+    JobRunner,
+    NewJob,
+    StatusHub,
+    TestControls,
+)
+
+MAX_BATCH_IDS = 500
+MAX_SOURCES = 10_000
+MAX_TEST_DURATION_S = 86_400.0
+MAX_WATCH_TIMEOUT_S = 60.0
+DEFAULT_WATCH_TIMEOUT_S = 30.0
+MAX_IDEMPOTENCY_KEY = 255
+DEFAULT_PER_PAGE, MAX_PER_PAGE = 100, 1000
+INPUT_TYPES = ("text", "embedded")
+HISTORY_STATUSES = {"all": None, "pending": RUNNING, "terminated": TERMINAL}
+# All that ``job_json`` and watch need; bulk replies read no more.
+JOB_COLUMNS = "id, status, updated_at, doc"
+
+
+def bad_request(detail: str) -> HTTPException:
+    return HTTPException(status_code=400, detail=detail)
+
+
+def access_key_id(api_key: str) -> str:
+    """Public identifier of an API key: Modzy keys are ``public.private``; never expose the secret."""
+    public, dot, _secret = api_key.partition(".")
+    if dot and public:
+        return public
+    return hashlib.sha256(api_key.encode()).hexdigest()[:8]
+
+
+def iso(epoch: float | None) -> str | None:
+    """ISO-8601 UTC with milliseconds and ``Z``, as Modzy writes times."""
+    if epoch is None:
+        return None
+    # time.gmtime + strftime: several times faster than datetime, and bulk replies format one per job.
+    seconds, millis = divmod(round(epoch * 1000), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def identity(access_key: str) -> dict[str, Any]:
+    """Account, team and user a key belongs to: stable made-up ids derived from the key's public part."""
+
+    def uid(kind: str) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"airflow-jobwait:{kind}:{access_key}"))
+
+    return {
+        "accountIdentifier": uid("account"),
+        "team": {"identifier": uid("team")},
+        "user": {
+            "identifier": uid("user"),
+            "firstName": "Jobwait",
+            "lastName": "Service",
+            "email": "jobwait@example.invalid",
+        },
+    }
+
+
+# ---------------------------------------------------------------- bodies
+
+
+def job_doc(job: NewJob, now: float) -> str:
+    """The Job fields that never change, as compact JSON, stored with the job at submit."""
+    who = identity(job.access_key)
+    doc = {
+        "jobIdentifier": job.job_id,
+        "model": {"identifier": job.model.identifier, "name": job.model.name, "version": job.version},
+        "totalInputs": len(job.sources),
+        "explain": job.explain,
+        "jobType": "batch",
+        "accountIdentifier": who["accountIdentifier"],
+        "team": who["team"],
+        "user": who["user"],
+        "jobInputs": {"identifier": [key for key, _text in job.sources]},
+        "submittedAt": iso(now),
+        "imageClassificationModel": False,
+        "accessKey": job.access_key,
+    }
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def job_json(row: sqlite3.Row) -> str:
+    """The Job object of the spec as JSON text: the stored fixed part plus status and update time.
+
+    Splicing text instead of building dicts keeps 500-job batch and watch replies cheap.
+    """
+    return f'{row["doc"][:-1]},"status":"{row["status"]}","updatedAt":"{iso(row["updated_at"])}"}}'
+
+
+def json_reply(text: str, status_code: int = 200) -> Response:
+    return Response(content=text, status_code=status_code, media_type="application/json")
+
+
+def jobs_reply(rows: Sequence[sqlite3.Row]) -> Response:
+    """``{"jobs": [Job...]}``, the batch status and watch reply."""
+    return json_reply('{"jobs":[' + ",".join(job_json(row) for row in rows) + "]}")
+
+
+def _input_entry(job: sqlite3.Row, row: sqlite3.Row) -> dict[str, Any]:
+    end = row["end_at"]
+    start = min(row["start_at"], end)  # an input cut short may have been planned to start later
+    entry: dict[str, Any] = {
+        "status": row["status"],
+        "engine": f"jobwait-{job['model_id']}-{job['model_version']}-engine-0",
+        "startTime": iso(start),
+        "updateTime": iso(end),
+        "endTime": iso(end),
+        "elapsedTime": round((end - start) * 1000),
+        "voting": {"up": 0, "down": 0},
+    }
+    if row["status"] == SUCCESSFUL:
+        entry["modelLatency"] = round((end - start) * 1000, 3)
+        entry[OUTPUT_NAME] = json.loads(row["output"])
+    else:
+        entry["error"] = row["error"]
+    return entry
+
+
+def results_body(job: sqlite3.Row, inputs: Sequence[sqlite3.Row]) -> dict[str, Any]:
+    """The Results object of the spec: finished inputs under ``results`` or ``failures``."""
+    who = identity(job["access_key"])
+    results: dict[str, Any] = {}
+    failures: dict[str, Any] = {}
+    latencies: list[float] = []
+    for row in inputs:
+        if row["status"] == SUCCESSFUL:
+            entry = results[row["source_key"]] = _input_entry(job, row)
+            latencies.append(entry["modelLatency"])
+        elif row["status"] == store.FAILED:
+            failures[row["source_key"]] = _input_entry(job, row)
+    finished = job["status"] in TERMINAL
+    return {
+        "jobIdentifier": job["id"],
+        "accountIdentifier": who["accountIdentifier"],
+        "submittedByKey": job["access_key"],
+        "total": job["total_inputs"],
+        "completed": len(results),
+        "failed": len(failures),
+        "finished": finished,
+        "explained": bool(job["explain"]),
+        "submittedAt": iso(job["submitted_at"]),
+        "startingResultSummarizing": iso(job["finished_at"]) if finished else None,
+        "resultSummarizing": iso(job["finished_at"]) if finished else None,
+        "averageModelLatency": round(sum(latencies) / len(latencies), 3) if latencies else 0.0,
+        "totalModelLatency": round(sum(latencies), 3),
+        "team": who["team"],
+        "results": results,
+        "failures": failures,
+    }
+
+
+# ---------------------------------------------------------------- request validation
+
+
+def _field_object(value: Any, name: str) -> dict[str, Any]:
+    if value is None:
+        raise bad_request(f"field {name!r} is required")
+    if not isinstance(value, dict):
+        raise bad_request(f"field {name!r} must be an object")
+    return value
+
+
+def _field_string(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise bad_request(f"field {name!r} must be a non-empty string")
+    return value
+
+
+def parse_model(body: dict[str, Any]) -> tuple[ModelSpec, str]:
+    model = _field_object(body.get("model"), "model")
+    identifier = _field_string(model.get("identifier"), "model.identifier")
+    version = model.get("version")
+    version = str(version) if isinstance(version, (int, float)) and not isinstance(version, bool) else version
+    version = _field_string(version, "model.version")
+    spec = MODELS.get(identifier)
+    if spec is None:
+        raise bad_request(
+            f"unknown model {identifier!r} (field 'model.identifier'); known: {', '.join(sorted(MODELS))}"
+        )
+    if version != VERSION:
+        raise bad_request(
+            f"model {identifier!r} has no version {version!r} (field 'model.version'); versions: {VERSION}"
+        )
+    return spec, version
+
+
+def parse_sources(body: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+    """Validate ``input``: return its type and ``(source key, text of the first input)`` per source."""
+    data = _field_object(body.get("input"), "input")
+    input_type = _field_string(data.get("type"), "input.type")
+    if input_type not in INPUT_TYPES:
+        raise bad_request(
+            f"input type {input_type!r} is not supported by this service (field 'input.type'); use 'text' or 'embedded'"
+        )
+    sources = data.get("sources")
+    if not isinstance(sources, dict) or not sources:
+        raise bad_request("field 'input.sources' is required and must be a non-empty object")
+    if len(sources) > MAX_SOURCES:
+        raise bad_request(f"field 'input.sources' has {len(sources)} sources; at most {MAX_SOURCES} are allowed")
+    parsed = []
+    for key, inputs in sources.items():
+        if not key:
+            raise bad_request("field 'input.sources' has an empty source key")
+        if not isinstance(inputs, dict) or not inputs:
+            raise bad_request(f"field 'input.sources.{key}' must be a non-empty object of {{input name: value}}")
+        texts = []
+        for name, value in inputs.items():
+            if not isinstance(value, str):
+                raise bad_request(f"field 'input.sources.{key}.{name}' must be a string")
+            try:
+                texts.append(decode_input(value, input_type))
+            except ValueError as exc:
+                raise bad_request(f"field 'input.sources.{key}.{name}': {exc}") from None
+        parsed.append((key, texts[0]))
+    return input_type, parsed
+
+
+def parse_test(value: Any, source_keys: set[str]) -> TestControls:
+    """Validate the ``test`` field [ext]."""
+    if not isinstance(value, dict):
+        raise bad_request("field 'test' must be an object")
+    unknown = sorted(set(value) - {"duration_s", "outcome", "fail_inputs"})
+    if unknown:
+        raise bad_request(f"unknown field 'test.{unknown[0]}'; known: duration_s, outcome, fail_inputs")
+    duration = value.get("duration_s")
+    if duration is not None and (
+        isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 <= duration <= MAX_TEST_DURATION_S
+    ):
+        raise bad_request(
+            f"field 'test.duration_s' must be a number of seconds in 0..{MAX_TEST_DURATION_S:g}, got {duration!r}"
+        )
+    outcome = value.get("outcome", store.COMPLETED)
+    if outcome not in TEST_OUTCOMES:
+        raise bad_request(f"field 'test.outcome' must be one of {', '.join(TEST_OUTCOMES)}, got {outcome!r}")
+    fail_inputs = value.get("fail_inputs", [])
+    if not isinstance(fail_inputs, list) or not all(isinstance(k, str) for k in fail_inputs):
+        raise bad_request("field 'test.fail_inputs' must be a list of source keys")
+    for key in fail_inputs:
+        if key not in source_keys:
+            raise bad_request(f"field 'test.fail_inputs' names {key!r}, which is not a key of 'input.sources'")
+    return TestControls(
+        duration_s=None if duration is None else float(duration), outcome=outcome, fail_inputs=frozenset(fail_inputs)
+    )
+
+
+def parse_submit(body: Any, test_controls: bool, access_key: str) -> NewJob:
+    """Validate a submit body into a ``NewJob``; 400 naming the offending field otherwise."""
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    if "test" in body and not test_controls:
+        raise bad_request("test controls are disabled on this service (field 'test')")
+    spec, version = parse_model(body)
+    explain = body.get("explain", False)
+    if not isinstance(explain, bool):
+        raise bad_request("field 'explain' must be a boolean")
+    input_type, sources = parse_sources(body)
+    test = parse_test(body["test"], {key for key, _ in sources}) if "test" in body else None
+    return NewJob(str(uuid.uuid4()), spec, version, explain, input_type, access_key, sources, test)
+
+
+def parse_watch(body: Any) -> tuple[list[str], float, dict[str, str]]:
+    """Validate a watch body: ``(identifiers, timeout seconds, known statuses)``."""
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    ids = body.get("identifiers")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
+        raise bad_request("field 'identifiers' must be a non-empty list of job identifiers")
+    if len(ids) > MAX_BATCH_IDS:
+        raise bad_request(f"field 'identifiers' lists {len(ids)} jobs; at most {MAX_BATCH_IDS} are allowed")
+    timeout = body.get("timeout", DEFAULT_WATCH_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_WATCH_TIMEOUT_S:
+        raise bad_request(
+            f"field 'timeout' must be seconds with 0 < timeout <= {MAX_WATCH_TIMEOUT_S:g}, got {timeout!r}"
+        )
+    known = body.get("known", {})
+    if not isinstance(known, dict) or not all(isinstance(v, str) for v in known.values()):
+        raise bad_request("field 'known' must be an object of {job identifier: status}")
+    return list(dict.fromkeys(ids)), float(timeout), known
+
+
+def _query_int(request: Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"query parameter {name!r} must be an integer, got {raw!r}") from None
+    if not 1 <= value <= maximum:
+        raise bad_request(f"query parameter {name!r} must be in 1..{maximum}, got {value}")
+    return value
+
+
+def canonical_hash(body: Any) -> str:
+    """Hash of a JSON body that ignores key order and whitespace (for ``Idempotency-Key``)."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("request body must be valid JSON") from None
+
+
+# ---------------------------------------------------------------- family
+
+
+class InferenceFamily:
+    """Routes, storage and background runner of the inference jobs family.
+
+    :param config: Service settings (API key, test controls).
+    :param db: The service database; the family's tables are created here.
+    """
+
+    def __init__(self, config: ServiceConfig, db: Database) -> None:
+        self.config = config
+        self.db = db
+        self.access_key = access_key_id(config.api_key)
+        self.hub = StatusHub()
+        self.runner = JobRunner(db, self.hub)
+        # Outside any transaction: ``Database`` asks for WAL inside one, where SQLite ignores it on a new
+        # file and refuses it on reopen. WAL lets requests read while the runner writes.
+        db.migrate("PRAGMA journal_mode=WAL;\n" + store.DDL)
+        self.router = APIRouter(
+            prefix="/api",
+            tags=["inference"],
+            dependencies=[Depends(require_api_key(config.api_key, "Authorization", "ApiKey"))],
+        )
+        self._add_model_routes()
+        self._add_job_routes()
+
+    async def start(self) -> None:
+        await self.runner.start()
+
+    async def stop(self) -> None:
+        await self.runner.stop()
+
+    # -- storage helpers (run in worker threads)
+
+    def _job_row(self, job_id: str) -> sqlite3.Row:
+        row = self.db.connection().execute("SELECT * FROM inference_jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise HTTPException(status_code=404, detail=f"job {job_id!r} not found")
+        return row
+
+    def _job_rows(self, job_ids: Sequence[str]) -> list[sqlite3.Row]:
+        """Rows of the known ids among ``job_ids``, in request order (primary-key lookups)."""
+        if not job_ids:
+            return []
+        marks = ",".join("?" * len(job_ids))
+        rows = self.db.connection().execute(f"SELECT {JOB_COLUMNS} FROM inference_jobs WHERE id IN ({marks})", job_ids)
+        by_id = {row["id"]: row for row in rows}
+        return [by_id[i] for i in job_ids if i in by_id]
+
+    # -- routes
+
+    def _add_model_routes(self) -> None:
+        router = self.router
+
+        @router.get("/models")
+        def list_models(request: Request) -> JSONResponse:
+            wanted_id = request.query_params.get("modelId")
+            wanted_name = (request.query_params.get("name") or "").lower()
+            models = [
+                model_summary(spec)
+                for spec in MODELS.values()
+                if (not wanted_id or spec.identifier == wanted_id) and wanted_name in spec.name.lower()
+            ]
+            return JSONResponse(models)
+
+        @router.get("/models/requirements/account")
+        def hardware_requirements() -> JSONResponse:
+            return JSONResponse(HARDWARE_REQUIREMENTS)
+
+        def known_model(model_id: str) -> ModelSpec:
+            spec = MODELS.get(model_id)
+            if spec is None:
+                raise HTTPException(status_code=404, detail=f"model {model_id!r} not found")
+            return spec
+
+        @router.get("/models/{model_id}")
+        def get_model(model_id: str) -> JSONResponse:
+            return JSONResponse(model_detail(known_model(model_id)))
+
+        @router.get("/models/{model_id}/versions")
+        def get_versions(model_id: str) -> JSONResponse:
+            return JSONResponse([version_detail(known_model(model_id))])
+
+        @router.get("/models/{model_id}/versions/{version}")
+        def get_version(model_id: str, version: str) -> JSONResponse:
+            spec = known_model(model_id)
+            if version != VERSION:
+                raise HTTPException(status_code=404, detail=f"model {model_id!r} has no version {version!r}")
+            return JSONResponse(version_detail(spec))
+
+    def _add_job_routes(self) -> None:
+        router = self.router
+
+        @router.post("/jobs")
+        async def submit(request: Request) -> Response:
+            body = await json_body(request)
+            job = parse_submit(body, self.config.test_controls, self.access_key)
+            idempotency = None
+            key = request.headers.get("idempotency-key")
+            if key is not None:
+                if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+                    raise bad_request(f"header 'Idempotency-Key' must be 1..{MAX_IDEMPOTENCY_KEY} characters")
+                idempotency = (key, canonical_hash(body))
+            now = time.time()
+            try:
+                row, created = await run_in_threadpool(
+                    store.insert_job, self.db, job, job_doc(job, now), now, idempotency
+                )
+            except store.KeyConflict:
+                raise HTTPException(
+                    status_code=409,
+                    detail=f"Idempotency-Key {key!r} was already used with a different request body",
+                ) from None
+            if created:
+                self.runner.wake_threadsafe()
+            return json_reply(job_json(row), status_code=201 if created else 200)
+
+        # Registered before /jobs/{job_id} so "history" is not taken for a job id.
+        @router.get("/jobs/history")
+        def history(request: Request) -> Response:
+            return json_reply("[" + ",".join(job_json(row) for row in self._history_rows(request)) + "]")
+
+        @router.get("/jobs")
+        def batch_status(request: Request) -> Response:
+            raw = request.query_params.get("identifiers")
+            if raw is None:
+                raise bad_request("query parameter 'identifiers' is required (comma-separated job identifiers)")
+            ids = list(dict.fromkeys(i.strip() for i in raw.split(",") if i.strip()))
+            if len(ids) > MAX_BATCH_IDS:
+                raise bad_request(f"query parameter 'identifiers' lists {len(ids)} jobs; at most {MAX_BATCH_IDS}")
+            return jobs_reply(self._job_rows(ids))
+
+        @router.post("/jobs:watch")
+        async def watch(request: Request) -> Response:
+            ids, timeout, known = parse_watch(await json_body(request))
+            return jobs_reply(await self._watch(ids, timeout, known))
+
+        @router.get("/jobs/{job_id}")
+        def get_job(job_id: str) -> Response:
+            return json_reply(job_json(self._job_row(job_id)))
+
+        @router.delete("/jobs/{job_id}")
+        def cancel(job_id: str) -> Response:
+            try:
+                row = store.cancel_job(self.db, job_id, time.time())
+            except store.AlreadyTerminal as exc:
+                raise HTTPException(
+                    status_code=409, detail=f"job {job_id!r} is already {exc.status} and cannot be canceled"
+                ) from None
+            if row is None:
+                raise HTTPException(status_code=404, detail=f"job {job_id!r} not found")
+            self.hub.publish_threadsafe([job_id])
+            return json_reply(job_json(row))
+
+        @router.get("/results/{job_id}")
+        def results(job_id: str) -> JSONResponse:
+            job = self._job_row(job_id)
+            if job["status"] == SUBMITTED:
+                raise HTTPException(
+                    status_code=404, detail=f"no results yet for job {job_id!r}: it is still {SUBMITTED}"
+                )
+            # Read after the job row, so a job seen terminal comes with every one of its inputs.
+            inputs = self.db.connection().execute(
+                "SELECT * FROM inference_inputs WHERE job_id = ? ORDER BY position", (job_id,)
+            )
+            return JSONResponse(results_body(job, list(inputs)))
+
+    def _history_rows(self, request: Request) -> list[sqlite3.Row]:
+        params = request.query_params
+        status = (params.get("status") or "all").lower()
+        if status not in HISTORY_STATUSES:
+            raise bad_request(f"query parameter 'status' must be all, pending or terminated, got {status!r}")
+        direction = (params.get("direction") or "desc").lower()
+        if direction not in ("asc", "desc"):
+            raise bad_request(f"query parameter 'direction' must be asc or desc, got {direction!r}")
+        page = _query_int(request, "page", 1, 1_000_000)
+        per_page = _query_int(request, "per-page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
+        where: list[str] = []
+        args: list[Any] = []
+        statuses = HISTORY_STATUSES[status]
+        if statuses is not None:
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args.extend(sorted(statuses))
+        model = params.get("model")
+        if model:
+            # The public client documents ``model`` as a model name or identifier.
+            ids = [s.identifier for s in MODELS.values() if model in (s.identifier, s.name)] or [model]
+            where.append(f"model_id IN ({','.join('?' * len(ids))})")
+            args.extend(ids)
+        if params.get("accessKey"):
+            where.append("access_key = ?")
+            args.append(params["accessKey"])
+        sql = f"SELECT {JOB_COLUMNS} FROM inference_jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        order = "DESC" if direction == "desc" else "ASC"
+        sql += f" ORDER BY submitted_at {order}, rowid {order} LIMIT ? OFFSET ?"
+        args += [per_page, (page - 1) * per_page]
+        return list(self.db.connection().execute(sql, args))
+
+    async def _watch(self, ids: list[str], timeout: float, known: dict[str, str]) -> list[sqlite3.Row]:
+        """Wait until a listed job's status differs from ``known`` (or is terminal), at most ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # Subscribed before the first read: a change between read and wait still sets the event.
+        event = self.hub.subscribe(ids)
+        try:
+            while True:
+                event.clear()
+                rows = await run_in_threadpool(self._job_rows, ids)
+                changed = [r for r in rows if r["status"] in TERMINAL or known.get(r["id"]) != r["status"]]
+                remaining = deadline - loop.time()
+                if changed or remaining <= 0:
+                    return changed
+                try:
+                    await asyncio.wait_for(event.wait(), timeout=remaining)
+                except asyncio.TimeoutError:
+                    return []
+        finally:
+            self.hub.unsubscribe(ids, event)
+
+
+def create(config: ServiceConfig, db: Database) -> InferenceFamily:
+    """Build the inference family (runs its DDL)."""
+    return InferenceFamily(config, db)

@@ -1,0 +1,110 @@
+"""``JobTrigger``: waits for a remote job in the triggerer, without a worker slot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_jobwait.client import inference as api
+from airflow_jobwait.client.http import path_segment
+from airflow_jobwait.client.wait_loop import WaitLoop, check_poll_interval
+from airflow_jobwait.exceptions import Conflict, JobWaitError
+from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
+from airflow_jobwait.hooks.jobs import JobsHook
+from airflow_jobwait.models import WaitOutcome
+
+CANCEL_TIMEOUT = 10.0
+
+
+class JobTrigger(BaseTrigger):
+    """Poll a job until it is terminal or the deadline passes, then fire one event.
+
+    The event's payload is a ``WaitOutcome``: ``kind`` (``terminal``/``timeout``/``error``),
+    ``job_id``, ``status`` and ``message``. Every kwarg is JSON-safe and carries no secret: the
+    API key is read from the connection each time the trigger starts, on whichever triggerer.
+
+    :param job_id: The job to wait for.
+    :param conn_id: Airflow connection of type ``jobwait``.
+    :param poll_interval: Seconds between polls.
+    :param deadline: Absolute epoch seconds when the wait gives up (``None``: never); absolute so
+        that a trigger restarted on another triggerer keeps its original deadline.
+    :param cancel_on_kill: Cancel the remote job when a user marks or clears the deferred task.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        conn_id: str = DEFAULT_CONN_ID,
+        poll_interval: float = 5.0,
+        deadline: float | None = None,
+        cancel_on_kill: bool = True,
+    ) -> None:
+        super().__init__()
+        path_segment(job_id, "job_id")
+        self.job_id = job_id
+        self.conn_id = conn_id
+        self.poll_interval = check_poll_interval(poll_interval)
+        self.deadline = deadline
+        self.cancel_on_kill = cancel_on_kill
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_id": self.job_id,
+                "conn_id": self.conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "cancel_on_kill": self.cancel_on_kill,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        outcome = await self.wait()
+        self.log.info("%s", outcome.message)
+        yield TriggerEvent(outcome.to_payload())
+
+    async def wait(self) -> WaitOutcome:
+        """Poll until the job is terminal, the deadline passes, or polling fails for good.
+
+        The pooled client is released before the event is yielded, so nothing is left to
+        clean up once the event is out.
+        """
+        loop = WaitLoop(self.job_id, self.poll_interval, self.deadline)
+        call = api.get_job(self.job_id)
+        async with JobsHook(self.conn_id).async_client() as client:
+            while True:
+                try:
+                    outcome = loop.on_status((await client.call(call)).status)
+                except JobWaitError as err:
+                    self.log.warning("poll of job %s failed: %s", self.job_id, err)
+                    outcome = loop.on_error(err)
+                if outcome is not None:
+                    return outcome
+                delay = loop.next_delay()
+                if delay is None:
+                    return loop.timed_out()
+                await asyncio.sleep(delay)
+
+    async def on_kill(self) -> None:
+        """Cancel the remote job: only called when a user marks or clears the deferred task."""
+        if not self.cancel_on_kill:
+            return
+        try:
+            job = await asyncio.wait_for(JobsHook(self.conn_id).acancel_job(self.job_id), CANCEL_TIMEOUT)
+            self.log.info("canceled job %s on user request (status %s)", self.job_id, job.status.value)
+        except Conflict:
+            self.log.info("job %s was already terminal; nothing to cancel", self.job_id)
+        except (JobWaitError, asyncio.TimeoutError, ValueError) as err:
+            self.log.warning("could not cancel job %s: %s", self.job_id, err)
+
+
+def deadline_after(seconds: float | None, now: float | None = None) -> float | None:
+    """Absolute deadline ``seconds`` from now (``None`` stays ``None``)."""
+    if seconds is None:
+        return None
+    return (time.time() if now is None else now) + seconds

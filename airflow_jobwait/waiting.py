@@ -1,0 +1,76 @@
+"""How a task waits for a job: shared by ``JobSensor`` and ``SubmitJobOperator``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+
+from airflow_jobwait.hooks.jobs import JobsHook
+from airflow_jobwait.models import WaitOutcome
+from airflow_jobwait.triggers.jobs import JobTrigger, deadline_after
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+# The scheduler's own deferral timeout is a backstop: it fires this long after the trigger's
+# deadline, so the trigger's clearer timeout event normally wins.
+DEFERRAL_TIMEOUT_GRACE = timedelta(seconds=60)
+
+
+class JobFailedError(AirflowException):
+    """The job ended ``TIMEDOUT``, ``CANCELED`` or ``FAILED``, or the wait could not go on."""
+
+
+class JobWaitMixin:
+    """Defer to ``JobTrigger`` and turn the wait's outcome into the task's result.
+
+    Expects ``conn_id``, ``poll_interval``, ``cancel_on_kill`` and ``soft_fail`` on the task.
+    """
+
+    conn_id: str
+    poll_interval: float
+    cancel_on_kill: bool
+    soft_fail: bool
+    #: Raised when the wait's deadline passes (sensors: ``AirflowSensorTimeout``, no retry).
+    wait_timeout_error: type[AirflowException] = JobFailedError
+
+    if TYPE_CHECKING:
+
+        def defer(self, *, trigger: Any, method_name: str, kwargs: Any = None, timeout: Any = None) -> NoReturn: ...
+
+        @property
+        def log(self) -> Any: ...
+
+    @cached_property
+    def hook(self) -> JobsHook:
+        return JobsHook(self.conn_id)
+
+    def defer_until_done(self, job_id: str, timeout: float | None) -> NoReturn:
+        """Hand the wait to the triggerer; the task resumes in ``execute_complete``."""
+        trigger = JobTrigger(
+            job_id=job_id,
+            conn_id=self.conn_id,
+            poll_interval=self.poll_interval,
+            deadline=deadline_after(timeout),
+            cancel_on_kill=self.cancel_on_kill,
+        )
+        backstop = None if timeout is None else timedelta(seconds=timeout) + DEFERRAL_TIMEOUT_GRACE
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume after the trigger fired: results on success, else the matching error."""
+        return self.finish_wait(WaitOutcome.model_validate(event))
+
+    def finish_wait(self, outcome: WaitOutcome) -> dict[str, Any]:
+        """Return the job's results (JSON) if it completed; raise (or skip) otherwise."""
+        if outcome.succeeded:
+            self.log.info("%s", outcome.message)
+            return self.hook.get_results(outcome.job_id).to_xcom()
+        if outcome.kind == "timeout":
+            raise self.wait_timeout_error(outcome.message)
+        if self.soft_fail:
+            raise AirflowSkipException(f"{outcome.message} (soft_fail: skipping)")
+        raise JobFailedError(outcome.message)

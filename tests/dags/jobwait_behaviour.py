@@ -1,0 +1,86 @@
+"""DAGs for the behaviour tests: each submits a job whose outcome the reference service is told
+to produce (test controls), waits for it, and checks the result inside the DAG itself."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import DAG, task
+
+from airflow_jobwait.hooks import JobsHook
+from airflow_jobwait.models import JobResults
+from airflow_jobwait.operators import SubmitJobOperator
+from airflow_jobwait.sensors import JobSensor
+
+INPUTS = {"first": {"input.txt": "one two three"}, "second": {"input.txt": "four five"}}
+EXPECTED_WORDS = {"first": 3, "second": 2}
+DEFAULTS: dict[str, Any] = {"retries": 0}
+
+
+def dag(dag_id: str) -> DAG:
+    return DAG(dag_id, start_date=datetime(2026, 1, 1), schedule=None, catchup=False, default_args=DEFAULTS)
+
+
+@task
+def check_results(results: dict[str, Any]) -> None:
+    parsed = JobResults.model_validate(results)
+    assert parsed.finished and parsed.completed == 2, parsed
+    for key, words in EXPECTED_WORDS.items():
+        assert parsed.get_source_outputs(key)["results.json"] == {"words": words}
+
+
+def submit(outcome: str = "COMPLETED", duration_s: float = 1.0, **kwargs: Any) -> SubmitJobOperator:
+    return SubmitJobOperator(
+        task_id="submit",
+        model_id="wordcount",
+        inputs=INPUTS,
+        test_controls={"duration_s": duration_s, "outcome": outcome},
+        poll_interval=0.3,
+        **kwargs,
+    )
+
+
+# Deferrable sensor, one DAG per outcome.
+for outcome in ("COMPLETED", "TIMEDOUT", "FAILED"):
+    with dag(f"jobwait_test_sensor_{outcome.lower()}"):
+        submitted = submit(outcome)
+        waited = JobSensor(task_id="wait", job_id=submitted.output, poll_interval=0.3, timeout=60)
+        if outcome == "COMPLETED":
+            check_results(waited.output)
+
+for mode in ("poke", "reschedule"):
+    with dag(f"jobwait_test_sensor_{mode}"):
+        submitted = submit()
+        waited = JobSensor(
+            task_id="wait", job_id=submitted.output, deferrable=False, mode=mode, poll_interval=0.3, timeout=60
+        )
+        check_results(waited.output)
+
+with dag("jobwait_test_sensor_soft_fail"):
+    submitted = submit("FAILED")
+    JobSensor(task_id="wait", job_id=submitted.output, poll_interval=0.3, timeout=60, soft_fail=True)
+
+with dag("jobwait_test_sensor_timeout"):
+    submitted = submit(duration_s=120)
+    JobSensor(task_id="wait", job_id=submitted.output, poll_interval=0.3, timeout=2)
+
+with dag("jobwait_test_sensor_canceled"):
+    submitted = submit(duration_s=120)
+
+    @task
+    def cancel(job_id: str) -> str:
+        JobsHook().cancel_job(job_id)
+        return job_id
+
+    JobSensor(task_id="wait", job_id=cancel(submitted.output), poll_interval=0.3, timeout=60)
+
+for deferrable in (True, False):
+    with dag(f"jobwait_test_operator_wait_{'deferred' if deferrable else 'blocking'}"):
+        check_results(submit(wait_for_completion=True, deferrable=deferrable, wait_timeout=60).output)
+
+with dag("jobwait_test_operator_failed"):
+    submit("FAILED", wait_for_completion=True)
+
+with dag("jobwait_test_operator_soft_fail"):
+    submit("TIMEDOUT", wait_for_completion=True, soft_fail=True)

@@ -1,0 +1,81 @@
+"""Sensor and operator through ``dag.test()`` (trigger run inline) against the live service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk import DAG
+
+from airflow_jobwait.client import inference as api
+from airflow_jobwait.hooks import JobsHook
+from airflow_jobwait.models import JobStatus
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def behaviour_dags() -> dict[str, DAG]:
+    bag = DagBag(dag_folder=str(REPO / "tests" / "dags"))
+    assert bag.import_errors == {}
+    return bag.dags
+
+
+def run(dags: dict[str, DAG], dag_id: str) -> dict[str, str]:
+    dag_run = dags[dag_id].test()
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+@pytest.mark.usefixtures("airflow_db", "jobwait_conn")
+class TestSensor:
+    def test_completed_job_pushes_results(self, behaviour_dags: dict[str, DAG]) -> None:
+        assert run(behaviour_dags, "jobwait_test_sensor_completed") == {
+            "submit": "success", "wait": "success", "check_results": "success"
+        }
+
+    @pytest.mark.parametrize("outcome", ["timedout", "failed"])
+    def test_failed_outcomes_fail_the_sensor(self, behaviour_dags: dict[str, DAG], outcome: str) -> None:
+        assert run(behaviour_dags, f"jobwait_test_sensor_{outcome}") == {"submit": "success", "wait": "failed"}
+
+    def test_canceled_job_fails_the_sensor(self, behaviour_dags: dict[str, DAG]) -> None:
+        states = run(behaviour_dags, "jobwait_test_sensor_canceled")
+        assert states == {"submit": "success", "cancel": "success", "wait": "failed"}
+
+    def test_soft_fail_skips(self, behaviour_dags: dict[str, DAG]) -> None:
+        assert run(behaviour_dags, "jobwait_test_sensor_soft_fail") == {"submit": "success", "wait": "skipped"}
+
+    def test_sensor_timeout_fails_the_task(self, behaviour_dags: dict[str, DAG]) -> None:
+        assert run(behaviour_dags, "jobwait_test_sensor_timeout") == {"submit": "success", "wait": "failed"}
+
+    @pytest.mark.parametrize("mode", ["poke", "reschedule"])
+    def test_non_deferrable_modes(self, behaviour_dags: dict[str, DAG], mode: str) -> None:
+        states = run(behaviour_dags, f"jobwait_test_sensor_{mode}")
+        assert states == {"submit": "success", "wait": "success", "check_results": "success"}
+
+
+@pytest.mark.usefixtures("airflow_db", "jobwait_conn")
+class TestSubmitOperator:
+    @pytest.mark.parametrize("how", ["deferred", "blocking"])
+    def test_wait_for_completion_returns_results(self, behaviour_dags: dict[str, DAG], how: str) -> None:
+        states = run(behaviour_dags, f"jobwait_test_operator_wait_{how}")
+        assert states == {"submit": "success", "check_results": "success"}
+
+    def test_failed_job_fails_the_operator(self, behaviour_dags: dict[str, DAG]) -> None:
+        assert run(behaviour_dags, "jobwait_test_operator_failed") == {"submit": "failed"}
+
+    def test_soft_fail_skips(self, behaviour_dags: dict[str, DAG]) -> None:
+        assert run(behaviour_dags, "jobwait_test_operator_soft_fail") == {"submit": "skipped"}
+
+
+@pytest.mark.usefixtures("airflow_db", "jobwait_conn")
+def test_example_dags_import_and_run(service: object) -> None:
+    bag = DagBag(dag_folder=str(REPO / "dags_examples"))
+    assert bag.import_errors == {}
+    assert "jobwait_inference_example" in bag.dags
+    states = run(bag.dags, "jobwait_inference_example")
+    assert states == {"submit_sentiment_job": "success", "wait_for_job": "success", "summarize": "success"}
+    newest = JobsHook().client.call(api.history(per_page=1))[0]  # the job the DAG ran
+    assert newest.status is JobStatus.COMPLETED
+    results = JobsHook().get_results(newest.job_identifier)
+    assert set(results.outputs_by_source) == {"review-1", "review-2", "review-3"}

@@ -1,0 +1,126 @@
+"""JobTrigger against the live service: each terminal status, the deadline, serialization, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from airflow.triggers.base import TriggerEvent
+
+from airflow_jobwait.client.pool import active_clients
+from airflow_jobwait.hooks import JobsHook
+from airflow_jobwait.models import JobInput, JobStatus, JobTestControls, ModelRef, SubmitJobRequest, WaitOutcome
+from airflow_jobwait.server.process import ServiceProcess
+from airflow_jobwait.triggers import JobTrigger
+
+
+def submit(hook: JobsHook, **test: object) -> str:
+    body = SubmitJobRequest(
+        model=ModelRef(identifier="echo", version="1.0"),
+        input=JobInput(sources={"a": {"input.txt": "hi"}}),
+        test=JobTestControls(**test) if test else None,
+    )
+    return hook.submit_job(body).job_identifier
+
+
+async def run_to_event(trigger: JobTrigger, limit: float = 30.0) -> WaitOutcome:
+    events: list[TriggerEvent] = []
+
+    async def consume() -> None:
+        async for event in trigger.run():
+            events.append(event)
+
+    await asyncio.wait_for(consume(), limit)
+    assert len(events) == 1, "a JobTrigger fires exactly one event"
+    json.dumps(events[0].payload)  # the payload must be JSON-safe
+    return WaitOutcome.model_validate(events[0].payload)
+
+
+@pytest.fixture
+def hook(jobwait_conn: str) -> JobsHook:
+    return JobsHook(jobwait_conn)
+
+
+@pytest.mark.parametrize("outcome", ["COMPLETED", "TIMEDOUT", "FAILED"])
+async def test_trigger_runs_to_each_terminal_status(hook: JobsHook, outcome: str) -> None:
+    job_id = submit(hook, duration_s=0.5, outcome=outcome)
+    result = await run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.1))
+    assert result.kind == "terminal"
+    assert result.status is JobStatus(outcome)
+    assert job_id in result.message and outcome in result.message
+
+
+async def test_trigger_sees_a_canceled_job(hook: JobsHook) -> None:
+    job_id = submit(hook, duration_s=30)
+    task = asyncio.ensure_future(run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.1)))
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(hook.cancel_job, job_id)
+    result = await task
+    assert result.status is JobStatus.CANCELED
+
+
+async def test_trigger_times_out_at_its_absolute_deadline(hook: JobsHook) -> None:
+    job_id = submit(hook, duration_s=30)
+    started = time.time()
+    result = await run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=5, deadline=started + 0.5))
+    assert result.kind == "timeout"
+    assert result.status in (JobStatus.SUBMITTED, JobStatus.IN_PROGRESS)
+    assert "timed out" in result.message
+    # The last sleep is cut to the deadline rather than a whole poll interval.
+    assert time.time() - started < 4
+    hook.cancel_job(job_id)
+
+
+async def test_deadline_already_passed_fires_timeout_after_one_poll(hook: JobsHook) -> None:
+    job_id = submit(hook, duration_s=30)
+    result = await run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, deadline=time.time() - 1))
+    assert result.kind == "timeout"
+    hook.cancel_job(job_id)
+
+
+async def test_unknown_job_fires_an_error_event(hook: JobsHook) -> None:
+    result = await run_to_event(JobTrigger("no-such-job", hook.jobwait_conn_id, poll_interval=0.1))
+    assert result.kind == "error" and "404" in result.message
+
+
+def test_serialize_round_trips_with_json_safe_kwargs_and_no_secret(service: ServiceProcess) -> None:
+    trigger = JobTrigger("job-1", "jobwait_default", poll_interval=2.5, deadline=1_900_000_000.0, cancel_on_kill=False)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_jobwait.triggers.jobs.JobTrigger"
+    encoded = json.dumps(kwargs)
+    assert service.api_key not in encoded and "password" not in encoded
+    module, _, name = classpath.rpartition(".")
+    clone = getattr(__import__(module, fromlist=[name]), name)(**json.loads(encoded))
+    assert clone.serialize() == (classpath, kwargs)
+
+
+async def test_concurrent_triggers_share_one_pooled_client(hook: JobsHook) -> None:
+    job_ids = [submit(hook, duration_s=1.0) for _ in range(5)]
+    seen: list[int] = []
+
+    async def sample() -> None:
+        for _ in range(10):
+            seen.append(active_clients())
+            await asyncio.sleep(0.1)
+
+    results, _ = await asyncio.gather(
+        asyncio.gather(*(run_to_event(JobTrigger(j, hook.jobwait_conn_id, poll_interval=0.2)) for j in job_ids)),
+        sample(),
+    )
+    assert {r.status for r in results} == {JobStatus.COMPLETED}
+    assert max(seen) == 1, "every trigger of the loop must lease the same client"
+    assert active_clients() == 0, "the shared client is closed when its last trigger ends"
+
+
+@pytest.mark.parametrize("interval", [0, -1, float("nan")])
+def test_bad_poll_interval_is_refused(interval: float) -> None:
+    with pytest.raises(ValueError, match="poll_interval"):
+        JobTrigger("job-1", poll_interval=interval)
+
+
+@pytest.mark.parametrize("job_id", ["", " ", "a/b", "../x", "x" * 10_000])
+def test_bad_job_id_is_refused(job_id: str) -> None:
+    with pytest.raises(ValueError, match="job_id"):
+        JobTrigger(job_id)

@@ -1,0 +1,129 @@
+"""JobsHook against the live reference service: every call, error mapping, blocking wait."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from airflow_jobwait.exceptions import Conflict, InvalidResponse, NotFound, Unauthorized
+from airflow_jobwait.hooks import JobsHook
+from airflow_jobwait.models import JobInput, JobStatus, JobTestControls, ModelRef, SubmitJobRequest
+from airflow_jobwait.server.faults_client import FaultControl
+from airflow_jobwait.server.process import ServiceProcess
+from tests.conftest import CONN_ID, connection_json
+
+
+def request(model: str = "echo", sources: dict | None = None, **test: object) -> SubmitJobRequest:
+    return SubmitJobRequest(
+        model=ModelRef(identifier=model, version="1.0"),
+        input=JobInput(sources=sources or {"a": {"input.txt": "hello world"}}),
+        test=JobTestControls(**test) if test else None,
+    )
+
+
+@pytest.fixture
+def hook(jobwait_conn: str) -> JobsHook:
+    return JobsHook(jobwait_conn)
+
+
+def test_submit_get_results(hook: JobsHook) -> None:
+    job = hook.submit_job(request("wordcount", {"a": {"input.txt": "one two three"}, "b": {"input.txt": "x"}}))
+    assert job.status in (JobStatus.SUBMITTED, JobStatus.IN_PROGRESS)
+    assert job.total_inputs == 2
+    assert hook.get_job(job.job_identifier).job_identifier == job.job_identifier
+    outcome = hook.wait_for_job(job.job_identifier, poll_interval=0.2, timeout=30)
+    assert outcome.kind == "terminal" and outcome.status is JobStatus.COMPLETED
+    results = hook.get_results(job.job_identifier)
+    assert results.finished and results.completed == 2
+    assert results.get_source_outputs("a")["results.json"] == {"words": 3}
+    assert results.get_source_outputs("b")["results.json"] == {"words": 1}
+
+
+def test_cancel_then_conflict(hook: JobsHook) -> None:
+    job = hook.submit_job(request(duration_s=30))
+    canceled = hook.cancel_job(job.job_identifier)
+    assert canceled.status is JobStatus.CANCELED
+    with pytest.raises(Conflict) as info:
+        hook.cancel_job(job.job_identifier)
+    assert info.value.status == 409
+
+
+def test_unknown_job_is_not_found(hook: JobsHook) -> None:
+    with pytest.raises(NotFound) as info:
+        hook.get_job("00000000-0000-0000-0000-000000000000")
+    assert info.value.status == 404
+
+
+def test_wrong_key_is_unauthorized(service: ServiceProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    wrong = ServiceProcess.__new__(ServiceProcess)
+    wrong.__dict__.update(service.__dict__, api_key="wrong-key")
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(wrong))
+    with pytest.raises(Unauthorized) as info:
+        JobsHook(CONN_ID).get_job("anything")
+    assert info.value.status == 401
+    assert "wrong-key" not in str(info.value)
+
+
+def test_bad_json_from_the_service_is_invalid_response(hook: JobsHook, service: ServiceProcess) -> None:
+    job = hook.submit_job(request())
+    with FaultControl(service.base_url, service.api_key).injected(
+        [{"kind": "invalid_json", "path_prefix": f"/api/jobs/{job.job_identifier}", "count": 1}]
+    ), pytest.raises(InvalidResponse, match="not JSON"):
+        hook.get_job(job.job_identifier)
+
+
+def test_transient_faults_are_retried(hook: JobsHook, service: ServiceProcess) -> None:
+    job = hook.submit_job(request())
+    rules = [{"kind": "status", "status": 503, "retry_after": 1, "path_prefix": "/api/jobs/", "count": 2}]
+    with FaultControl(service.base_url, service.api_key).injected(rules) as faults:
+        started = time.monotonic()
+        assert hook.get_job(job.job_identifier).job_identifier == job.job_identifier
+        # Two retries, each after the Retry-After the service asked for (a lower bound, not a timing goal).
+        assert time.monotonic() - started >= 2.0
+        assert faults.stats()["injected"]["status"] == 2
+
+
+def test_failed_and_timed_out_jobs_end_the_wait_with_their_status(hook: JobsHook) -> None:
+    failed = hook.submit_job(request(duration_s=0.3, outcome="FAILED"))
+    timedout = hook.submit_job(request(duration_s=0.3, outcome="TIMEDOUT"))
+    assert hook.wait_for_job(failed.job_identifier, 0.1, 30).status is JobStatus.FAILED
+    assert hook.wait_for_job(timedout.job_identifier, 0.1, 30).status is JobStatus.TIMEDOUT
+
+
+def test_wait_for_job_times_out(hook: JobsHook) -> None:
+    job = hook.submit_job(request(duration_s=30))
+    outcome = hook.wait_for_job(job.job_identifier, poll_interval=0.1, timeout=0.5)
+    assert outcome.kind == "timeout" and outcome.status in (JobStatus.SUBMITTED, JobStatus.IN_PROGRESS)
+    hook.cancel_job(job.job_identifier)
+
+
+def test_idempotency_key_returns_the_same_job(hook: JobsHook) -> None:
+    first = hook.submit_job(request(), idempotency_key="hook-test-key-1")
+    again = hook.submit_job(request(), idempotency_key="hook-test-key-1")
+    assert again.job_identifier == first.job_identifier
+    with pytest.raises(Conflict):
+        hook.submit_job(request(sources={"z": {"input.txt": "other"}}), idempotency_key="hook-test-key-1")
+
+
+def test_test_connection(hook: JobsHook, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    ok, message = hook.test_connection()
+    assert ok and service.base_url in message
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(service).replace(service.api_key, "nope"))
+    ok, message = JobsHook(CONN_ID).test_connection()
+    assert not ok and "401" in message
+
+
+def test_results_validate_against_the_model(hook: JobsHook) -> None:
+    job = hook.submit_job(request("sentiment", {"p": {"input.txt": "great love"}, "n": {"input.txt": "terrible"}}))
+    hook.wait_for_job(job.job_identifier, 0.1, 30)
+    results = hook.get_results(job.job_identifier)
+    assert results.get_source_outputs("p")["results.json"]["label"] == "positive"
+    assert results.get_source_outputs("n")["results.json"]["label"] == "negative"
+    assert results.get_first_outputs() in (results.get_source_outputs("p"), results.get_source_outputs("n"))
+
+
+def test_oversized_responses_are_refused(service: ServiceProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(service, max_response_bytes=64))
+    with pytest.raises(InvalidResponse, match="64-byte limit"):
+        JobsHook(CONN_ID).get_job("00000000-0000-0000-0000-000000000000")
