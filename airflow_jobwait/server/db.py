@@ -22,8 +22,9 @@ class Database:
         self.path = path
         self._local = threading.local()
         self._write_lock = threading.RLock()
-        with self.transaction() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
+        # journal_mode cannot change inside a transaction: set it on its own, before any DDL.
+        with self._write_lock:
+            self.connection().execute("PRAGMA journal_mode=WAL")
 
     def connection(self) -> sqlite3.Connection:
         """Return this thread's connection (rows as ``sqlite3.Row``)."""

@@ -365,9 +365,7 @@ class InferenceFamily:
         self.access_key = access_key_id(config.api_key)
         self.hub = StatusHub()
         self.runner = JobRunner(db, self.hub)
-        # Outside any transaction: ``Database`` asks for WAL inside one, where SQLite ignores it on a new
-        # file and refuses it on reopen. WAL lets requests read while the runner writes.
-        db.migrate("PRAGMA journal_mode=WAL;\n" + store.DDL)
+        db.migrate(store.DDL)
         self.router = APIRouter(
             prefix="/api",
             tags=["inference"],
