@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
+from airflow_jobwait.client.job_kinds import results_call
 from airflow_jobwait.hooks.jobs import JobsHook
 from airflow_jobwait.models import WaitOutcome
 from airflow_jobwait.triggers.jobs import JobTrigger, deadline_after
@@ -31,6 +32,8 @@ class JobWaitMixin:
     """
 
     conn_id: str
+    job_kind: str = "inference"
+    job_ref: dict[str, str] | None = None
     poll_interval: float
     cancel_on_kill: bool
     soft_fail: bool
@@ -56,6 +59,8 @@ class JobWaitMixin:
             poll_interval=self.poll_interval,
             deadline=deadline_after(timeout),
             cancel_on_kill=self.cancel_on_kill,
+            job_kind=self.job_kind,
+            job_ref=self.job_ref,
         )
         backstop = None if timeout is None else timedelta(seconds=timeout) + DEFERRAL_TIMEOUT_GRACE
         self.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
@@ -68,7 +73,7 @@ class JobWaitMixin:
         """Return the job's results (JSON) if it completed; raise (or skip) otherwise."""
         if outcome.succeeded:
             self.log.info("%s", outcome.message)
-            return self.hook.get_results(outcome.job_id).to_xcom()
+            return self.hook.call(results_call(self.job_kind, outcome.job_id, self.job_ref))
         if outcome.kind == "timeout":
             raise self.wait_timeout_error(outcome.message)
         if self.soft_fail:

@@ -6,14 +6,15 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 from airflow.sdk import BaseHook
 
 from airflow_jobwait.client import inference as api
 from airflow_jobwait.client.async_transport import AsyncClient
-from airflow_jobwait.client.http import ClientConfig
+from airflow_jobwait.client.http import Call, ClientConfig
+from airflow_jobwait.client.job_kinds import status_call
 from airflow_jobwait.client.pool import leased_client
 from airflow_jobwait.client.retry import RetryPolicy
 from airflow_jobwait.client.sync_transport import SyncClient
@@ -26,6 +27,8 @@ from airflow_jobwait.hooks.connection import (
     client_config,
 )
 from airflow_jobwait.models import Job, JobResults, SubmitJobRequest, WaitOutcome
+
+T = TypeVar("T")
 
 
 class JobsHook(BaseHook):
@@ -95,6 +98,10 @@ class JobsHook(BaseHook):
 
     # ---- blocking calls (workers) -------------------------------------------------------
 
+    def call(self, call: Call[T]) -> T:
+        """Send any prepared call (see ``airflow_jobwait.client``) with retries."""
+        return self.client.call(call)
+
     def submit_job(self, request: SubmitJobRequest, idempotency_key: str | None = None) -> Job:
         """Submit a job.
 
@@ -102,21 +109,28 @@ class JobsHook(BaseHook):
         :param idempotency_key: Makes the submit safe to retry: the service returns the same job
             for the same key and body, and 409 for the same key with another body.
         """
-        return self.client.call(api.submit_job(request, idempotency_key))
+        return self.call(api.submit_job(request, idempotency_key))
 
     def get_job(self, job_id: str) -> Job:
         """Return the job's current state."""
-        return self.client.call(api.get_job(job_id))
+        return self.call(api.get_job(job_id))
 
     def cancel_job(self, job_id: str) -> Job:
         """Cancel a running job (409 ``Conflict`` if it is already terminal)."""
-        return self.client.call(api.cancel_job(job_id))
+        return self.call(api.cancel_job(job_id))
 
     def get_results(self, job_id: str) -> JobResults:
         """Return the job's results (``NotFound`` until it starts producing them)."""
-        return self.client.call(api.get_results(job_id))
+        return self.call(api.get_results(job_id))
 
-    def wait_for_job(self, job_id: str, poll_interval: float = 5.0, timeout: float | None = None) -> WaitOutcome:
+    def wait_for_job(
+        self,
+        job_id: str,
+        poll_interval: float = 5.0,
+        timeout: float | None = None,
+        job_kind: str = "inference",
+        job_ref: dict[str, str] | None = None,
+    ) -> WaitOutcome:
         """Block until the job is terminal or ``timeout`` seconds pass (non-deferrable path).
 
         Transient failures (no answer, 429, 5xx, garbled body) do not end the wait; a permanent
@@ -125,10 +139,12 @@ class JobsHook(BaseHook):
         :param job_id: The job to wait for.
         :param poll_interval: Seconds between polls.
         :param timeout: Seconds to wait at most; ``None`` waits forever.
+        :param job_kind: ``inference`` (default), ``dataset`` or ``compute``.
+        :param job_ref: The kind's other path parameters (e.g. ``dataset_id``).
         """
         timeout = check_timeout(timeout)
         loop = WaitLoop(job_id, poll_interval, None if timeout is None else time.time() + timeout)
-        call = api.get_job(job_id)
+        call = status_call(job_kind, job_id, job_ref)
         while True:
             try:
                 outcome = loop.on_status(self.client.call(call).status)
@@ -151,14 +167,16 @@ class JobsHook(BaseHook):
 
     # ---- async twins (triggerer) --------------------------------------------------------
 
-    async def aget_job(self, job_id: str) -> Job:
+    async def acall(self, call: Call[T]) -> T:
+        """Send any prepared call over the event loop's shared client."""
         async with self.async_client() as client:
-            return await client.call(api.get_job(job_id))
+            return await client.call(call)
+
+    async def aget_job(self, job_id: str) -> Job:
+        return await self.acall(api.get_job(job_id))
 
     async def aget_results(self, job_id: str) -> JobResults:
-        async with self.async_client() as client:
-            return await client.call(api.get_results(job_id))
+        return await self.acall(api.get_results(job_id))
 
     async def acancel_job(self, job_id: str) -> Job:
-        async with self.async_client() as client:
-            return await client.call(api.cancel_job(job_id))
+        return await self.acall(api.cancel_job(job_id))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
+from airflow_jobwait.client.job_kinds import kind_calls, status_call
 from airflow_jobwait.client.wait_loop import WaitLoop
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.waiting import JobWaitMixin
@@ -28,9 +29,13 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
     :param poll_interval: Seconds between polls of the service (also the poke interval).
     :param deferrable: Wait in the triggerer (default) rather than in a worker slot.
     :param cancel_on_kill: Cancel the remote job when a user marks or clears the waiting task.
+    :param job_kind: ``inference`` (default), ``dataset`` or ``compute``; each kind's statuses map
+        onto ``JobStatus`` in ``airflow_jobwait.client.job_kinds``.
+    :param job_ref: The kind's other path parameters, e.g. ``{"dataset_id": ..., "job_type": ...}``
+        (templated).
     """
 
-    template_fields: Sequence[str] = ("job_id",)
+    template_fields: Sequence[str] = ("job_id", "job_ref")
     ui_color = "#d8f0ff"
     wait_timeout_error = AirflowSensorTimeout
 
@@ -42,11 +47,16 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         poll_interval: float = 5.0,
         deferrable: bool = True,
         cancel_on_kill: bool = True,
+        job_kind: str = "inference",
+        job_ref: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
+        kind_calls(job_kind)  # fail at parse time on an unknown kind
         self.job_id = job_id
+        self.job_kind = job_kind
+        self.job_ref = job_ref
         self.conn_id = conn_id
         self.poll_interval = poll_interval
         self.deferrable = deferrable
@@ -62,9 +72,9 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         self.defer_until_done(self.job_id, self.timeout)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        job = self.hook.get_job(self.job_id)
-        self.log.info("job %s is %s", self.job_id, job.status.value)
-        outcome = WaitLoop(self.job_id, self.poll_interval).on_status(job.status)
+        state = self.hook.call(status_call(self.job_kind, self.job_id, self.job_ref))
+        self.log.info("%s job %s is %s", self.job_kind, self.job_id, state.native_status)
+        outcome = WaitLoop(self.job_id, self.poll_interval).on_status(state.status)
         if outcome is None:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self.finish_wait(outcome))

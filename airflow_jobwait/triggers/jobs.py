@@ -9,8 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_jobwait.client import inference as api
-from airflow_jobwait.client.http import path_segment
+from airflow_jobwait.client.job_kinds import cancel_call, status_call
 from airflow_jobwait.client.wait_loop import WaitLoop, check_poll_interval
 from airflow_jobwait.exceptions import Conflict, JobWaitError
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
@@ -33,6 +32,8 @@ class JobTrigger(BaseTrigger):
     :param deadline: Absolute epoch seconds when the wait gives up (``None``: never); absolute so
         that a trigger restarted on another triggerer keeps its original deadline.
     :param cancel_on_kill: Cancel the remote job when a user marks or clears the deferred task.
+    :param job_kind: ``inference`` (default), ``dataset`` or ``compute``.
+    :param job_ref: The other path parameters of the kind (e.g. ``dataset_id``); JSON strings only.
     """
 
     def __init__(
@@ -42,9 +43,13 @@ class JobTrigger(BaseTrigger):
         poll_interval: float = 5.0,
         deadline: float | None = None,
         cancel_on_kill: bool = True,
+        job_kind: str = "inference",
+        job_ref: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
-        path_segment(job_id, "job_id")
+        self.status_call = status_call(job_kind, job_id, job_ref)  # validates kind, id and ref
+        self.job_kind = job_kind
+        self.job_ref = dict(job_ref or {})
         self.job_id = job_id
         self.conn_id = conn_id
         self.poll_interval = check_poll_interval(poll_interval)
@@ -60,6 +65,8 @@ class JobTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
                 "cancel_on_kill": self.cancel_on_kill,
+                "job_kind": self.job_kind,
+                "job_ref": self.job_ref,
             },
         )
 
@@ -75,11 +82,10 @@ class JobTrigger(BaseTrigger):
         clean up once the event is out.
         """
         loop = WaitLoop(self.job_id, self.poll_interval, self.deadline)
-        call = api.get_job(self.job_id)
         async with JobsHook(self.conn_id).async_client() as client:
             while True:
                 try:
-                    outcome = loop.on_status((await client.call(call)).status)
+                    outcome = loop.on_status((await client.call(self.status_call)).status)
                 except JobWaitError as err:
                     self.log.warning("poll of job %s failed: %s", self.job_id, err)
                     outcome = loop.on_error(err)
@@ -95,8 +101,9 @@ class JobTrigger(BaseTrigger):
         if not self.cancel_on_kill:
             return
         try:
-            job = await asyncio.wait_for(JobsHook(self.conn_id).acancel_job(self.job_id), CANCEL_TIMEOUT)
-            self.log.info("canceled job %s on user request (status %s)", self.job_id, job.status.value)
+            cancel = cancel_call(self.job_kind, self.job_id, self.job_ref)
+            await asyncio.wait_for(JobsHook(self.conn_id).acall(cancel), CANCEL_TIMEOUT)
+            self.log.info("canceled %s job %s on user request", self.job_kind, self.job_id)
         except Conflict:
             self.log.info("job %s was already terminal; nothing to cancel", self.job_id)
         except (JobWaitError, asyncio.TimeoutError, ValueError) as err:

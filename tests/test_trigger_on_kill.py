@@ -1,0 +1,85 @@
+"""Cancel-on-kill through Airflow's own ``TriggerRunner.run_trigger``: the remote job is cancelled
+only when the triggerer cancels the trigger for a user action, never on shutdown or timeout."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from airflow.jobs.triggerer_job_runner import _USER_ACTION_CANCEL_MSG, TriggerRunner
+
+from airflow_jobwait.hooks import JobsHook
+from airflow_jobwait.models import JobInput, JobStatus, JobTestControls, ModelRef, SubmitJobRequest
+from airflow_jobwait.triggers import JobTrigger
+
+
+def long_job(hook: JobsHook) -> str:
+    body = SubmitJobRequest(
+        model=ModelRef(identifier="echo", version="1.0"),
+        input=JobInput(sources={"a": {"input.txt": "hi"}}),
+        test=JobTestControls(duration_s=60),
+    )
+    return hook.submit_job(body).job_identifier
+
+
+async def cancel_inside_runner(
+    trigger: JobTrigger, reason: str | None, timeout_after: datetime | None = None
+) -> None:
+    """Run the trigger as the triggerer does, then cancel its task the way the triggerer would."""
+    runner = TriggerRunner()
+    runner.triggers[1] = {"name": "job-trigger", "events": 0}
+    task = asyncio.ensure_future(runner.run_trigger(1, trigger, timeout_after=timeout_after))
+    runner.triggers[1]["task"] = task
+    await asyncio.sleep(0.8)  # let it poll at least once
+    assert not task.done()
+    if reason is None:
+        task.cancel()
+    else:
+        task.cancel(reason)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+@pytest.fixture
+def hook(jobwait_conn: str) -> JobsHook:
+    return JobsHook(jobwait_conn)
+
+
+async def test_user_action_cancels_the_remote_job(hook: JobsHook) -> None:
+    job_id = long_job(hook)
+    await cancel_inside_runner(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2), _USER_ACTION_CANCEL_MSG)
+    assert (await hook.aget_job(job_id)).status is JobStatus.CANCELED
+
+
+async def test_triggerer_shutdown_or_redistribution_leaves_the_job_running(hook: JobsHook) -> None:
+    job_id = long_job(hook)
+    await cancel_inside_runner(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2), None)
+    await cancel_inside_runner(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2), "EOF - shutting down")
+    assert (await hook.aget_job(job_id)).status in (JobStatus.SUBMITTED, JobStatus.IN_PROGRESS)
+    hook.cancel_job(job_id)
+
+
+async def test_deferral_timeout_leaves_the_job_running(hook: JobsHook) -> None:
+    job_id = long_job(hook)
+    passed = datetime.now(timezone.utc) - timedelta(seconds=1)
+    trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2)
+    await cancel_inside_runner(trigger, _USER_ACTION_CANCEL_MSG, timeout_after=passed)
+    assert (await hook.aget_job(job_id)).status in (JobStatus.SUBMITTED, JobStatus.IN_PROGRESS)
+    hook.cancel_job(job_id)
+
+
+async def test_cancel_on_kill_false_keeps_the_job(hook: JobsHook) -> None:
+    job_id = long_job(hook)
+    trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2, cancel_on_kill=False)
+    await cancel_inside_runner(trigger, _USER_ACTION_CANCEL_MSG)
+    assert (await hook.aget_job(job_id)).status in (JobStatus.SUBMITTED, JobStatus.IN_PROGRESS)
+    hook.cancel_job(job_id)
+
+
+async def test_on_kill_of_a_finished_job_is_harmless(hook: JobsHook) -> None:
+    job_id = long_job(hook)
+    hook.cancel_job(job_id)
+    # Already terminal: on_kill meets 409 and logs it instead of raising.
+    await JobTrigger(job_id, hook.jobwait_conn_id).on_kill()
+    assert (await hook.aget_job(job_id)).status is JobStatus.CANCELED
