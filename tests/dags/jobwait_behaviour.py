@@ -84,3 +84,22 @@ with dag("jobwait_test_operator_failed"):
 
 with dag("jobwait_test_operator_soft_fail"):
     submit("TIMEDOUT", wait_for_completion=True, soft_fail=True)
+
+# A worker "crash" between submit and storing the job id: the retry must find the same job.
+with DAG(
+    "jobwait_test_crash_after_submit",
+    start_date=datetime(2026, 1, 1),
+    schedule=None,
+    catchup=False,
+    default_args={"retries": 1, "retry_delay": 0},
+):
+    check_results(
+        SubmitJobOperator(
+            task_id="submit",
+            model_id="wordcount",
+            inputs=INPUTS,
+            test_controls={"duration_s": 1.0},
+            wait_for_completion=True,
+            poll_interval=0.3,
+        ).output
+    )
