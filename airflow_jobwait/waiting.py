@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -10,11 +11,13 @@ from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from airflow_jobwait.client.job_kinds import results_call
 from airflow_jobwait.hooks.jobs import JobsHook
-from airflow_jobwait.models import WaitOutcome
+from airflow_jobwait.models import ResultsReference, WaitOutcome
 from airflow_jobwait.triggers.jobs import JobTrigger, deadline_after
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+DEFAULT_MAX_XCOM_BYTES = 1024 * 1024
 
 # The scheduler's own deferral timeout is a backstop: it fires this long after the trigger's
 # deadline, so the trigger's clearer timeout event normally wins.
@@ -37,12 +40,16 @@ class JobWaitMixin:
     poll_interval: float
     cancel_on_kill: bool
     soft_fail: bool
+    #: Results larger than this (as JSON) are not pushed whole; a ``ResultsReference`` is.
+    max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES
     #: Raised when the wait's deadline passes (sensors: ``AirflowSensorTimeout``, no retry).
     wait_timeout_error: type[AirflowException] = JobFailedError
 
     if TYPE_CHECKING:
 
         def defer(self, *, trigger: Any, method_name: str, kwargs: Any = None, timeout: Any = None) -> NoReturn: ...
+
+        execution_timeout: timedelta | None
 
         @property
         def log(self) -> Any: ...
@@ -52,7 +59,13 @@ class JobWaitMixin:
         return JobsHook(self.conn_id)
 
     def defer_until_done(self, job_id: str, timeout: float | None) -> NoReturn:
-        """Hand the wait to the triggerer; the task resumes in ``execute_complete``."""
+        """Hand the wait to the triggerer; the task resumes in ``execute_complete``.
+
+        Airflow does not apply ``execution_timeout`` to deferred time, so the wait's deadline is
+        the earlier of ``timeout`` and ``execution_timeout``.
+        """
+        limits = [t for t in (timeout, self.execution_timeout and self.execution_timeout.total_seconds()) if t]
+        timeout = min(limits) if limits else None
         trigger = JobTrigger(
             job_id=job_id,
             conn_id=self.conn_id,
@@ -73,9 +86,31 @@ class JobWaitMixin:
         """Return the job's results (JSON) if it completed; raise (or skip) otherwise."""
         if outcome.succeeded:
             self.log.info("%s", outcome.message)
-            return self.hook.call(results_call(self.job_kind, outcome.job_id, self.job_ref))
+            return self.bounded_for_xcom(
+                outcome.job_id, self.hook.call(results_call(self.job_kind, outcome.job_id, self.job_ref))
+            )
         if outcome.kind == "timeout":
             raise self.wait_timeout_error(outcome.message)
         if self.soft_fail:
             raise AirflowSkipException(f"{outcome.message} (soft_fail: skipping)")
         raise JobFailedError(outcome.message)
+
+    def bounded_for_xcom(self, job_id: str, results: dict[str, Any]) -> dict[str, Any]:
+        """``results`` if they fit in ``max_xcom_bytes``, else a reference to fetch them with."""
+        size = len(json.dumps(results, separators=(",", ":")))
+        if size <= self.max_xcom_bytes:
+            return results
+        reference = ResultsReference(
+            job_id=job_id,
+            job_kind=self.job_kind,
+            job_ref=self.job_ref or {},
+            conn_id=self.conn_id,
+            size_bytes=size,
+            result_keys=sorted(results.get("results") or results),
+        )
+        self.log.warning(
+            "results of job %s are %d bytes, over max_xcom_bytes=%d: pushing a reference instead "
+            "(fetch them with JobsHook(%r).get_results(%r))",
+            job_id, size, self.max_xcom_bytes, self.conn_id, job_id,
+        )
+        return reference.model_dump(mode="json")

@@ -102,3 +102,14 @@ def test_worker_crash_after_submit_makes_exactly_one_job(behaviour_dags: dict[st
     assert crashes, "the fault was injected"
     assert states == {"submit": "success", "check_results": "success"}
     assert [j.job_identifier for j in new_jobs] == crashes, "the retry reconnected to the crashed try's job"
+
+
+@pytest.mark.usefixtures("airflow_db", "jobwait_conn")
+def test_mapped_submit_and_wait(behaviour_dags: dict[str, DAG]) -> None:
+    dag_run = behaviour_dags["jobwait_test_mapped"].test()
+    states = sorted((ti.task_id, ti.map_index, str(ti.state)) for ti in dag_run.get_task_instances())
+    assert states == [
+        ("collect", -1, "success"),
+        *[("submit", i, "success") for i in range(3)],
+        *[("wait", i, "success") for i in range(3)],
+    ]

@@ -12,6 +12,7 @@ from airflow.triggers.base import TriggerEvent
 from airflow_jobwait.client.pool import active_clients
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.models import JobInput, JobStatus, JobTestControls, ModelRef, SubmitJobRequest, WaitOutcome
+from airflow_jobwait.server.faults_client import FaultControl
 from airflow_jobwait.server.process import ServiceProcess
 from airflow_jobwait.triggers import JobTrigger
 
@@ -124,3 +125,27 @@ def test_bad_poll_interval_is_refused(interval: float) -> None:
 def test_bad_job_id_is_refused(job_id: str) -> None:
     with pytest.raises(ValueError, match="job_id"):
         JobTrigger(job_id)
+
+
+async def test_transient_faults_do_not_end_the_wait(hook: JobsHook, service: ServiceProcess) -> None:
+    job_id = submit(hook, duration_s=1.5)
+    rules = [
+        {"kind": "status", "status": 503, "retry_after": 0, "path_prefix": f"/api/jobs/{job_id}", "count": 4},
+        {"kind": "drop", "path_prefix": f"/api/jobs/{job_id}", "count": 3},
+        {"kind": "invalid_json", "path_prefix": f"/api/jobs/{job_id}", "count": 2},
+        {"kind": "status", "status": 429, "retry_after": 1, "path_prefix": f"/api/jobs/{job_id}", "count": 1},
+    ]
+    with FaultControl(service.base_url, service.api_key).injected(rules) as faults:
+        result = await run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2), limit=60)
+        injected = faults.stats()["injected"]
+    assert result.kind == "terminal" and result.status is JobStatus.COMPLETED
+    assert injected["status"] == 5 and injected["drop"] == 3 and injected["invalid_json"] == 2
+
+
+async def test_permanent_errors_end_the_wait_at_once(hook: JobsHook, service: ServiceProcess) -> None:
+    job_id = submit(hook, duration_s=30)
+    rules = [{"kind": "status", "status": 401, "path_prefix": f"/api/jobs/{job_id}", "count": 1}]
+    with FaultControl(service.base_url, service.api_key).injected(rules):
+        result = await run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2))
+    assert result.kind == "error" and "401" in result.message
+    hook.cancel_job(job_id)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import pytest
-from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
 from airflow_jobwait.hooks import JobsHook
-from airflow_jobwait.models import JobInput, JobStatus, ModelRef, SubmitJobRequest, WaitOutcome
+from airflow_jobwait.models import JobInput, JobStatus, ModelRef, ResultsReference, SubmitJobRequest, WaitOutcome
 from airflow_jobwait.operators import SubmitJobOperator
 from airflow_jobwait.sensors import JobSensor
+from airflow_jobwait.triggers import JobTrigger
 from airflow_jobwait.waiting import JobFailedError
 
 
@@ -66,3 +70,29 @@ def test_bad_operator_arguments_name_the_field(kwargs: dict[str, object], field:
     operator = SubmitJobOperator(task_id="submit", **args)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=field):
         operator.build_request()
+
+
+def test_results_over_the_xcom_limit_become_a_reference(jobwait_conn: str) -> None:
+    hook = JobsHook(jobwait_conn)
+    body = SubmitJobRequest(
+        model=ModelRef(identifier="echo", version="1.0"),
+        input=JobInput(sources={"a": {"t": "x" * 500}, "b": {"t": "y" * 500}}),
+    )
+    job = hook.submit_job(body)
+    outcome = hook.wait_for_job(job.job_identifier, 0.1, 30)
+    xcom = sensor(conn_id=jobwait_conn, max_xcom_bytes=300).execute_complete({}, outcome.to_payload())  # type: ignore[arg-type]
+    reference = ResultsReference.model_validate(xcom)
+    assert reference.too_large and reference.job_id == job.job_identifier
+    assert reference.result_keys == ["a", "b"] and reference.size_bytes > 300
+    # The reference says how to get the results: they are all there.
+    assert set(hook.get_results(reference.job_id).outputs_by_source) == {"a", "b"}
+
+
+def test_execution_timeout_bounds_the_deferred_wait() -> None:
+    bounded = sensor(timeout=3600, execution_timeout=timedelta(seconds=5))
+    with pytest.raises(TaskDeferred) as info:
+        bounded.defer_until_done("job-42", bounded.timeout)
+    trigger = info.value.trigger
+    assert isinstance(trigger, JobTrigger) and trigger.deadline is not None
+    assert 3 < trigger.deadline - time.time() <= 5
+    assert info.value.timeout is not None and info.value.timeout.total_seconds() <= 5 + 60

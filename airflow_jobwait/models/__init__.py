@@ -1,7 +1,7 @@
 """Pydantic models: the single source of truth for every payload airflow-jobwait sends or receives."""
 
 from airflow_jobwait.models.base import WireModel
-from airflow_jobwait.models.events import WaitOutcome
+from airflow_jobwait.models.events import ResultsReference, WaitOutcome
 from airflow_jobwait.models.inference import (
     InputResult,
     Job,
@@ -24,6 +24,7 @@ __all__ = [
     "JobStatus",
     "JobTestControls",
     "ModelRef",
+    "ResultsReference",
     "SubmitJobRequest",
     "Team",
     "User",

@@ -33,3 +33,21 @@ class WaitOutcome(BaseModel):
     def to_payload(self) -> dict[str, Any]:
         """JSON-safe payload for a ``TriggerEvent``."""
         return self.model_dump(mode="json")
+
+
+class ResultsReference(BaseModel):
+    """What goes to XCom instead of results too large for it: enough to fetch them downstream.
+
+    Fetch them with ``JobsHook(conn_id).get_results(job_id)`` (inference), or the kind's hook.
+
+    :param too_large: Always true: tells a downstream task this is a reference, not results.
+    :param result_keys: The input (source) keys that have results.
+    """
+
+    too_large: Literal[True] = True
+    job_id: str
+    job_kind: str
+    job_ref: dict[str, str]
+    conn_id: str
+    size_bytes: int
+    result_keys: list[str]

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.models import Job, JobStatus, SubmitJobRequest
 from airflow_jobwait.models.base import first_error
-from airflow_jobwait.waiting import JobWaitMixin
+from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -42,6 +42,8 @@ class SubmitJobOperator(JobWaitMixin, BaseOperator):
     :param deferrable: Wait in the triggerer (default) rather than in the worker.
     :param poll_interval: Seconds between polls while waiting.
     :param wait_timeout: Seconds to wait at most (``None``: no limit beyond ``execution_timeout``).
+    :param max_xcom_bytes: Results larger than this (JSON) are not pushed whole: a
+        ``ResultsReference`` (job id, result keys) is pushed instead (default 1 MB).
     :param cancel_on_kill: Cancel the job when the task is killed or marked by a user while waiting.
     :param soft_fail: Skip instead of failing when the job ends in failure.
     :param test_controls: Reference service only: override the job's ``duration_s``, ``outcome``
@@ -67,6 +69,7 @@ class SubmitJobOperator(JobWaitMixin, BaseOperator):
         wait_timeout: float | None = None,
         cancel_on_kill: bool = True,
         soft_fail: bool = False,
+        max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
         test_controls: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -82,6 +85,7 @@ class SubmitJobOperator(JobWaitMixin, BaseOperator):
         self.poll_interval = poll_interval
         self.wait_timeout = wait_timeout
         self.cancel_on_kill = cancel_on_kill
+        self.max_xcom_bytes = max_xcom_bytes
         self.soft_fail = soft_fail
         self.test_controls = test_controls
         self._job_id: str | None = None

@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 from airflow_jobwait.client.job_kinds import kind_calls, status_call
 from airflow_jobwait.client.wait_loop import WaitLoop
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
-from airflow_jobwait.waiting import JobWaitMixin
+from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -28,6 +28,8 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
     :param conn_id: Airflow connection of type ``jobwait``.
     :param poll_interval: Seconds between polls of the service (also the poke interval).
     :param deferrable: Wait in the triggerer (default) rather than in a worker slot.
+    :param max_xcom_bytes: Results larger than this (JSON) are not pushed whole: a
+        ``ResultsReference`` (job id, result keys) is pushed instead (default 1 MB).
     :param cancel_on_kill: Cancel the remote job when a user marks or clears the waiting task.
     :param job_kind: ``inference`` (default), ``dataset`` or ``compute``; each kind's statuses map
         onto ``JobStatus`` in ``airflow_jobwait.client.job_kinds``.
@@ -48,6 +50,7 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         deferrable: bool = True,
         cancel_on_kill: bool = True,
         job_kind: str = "inference",
+        max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
         job_ref: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -61,6 +64,7 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         self.poll_interval = poll_interval
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
+        self.max_xcom_bytes = max_xcom_bytes
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:

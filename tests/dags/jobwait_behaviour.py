@@ -103,3 +103,18 @@ with DAG(
             poll_interval=0.3,
         ).output
     )
+
+# Dynamic task mapping: one job per input set, one deferred wait per job.
+with dag("jobwait_test_mapped"):
+    mapped_submit = SubmitJobOperator.partial(
+        task_id="submit", model_id="wordcount", test_controls={"duration_s": 1.0}
+    ).expand(inputs=[{"a": {"input.txt": "one"}}, {"a": {"input.txt": "one two"}}, {"a": {"input.txt": "a b c"}}])
+    mapped_wait = JobSensor.partial(task_id="wait", poll_interval=0.3, timeout=60).expand(job_id=mapped_submit.output)
+
+    @task
+    def collect(all_results: list[dict[str, Any]]) -> None:
+        outputs = [JobResults.model_validate(r).get_source_outputs("a")["results.json"] for r in all_results]
+        words = sorted(output["words"] for output in outputs)
+        assert words == [1, 2, 3], words
+
+    collect(mapped_wait.output)
