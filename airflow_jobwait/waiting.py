@@ -42,6 +42,8 @@ class JobWaitMixin:
     soft_fail: bool
     #: Results larger than this (as JSON) are not pushed whole; a ``ResultsReference`` is.
     max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES
+    #: The trigger logs the job's progress at most this often (seconds).
+    progress_interval: float = 60.0
     #: Raised when the wait's deadline passes (sensors: ``AirflowSensorTimeout``, no retry).
     wait_timeout_error: type[AirflowException] = JobFailedError
 
@@ -74,6 +76,7 @@ class JobWaitMixin:
             cancel_on_kill=self.cancel_on_kill,
             job_kind=self.job_kind,
             job_ref=self.job_ref,
+            progress_interval=self.progress_interval,
         )
         backstop = None if timeout is None else timedelta(seconds=timeout) + DEFERRAL_TIMEOUT_GRACE
         self.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)

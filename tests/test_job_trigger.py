@@ -149,3 +149,19 @@ async def test_permanent_errors_end_the_wait_at_once(hook: JobsHook, service: Se
         result = await run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2))
     assert result.kind == "error" and "401" in result.message
     hook.cancel_job(job_id)
+
+
+async def test_progress_is_logged_at_most_once_per_interval(hook: JobsHook, capsys: pytest.CaptureFixture[str]) -> None:
+    body = SubmitJobRequest(
+        model=ModelRef(identifier="wordcount", version="1.0"),
+        input=JobInput(sources={f"in-{i}": {"input.txt": "a b"} for i in range(4)}),
+        test=JobTestControls(duration_s=2.0),
+    )
+    job_id = hook.submit_job(body).job_identifier
+    capsys.readouterr()
+    trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.1, progress_interval=0.5)
+    assert (await run_to_event(trigger)).status is JobStatus.COMPLETED
+    # Airflow's structlog writes trigger logs to stdout.
+    lines = [line for line in capsys.readouterr().out.splitlines() if f"inference job {job_id} is" in line]
+    assert 1 <= len(lines) <= 5, lines  # ~2 s of waiting, one line per 0.5 s at most
+    assert any("of 4 inputs" in line and "waiting" in line for line in lines), lines

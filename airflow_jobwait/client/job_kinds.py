@@ -36,11 +36,12 @@ class JobState:
 
 @dataclass(frozen=True)
 class KindCalls:
-    """The three calls a wait needs for one kind."""
+    """The calls a wait needs for one kind; ``progress`` (optional) describes a running job's inputs."""
 
     status: Callable[[str, Mapping[str, str]], Call[JobState]]
     results: Callable[[str, Mapping[str, str]], Call[dict[str, Any]]]
     cancel: Callable[[str, Mapping[str, str]], Call[Any]]
+    progress: Callable[[str, Mapping[str, str]], Call[str]] | None = None
 
 
 T = TypeVar("T")
@@ -56,11 +57,16 @@ def _inference_state(job: Job) -> JobState:
     return JobState(status=job.status, native_status=job.status.value)
 
 
+def _inference_progress(results: JobResults) -> str:
+    return f"{results.completed} completed, {results.failed} failed of {results.total} inputs"
+
+
 _KINDS: dict[str, KindCalls] = {
     "inference": KindCalls(
         status=lambda job_id, ref: then(inference.get_job(job_id), _inference_state),
         results=lambda job_id, ref: then(inference.get_results(job_id), JobResults.to_xcom),
         cancel=lambda job_id, ref: inference.cancel_job(job_id),
+        progress=lambda job_id, ref: then(inference.get_results(job_id), _inference_progress),
     ),
 }
 
@@ -86,3 +92,9 @@ def results_call(job_kind: str, job_id: str, ref: Mapping[str, str] | None = Non
 def cancel_call(job_kind: str, job_id: str, ref: Mapping[str, str] | None = None) -> Call[Any]:
     """The call that cancels (aborts) a job."""
     return kind_calls(job_kind).cancel(job_id, ref or {})
+
+
+def progress_call(job_kind: str, job_id: str, ref: Mapping[str, str] | None = None) -> Call[str] | None:
+    """The call that describes a running job's progress, if the kind has one."""
+    build = kind_calls(job_kind).progress
+    return None if build is None else build(job_id, ref or {})

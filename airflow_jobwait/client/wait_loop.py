@@ -12,12 +12,12 @@ from airflow_jobwait.models.events import WaitOutcome
 from airflow_jobwait.models.status import JobStatus
 
 
-def check_poll_interval(poll_interval: float) -> float:
-    """:raises ValueError: Not a finite number > 0 (names ``poll_interval``)."""
+def check_poll_interval(poll_interval: float, name: str = "poll_interval") -> float:
+    """:raises ValueError: Not a finite number > 0 (names the parameter)."""
     if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or not math.isfinite(
         poll_interval
     ) or poll_interval <= 0:
-        raise ValueError(f"poll_interval must be a finite number of seconds > 0, got {poll_interval!r}")
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {poll_interval!r}")
     return float(poll_interval)
 
 

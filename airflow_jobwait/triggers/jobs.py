@@ -9,7 +9,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_jobwait.client.job_kinds import cancel_call, status_call
+from airflow_jobwait.client.async_transport import AsyncClient
+from airflow_jobwait.client.job_kinds import JobState, cancel_call, progress_call, status_call
 from airflow_jobwait.client.wait_loop import WaitLoop, check_poll_interval
 from airflow_jobwait.exceptions import Conflict, JobWaitError
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
@@ -34,6 +35,7 @@ class JobTrigger(BaseTrigger):
     :param cancel_on_kill: Cancel the remote job when a user marks or clears the deferred task.
     :param job_kind: ``inference`` (default), ``dataset`` or ``compute``.
     :param job_ref: The other path parameters of the kind (e.g. ``dataset_id``); JSON strings only.
+    :param progress_interval: Log the job's progress at most this often (seconds).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class JobTrigger(BaseTrigger):
         cancel_on_kill: bool = True,
         job_kind: str = "inference",
         job_ref: dict[str, str] | None = None,
+        progress_interval: float = 60.0,
     ) -> None:
         super().__init__()
         self.status_call = status_call(job_kind, job_id, job_ref)  # validates kind, id and ref
@@ -55,6 +58,7 @@ class JobTrigger(BaseTrigger):
         self.poll_interval = check_poll_interval(poll_interval)
         self.deadline = deadline
         self.cancel_on_kill = cancel_on_kill
+        self.progress_interval = check_poll_interval(progress_interval, "progress_interval")
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -67,6 +71,7 @@ class JobTrigger(BaseTrigger):
                 "cancel_on_kill": self.cancel_on_kill,
                 "job_kind": self.job_kind,
                 "job_ref": self.job_ref,
+                "progress_interval": self.progress_interval,
             },
         )
 
@@ -82,10 +87,15 @@ class JobTrigger(BaseTrigger):
         clean up once the event is out.
         """
         loop = WaitLoop(self.job_id, self.poll_interval, self.deadline)
+        started = last_progress = time.monotonic()
         async with JobsHook(self.conn_id).async_client() as client:
             while True:
                 try:
-                    outcome = loop.on_status((await client.call(self.status_call)).status)
+                    state = await client.call(self.status_call)
+                    outcome = loop.on_status(state.status)
+                    if outcome is None and time.monotonic() - last_progress >= self.progress_interval:
+                        last_progress = time.monotonic()
+                        await self.log_progress(client, state, last_progress - started)
                 except JobWaitError as err:
                     self.log.warning("poll of job %s failed: %s", self.job_id, err)
                     outcome = loop.on_error(err)
@@ -95,6 +105,22 @@ class JobTrigger(BaseTrigger):
                 if delay is None:
                     return loop.timed_out()
                 await asyncio.sleep(delay)
+
+    async def log_progress(self, client: AsyncClient, state: JobState, elapsed: float) -> None:
+        """One progress line: status, the kind's own progress, inputs done, time waited."""
+        parts = [f"{self.job_kind} job {self.job_id} is {state.native_status}"]
+        if state.progress is not None:
+            parts.append(f"{state.progress:.0f}% done")
+        if state.message:
+            parts.append(state.message)
+        call = progress_call(self.job_kind, self.job_id, self.job_ref)
+        if call is not None:
+            try:
+                parts.append(await client.call(call))
+            except JobWaitError as err:  # e.g. 404 before the first result: progress is best effort
+                self.log.debug("no progress for job %s yet: %s", self.job_id, err)
+        parts.append(f"waiting {elapsed:.0f}s")
+        self.log.info("%s", "; ".join(parts))
 
     async def on_kill(self) -> None:
         """Cancel the remote job: only called when a user marks or clears the deferred task."""
