@@ -72,3 +72,29 @@ def _describe(body: Any) -> str:
             if key in body:
                 return str(body[key])[:500]
     return str(body)[:500]
+
+
+class JobPendingError(JobWaitError):
+    """The job's results were asked for while it is still running (compute: results answered 202).
+
+    :param status: The job's native status at the time.
+    """
+
+    def __init__(self, message: str, status: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class JobError(JobWaitError):
+    """The job itself ended in failure (or was cancelled); the message names the service's reason.
+
+    :param status: The job's native status.
+    :param title: The service's short reason (compute Error ``title``), if any.
+    :param detail: The service's explanation (compute Error ``detail``), if any.
+    """
+
+    def __init__(self, message: str, status: str | None = None, title: str | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.title = title
+        self.detail = detail

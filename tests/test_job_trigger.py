@@ -165,3 +165,48 @@ async def test_progress_is_logged_at_most_once_per_interval(hook: JobsHook, caps
     lines = [line for line in capsys.readouterr().out.splitlines() if f"inference job {job_id} is" in line]
     assert 1 <= len(lines) <= 5, lines  # ~2 s of waiting, one line per 0.5 s at most
     assert any("of 4 inputs" in line and "waiting" in line for line in lines), lines
+
+
+class _PulledTI:
+    """Stands in for the triggerer's task instance when it renders a start-from-trigger task."""
+
+    def __init__(self, task: object, values: dict[tuple[str, str], str]) -> None:
+        self.task = task
+        self.task_id = "wait"
+        self.values = values
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> str:
+        return self.values[(task_ids, key)]
+
+
+async def test_start_from_trigger_renders_the_job_id_in_the_trigger(hook: JobsHook) -> None:
+    from datetime import datetime
+
+    from airflow.sdk import DAG
+
+    from airflow_jobwait.operators import SubmitJobOperator
+    from airflow_jobwait.sensors import JobSensor
+
+    with DAG("start_from_trigger_args", start_date=datetime(2026, 1, 1), schedule=None):
+        submit_task = SubmitJobOperator(task_id="submit", model_id="echo", inputs={"a": {"t": "x"}})
+        sensor = JobSensor(
+            task_id="wait", job_id=submit_task.output, conn_id=hook.jobwait_conn_id, poll_interval=0.2,
+            timeout=30, start_from_trigger=True,
+        )
+    args = sensor.start_trigger_args
+    assert sensor.start_from_trigger and args is not None and args.next_method == "execute_complete"
+    assert args.trigger_kwargs is not None
+    assert args.trigger_kwargs["job_id"] == "{{ ti.xcom_pull(task_ids='submit', key='return_value') }}"
+    assert args.timeout is not None and args.timeout.total_seconds() == 30
+    json.dumps(args.trigger_kwargs)  # stored in the metadata DB
+
+    job_id = submit(hook, duration_s=0.5)
+    trigger = JobTrigger(**args.trigger_kwargs)
+    ti = _PulledTI(sensor, {("submit", "return_value"): job_id})
+    # What the triggerer does: attach the task instance (which picks the sensor's template fields
+    # that are trigger kwargs), then render with the task's context.
+    trigger.task_instance = ti  # type: ignore[assignment]
+    assert set(trigger.template_fields) == {"job_id", "job_ref"}
+    trigger.render_template_fields(context={"ti": ti})  # type: ignore[arg-type]
+    assert trigger.job_id == job_id
+    assert (await run_to_event(trigger)).status is JobStatus.COMPLETED

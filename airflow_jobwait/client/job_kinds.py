@@ -11,9 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from airflow_jobwait.client import inference
+from airflow_jobwait.client import compute, datasets, inference
 from airflow_jobwait.client.http import Call
+from airflow_jobwait.exceptions import InvalidResponse
 from airflow_jobwait.models import Job, JobResults, JobStatus
+from airflow_jobwait.models.compute import ComputeJobRef, ComputeStatus
+from airflow_jobwait.models.datasets import DatasetJob
 
 JobKind = Literal["inference", "dataset", "compute"]
 
@@ -61,12 +64,83 @@ def _inference_progress(results: JobResults) -> str:
     return f"{results.completed} completed, {results.failed} failed of {results.total} inputs"
 
 
+def _require(ref: Mapping[str, str], kind: str, *keys: str) -> list[str]:
+    """The values of ``keys`` in a kind's ``ref``; :raises ValueError: one is missing (names it)."""
+    missing = [key for key in keys if not ref.get(key)]
+    if missing:
+        raise ValueError(f"job_ref of a {kind} job needs {', '.join(repr(k) for k in missing)}; got {dict(ref)!r}")
+    return [ref[key] for key in keys]
+
+
+def _native(mapping: Mapping[str, JobStatus], native: str | None, what: str) -> JobStatus:
+    try:
+        return mapping[native]  # type: ignore[index]
+    except KeyError:
+        raise InvalidResponse(
+            f"{what} has an unknown status {native!r} (expected one of {', '.join(mapping)})", field="status"
+        ) from None
+
+
+_DATASET_STATUS = {
+    "QUEUING": JobStatus.SUBMITTED,
+    "PROCESSING": JobStatus.IN_PROGRESS,
+    "SUCCESS": JobStatus.COMPLETED,
+    "FAILED": JobStatus.FAILED,
+    "ABORTED": JobStatus.CANCELED,
+}
+
+_COMPUTE_STATUS = {
+    "requested": JobStatus.SUBMITTED,
+    "in progress": JobStatus.IN_PROGRESS,
+    "cancelling": JobStatus.IN_PROGRESS,
+    "succeeded": JobStatus.COMPLETED,
+    "failed": JobStatus.FAILED,
+    "cancelled": JobStatus.CANCELED,
+}
+
+
+def _dataset_args(job_id: str, ref: Mapping[str, str]) -> tuple[str, str, str | None]:
+    (dataset_id,) = _require(ref, "dataset", "dataset_id")
+    return dataset_id, job_id, ref.get("job_type") or None
+
+
+def _dataset_state(job: DatasetJob) -> JobState:
+    status = _native(_DATASET_STATUS, job.status, f"dataset job {job.job_id}")
+    return JobState(status=status, native_status=str(job.status), message=job.error_message or None)
+
+
+def _compute_ref(job_id: str, ref: Mapping[str, str]) -> ComputeJobRef:
+    org_id, topic, task = _require(ref, "compute", "org_id", "topic", "task")
+    return ComputeJobRef(org_id=org_id, topic=topic, task=task, job_id=job_id)
+
+
+def _compute_state(job_id: str) -> Callable[[ComputeStatus], JobState]:
+    def convert(body: ComputeStatus) -> JobState:
+        status = _native(_COMPUTE_STATUS, body.status, f"compute job {job_id}")
+        message = body.message or (body.error.describe() if body.error else None)
+        return JobState(status=status, native_status=body.status, message=message, progress=body.progress)
+
+    return convert
+
+
 _KINDS: dict[str, KindCalls] = {
     "inference": KindCalls(
         status=lambda job_id, ref: then(inference.get_job(job_id), _inference_state),
         results=lambda job_id, ref: then(inference.get_results(job_id), JobResults.to_xcom),
         cancel=lambda job_id, ref: inference.cancel_job(job_id),
         progress=lambda job_id, ref: then(inference.get_results(job_id), _inference_progress),
+    ),
+    # TensorBay dataset jobs; ref: {"dataset_id", "job_type"?}. Results are the whole job (with ``result``).
+    "dataset": KindCalls(
+        status=lambda job_id, ref: then(datasets.get_job(*_dataset_args(job_id, ref)), _dataset_state),
+        results=lambda job_id, ref: then(datasets.get_job(*_dataset_args(job_id, ref)), DatasetJob.to_xcom),
+        cancel=lambda job_id, ref: datasets.abort_job(*_dataset_args(job_id, ref)),
+    ),
+    # Evo compute tasks; ref: {"org_id", "topic", "task"}. Results are the task's results object.
+    "compute": KindCalls(
+        status=lambda job_id, ref: then(compute.get_status(_compute_ref(job_id, ref)), _compute_state(job_id)),
+        results=lambda job_id, ref: compute.get_results(_compute_ref(job_id, ref)),
+        cancel=lambda job_id, ref: compute.cancel(_compute_ref(job_id, ref)),
     ),
 }
 

@@ -1,5 +1,8 @@
 """Hooks: one per API family, all on the ``jobwait`` connection type."""
 
+from airflow_jobwait.hooks.compute import ComputeHook
+from airflow_jobwait.hooks.datasets import DatasetJobsHook
 from airflow_jobwait.hooks.jobs import JobsHook
+from airflow_jobwait.hooks.results import ResultsHook
 
-__all__ = ["JobsHook"]
+__all__ = ["ComputeHook", "DatasetJobsHook", "JobsHook", "ResultsHook"]

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, XComArg
 from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.triggers.base import StartTriggerArgs
 
 from airflow_jobwait.client.job_kinds import kind_calls, status_call
 from airflow_jobwait.client.wait_loop import WaitLoop
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
+from airflow_jobwait.triggers.jobs import JobTrigger
 from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+def as_template(value: Any) -> Any:
+    """A job id the triggerer can render: an ``XComArg`` (``submit.output``) becomes its Jinja pull."""
+    if isinstance(value, XComArg):
+        task_id = value.operator.task_id  # type: ignore[attr-defined]
+        key = getattr(value, "key", "return_value")
+        return f"{{{{ ti.xcom_pull(task_ids={task_id!r}, key={key!r}) }}}}"
+    return value
 
 
 class JobSensor(JobWaitMixin, BaseSensorOperator):
@@ -35,6 +47,8 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         onto ``JobStatus`` in ``airflow_jobwait.client.job_kinds``.
     :param job_ref: The kind's other path parameters, e.g. ``{"dataset_id": ..., "job_type": ...}``
         (templated).
+    :param start_from_trigger: Go straight to the triggerer: the task never occupies a worker slot
+        (the job id is rendered in the triggerer; the sensor ``timeout`` becomes the trigger timeout).
     """
 
     template_fields: Sequence[str] = ("job_id", "job_ref")
@@ -52,11 +66,28 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         job_kind: str = "inference",
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
         job_ref: dict[str, str] | None = None,
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
         kind_calls(job_kind)  # fail at parse time on an unknown kind
+        if start_from_trigger:
+            self.start_from_trigger = True
+            self.start_trigger_args = StartTriggerArgs(
+                trigger_cls=f"{JobTrigger.__module__}.{JobTrigger.__qualname__}",
+                trigger_kwargs={
+                    "job_id": as_template(job_id),
+                    "conn_id": conn_id,
+                    "poll_interval": poll_interval,
+                    "cancel_on_kill": cancel_on_kill,
+                    "job_kind": job_kind,
+                    "job_ref": job_ref,
+                    "progress_interval": self.progress_interval,
+                },
+                next_method="execute_complete",
+                timeout=timedelta(seconds=self.timeout),
+            )
         self.job_id = job_id
         self.job_kind = job_kind
         self.job_ref = job_ref

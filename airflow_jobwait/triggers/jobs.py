@@ -20,6 +20,10 @@ from airflow_jobwait.models import WaitOutcome
 CANCEL_TIMEOUT = 10.0
 
 
+def _is_template(value: object) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
 class JobTrigger(BaseTrigger):
     """Poll a job until it is terminal or the deadline passes, then fire one event.
 
@@ -50,7 +54,8 @@ class JobTrigger(BaseTrigger):
         progress_interval: float = 60.0,
     ) -> None:
         super().__init__()
-        self.status_call = status_call(job_kind, job_id, job_ref)  # validates kind, id and ref
+        if not _is_template(job_id):
+            status_call(job_kind, job_id, job_ref)  # validates kind, id and ref now, not at the first poll
         self.job_kind = job_kind
         self.job_ref = dict(job_ref or {})
         self.job_id = job_id
@@ -86,12 +91,14 @@ class JobTrigger(BaseTrigger):
         The pooled client is released before the event is yielded, so nothing is left to
         clean up once the event is out.
         """
+        # Built here, not in __init__: with start_from_trigger the triggerer renders job_id first.
+        call = status_call(self.job_kind, self.job_id, self.job_ref)
         loop = WaitLoop(self.job_id, self.poll_interval, self.deadline)
         started = last_progress = time.monotonic()
         async with JobsHook(self.conn_id).async_client() as client:
             while True:
                 try:
-                    state = await client.call(self.status_call)
+                    state = await client.call(call)
                     outcome = loop.on_status(state.status)
                     if outcome is None and time.monotonic() - last_progress >= self.progress_interval:
                         last_progress = time.monotonic()

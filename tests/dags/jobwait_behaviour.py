@@ -118,3 +118,4 @@ with dag("jobwait_test_mapped"):
         assert words == [1, 2, 3], words
 
     collect(mapped_wait.output)
+

@@ -1,0 +1,79 @@
+"""``ComputeHook``: compute tasks (Seequent Evo Compute API) over a ``jobwait`` connection."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, overload
+
+from pydantic import BaseModel, ValidationError
+
+from airflow_jobwait.client import compute as api
+from airflow_jobwait.exceptions import InvalidResponse
+from airflow_jobwait.hooks.jobs import JobsHook
+from airflow_jobwait.models.base import first_error
+from airflow_jobwait.models.compute import ComputeJobRef, ComputeStatus
+
+R = TypeVar("R", bound=BaseModel)
+
+
+class ComputeHook(JobsHook):
+    """Submit compute tasks, read their status and (typed) results, cancel them.
+
+    Same connection as ``JobsHook`` (Host = base URL, Password = key, sent as ``Authorization:
+    Bearer``). Wait for a job with ``wait_for_job(ref.job_id, job_kind="compute", job_ref=ref.job_ref)``.
+    """
+
+    hook_name = "Job Wait (compute tasks)"
+
+    def submit(
+        self,
+        org_id: str,
+        topic: str,
+        task: str,
+        parameters: Mapping[str, Any],
+        test_controls: Mapping[str, Any] | None = None,
+    ) -> ComputeJobRef:
+        """Submit a task; the job is read from the 303's ``Location`` (which is not followed).
+
+        :param test_controls: Reference service only: ``{"queue_s", "run_s", "cancel_s"}``.
+        :raises InvalidResponse: No 303 ``Location``, or one not naming a job (field ``Location``).
+        """
+        return self.call(api.submit(org_id, topic, task, parameters, test_controls))
+
+    def get_status(self, ref: ComputeJobRef) -> ComputeStatus:
+        """The job's native status, progress, message and error."""
+        return self.call(api.get_status(ref))
+
+    @overload
+    def get_results(self, ref: ComputeJobRef, result_model: None = None) -> dict[str, Any]: ...
+
+    @overload
+    def get_results(self, ref: ComputeJobRef, result_model: type[R]) -> R: ...
+
+    def get_results(  # type: ignore[override]
+        self, ref: ComputeJobRef, result_model: type[R] | None = None
+    ) -> dict[str, Any] | R:
+        """The results of a succeeded job, validated against ``result_model`` if given.
+
+        :raises JobPendingError: Still running.
+        :raises JobError: Failed or cancelled (names the Error's title and detail).
+        :raises InvalidResponse: The results do not fit ``result_model`` (names the field).
+        """
+        results = self.call(api.get_results(ref))
+        return results if result_model is None else validate_results(results, result_model, ref.job_id)
+
+    def cancel(self, ref: ComputeJobRef) -> None:
+        """Ask the job to cancel (204; a terminal job stays as it is)."""
+        self.call(api.cancel(ref))
+
+
+def validate_results(results: Any, result_model: type[R], job_id: str) -> R:
+    """``results`` as ``result_model``; :raises InvalidResponse: naming the first bad field."""
+    try:
+        return result_model.model_validate(results)
+    except ValidationError as err:
+        where, why = first_error(err)
+        raise InvalidResponse(
+            f"results of compute job {job_id} do not fit {result_model.__name__}: field {where!r}: {why}",
+            field=where,
+        ) from None

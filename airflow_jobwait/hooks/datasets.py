@@ -1,0 +1,172 @@
+"""``DatasetJobsHook``: dataset jobs (TensorBay Open API) over a ``jobwait`` connection."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from airflow_jobwait.client import datasets as api
+from airflow_jobwait.exceptions import InvalidResponse
+from airflow_jobwait.hooks.jobs import JobsHook
+from airflow_jobwait.models.base import first_error
+from airflow_jobwait.models.datasets import DatasetJob, DatasetJobList, Draft, DraftList, SquashAndMergeArguments
+
+
+class DatasetJobsHook(JobsHook):
+    """Create, inspect, retry, abort and delete dataset jobs; find a merge's draft.
+
+    Same connection as ``JobsHook`` (Host = base URL, Password = access key, sent as ``X-Token``).
+    Errors carry TensorBay's ``code`` and ``message`` (``err.code``). Wait for a job with
+    ``wait_for_job(job_id, job_kind="dataset", job_ref={"dataset_id": ...})``.
+    """
+
+    hook_name = "Job Wait (dataset jobs)"
+
+    def create_job(
+        self,
+        dataset_id: str,
+        title: str,
+        job_type: str,
+        arguments: Mapping[str, Any],
+        description: str | None = None,
+        request_id: str | None = None,
+        test_controls: Mapping[str, Any] | None = None,
+    ) -> DatasetJob:
+        """Create a job. ``request_id`` (``X-Request-Id``, default a fresh uuid4) makes it safe to
+        retry: the service returns the same job for the same id.
+
+        :param test_controls: Reference service only: ``{"queuing_s", "processing_s", "outcome", "error_message"}``.
+        """
+        request_id = request_id or str(uuid.uuid4())
+        return self.call(
+            api.create_job(dataset_id, title, job_type, arguments, request_id, description, test_controls)
+        )
+
+    def squash_and_merge(
+        self,
+        dataset_id: str,
+        title: str,
+        source_branch: str,
+        target_branch: str,
+        strategy: str = "abort",
+        draft_title: str | None = None,
+        draft_description: str | None = None,
+        request_id: str | None = None,
+        test_controls: Mapping[str, Any] | None = None,
+    ) -> DatasetJob:
+        """Squash ``source_branch`` onto ``target_branch`` into a new draft.
+
+        :param title: The job's title (and the draft's, unless ``draft_title`` is given).
+        :param strategy: ``abort`` (a conflict fails the job), ``override`` (source wins) or ``skip`` (target wins).
+        :raises ValueError: An argument is malformed (names it).
+        """
+        arguments = self.squash_arguments(title, source_branch, target_branch, strategy, draft_title, draft_description)
+        return self.create_job(
+            dataset_id, title, "squashAndMerge", arguments.to_wire(), request_id=request_id,
+            test_controls=test_controls,
+        )
+
+    @staticmethod
+    def squash_arguments(
+        title: str,
+        source_branch: str,
+        target_branch: str,
+        strategy: str = "abort",
+        draft_title: str | None = None,
+        draft_description: str | None = None,
+    ) -> SquashAndMergeArguments:
+        """The squashAndMerge ``arguments``; :raises ValueError: naming the bad field."""
+        try:
+            return SquashAndMergeArguments(
+                title=draft_title or title,
+                source_branch_name=source_branch,
+                target_branch_name=target_branch,
+                strategy=strategy,  # type: ignore[arg-type]
+                description=draft_description,
+            )
+        except ValidationError as err:
+            where, why = first_error(err)
+            raise ValueError(f"invalid squash-and-merge argument {where!r}: {why}") from None
+
+    def basic_search(
+        self,
+        dataset_id: str,
+        title: str,
+        arguments: Mapping[str, Any],
+        request_id: str | None = None,
+        test_controls: Mapping[str, Any] | None = None,
+    ) -> DatasetJob:
+        """Create a basicSearch job; ``arguments``: ``commit``, ``conjunction``, ``filters`` as documented."""
+        return self.create_job(
+            dataset_id, title, "basicSearch", arguments, request_id=request_id, test_controls=test_controls
+        )
+
+    def get_job(self, dataset_id: str, job_id: str, job_type: str | None = None) -> DatasetJob:  # type: ignore[override]
+        """Return the job's current state."""
+        return self.call(api.get_job(dataset_id, job_id, job_type))
+
+    def list_jobs(
+        self,
+        dataset_id: str,
+        job_type: str | None = None,
+        status: str | None = None,
+        offset: int = 0,
+        limit: int = api.MAX_PAGE,
+    ) -> DatasetJobList:
+        """One page of the dataset's jobs, newest first."""
+        return self.call(api.list_jobs(dataset_id, job_type, status, offset, limit))
+
+    def retry_job(self, dataset_id: str, job_id: str, job_type: str | None = None) -> None:
+        """Run a ``FAILED`` or ``ABORTED`` job again (400 ``InvalidParamsValue`` otherwise).
+
+        Named ``retry_job`` because ``JobsHook.retry`` is the hook's ``RetryPolicy``.
+        """
+        self.call(api.retry_job(dataset_id, job_id, job_type))
+
+    def abort(self, dataset_id: str, job_id: str, job_type: str | None = None) -> None:
+        """Abort a ``QUEUING`` or ``PROCESSING`` job (400 ``InvalidParamsValue`` otherwise)."""
+        self.call(api.abort_job(dataset_id, job_id, job_type))
+
+    def delete_job(self, dataset_id: str, job_id: str, job_type: str | None = None) -> None:
+        """Delete a job."""
+        self.call(api.delete_job(dataset_id, job_id, job_type))
+
+    def list_drafts(
+        self,
+        dataset_id: str,
+        status: str = "OPEN",
+        branch_name: str | None = None,
+        offset: int = 0,
+        limit: int = api.MAX_PAGE,
+    ) -> DraftList:
+        """One page of the dataset's drafts (``status="ALL"`` for every status)."""
+        return self.call(api.list_drafts(dataset_id, status, branch_name, offset, limit))
+
+    def get_result_draft(self, dataset_id: str, job: DatasetJob) -> Draft:
+        """The draft a successful squash-and-merge job produced.
+
+        :raises ValueError: The job has no ``result.draftNumber`` (not a successful squash-and-merge).
+        :raises InvalidResponse: The service does not list that draft.
+        """
+        number = job.draft_number
+        if number is None:
+            raise ValueError(
+                f"dataset job {job.job_id} ({job.job_type}, {job.status}) has no result.draftNumber: "
+                "only a successful squashAndMerge job has a draft"
+            )
+        branch = job.arguments.get("targetBranchName")
+        offset = 0
+        while True:
+            page = self.list_drafts(dataset_id, "ALL", branch if isinstance(branch, str) else None, offset)
+            for draft in page.drafts:
+                if draft.number == number:
+                    return draft
+            offset += len(page.drafts)
+            if not page.drafts or offset >= page.total_count:
+                raise InvalidResponse(
+                    f"draft #{number} of dataset job {job.job_id} is not listed in dataset {dataset_id}",
+                    field="result.draftNumber",
+                )

@@ -1,0 +1,152 @@
+"""``SubmitComputeTaskOperator``: run a compute task (Seequent Evo Compute) and push its typed result."""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from pydantic import BaseModel
+
+from airflow_jobwait.exceptions import JobError
+from airflow_jobwait.hooks.compute import ComputeHook
+from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
+from airflow_jobwait.models import WaitOutcome
+from airflow_jobwait.models.compute import ComputeJobRef
+from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def resolve_model(result_model: type[BaseModel] | str | None) -> type[BaseModel] | None:
+    """A pydantic model class from a class or a ``package.module.Class`` import path.
+
+    :raises ValueError: The path does not import, or does not name a pydantic model.
+    """
+    if result_model is None or isinstance(result_model, type):
+        model = result_model
+    else:
+        module, _, name = str(result_model).rpartition(".")
+        try:
+            model = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as err:
+            raise ValueError(f"result_model {result_model!r} does not import: {err}") from None
+    if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise ValueError(f"result_model must be a pydantic model class, got {model!r}")
+    return model
+
+
+class SubmitComputeTaskOperator(JobWaitMixin, BaseOperator):
+    """Submit a compute task; push its id (key ``job_id``) and ``job_ref``; wait (deferrable by
+    default) and return its results, validated against ``result_model``, as JSON.
+
+    :param org_id: Organisation UUID (templated).
+    :param topic: Task topic, e.g. ``demo`` (templated).
+    :param task: Task name, e.g. ``wordcount`` (templated).
+    :param parameters: The task's parameters (templated).
+    :param result_model: Pydantic model (class or import path) the results must fit; a mismatch
+        fails the task naming the field.
+    :param conn_id: Airflow connection of type ``jobwait``.
+    :param wait_for_completion: Wait and return the results; otherwise return ``{"job_id", **job_ref}``.
+    :param deferrable: Wait in the triggerer (default) rather than in the worker.
+    :param poll_interval: Seconds between polls while waiting.
+    :param wait_timeout: Seconds to wait at most.
+    :param cancel_on_kill: Cancel the job when the task is killed while waiting.
+    :param soft_fail: Skip instead of failing when the job fails.
+    :param test_controls: Reference service only: ``{"queue_s", "run_s", "cancel_s"}``.
+    """
+
+    template_fields: Sequence[str] = ("org_id", "topic", "task", "parameters")
+    template_fields_renderers = {"parameters": "json"}
+    ui_color = "#f2e6d9"
+    job_kind = "compute"
+
+    def __init__(
+        self,
+        *,
+        org_id: str,
+        topic: str,
+        task: str,
+        parameters: dict[str, Any],
+        result_model: type[BaseModel] | str | None = None,
+        conn_id: str = DEFAULT_CONN_ID,
+        wait_for_completion: bool = True,
+        deferrable: bool = True,
+        poll_interval: float = 5.0,
+        wait_timeout: float | None = None,
+        cancel_on_kill: bool = True,
+        soft_fail: bool = False,
+        max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
+        test_controls: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.org_id = org_id
+        self.topic = topic
+        self.task = task
+        self.parameters = parameters
+        self.result_model = result_model
+        self.conn_id = conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.wait_timeout = wait_timeout
+        self.cancel_on_kill = cancel_on_kill
+        self.soft_fail = soft_fail
+        self.max_xcom_bytes = max_xcom_bytes
+        self.test_controls = test_controls
+        self._ref: ComputeJobRef | None = None
+
+    @property  # type: ignore[override]
+    def job_ref(self) -> dict[str, str]:  # from the rendered fields, also after a deferral
+        try:
+            org_id = str(uuid.UUID(self.org_id))
+        except (TypeError, ValueError):
+            org_id = self.org_id
+        return {"org_id": org_id, "topic": self.topic, "task": self.task}
+
+    @cached_property
+    def hook(self) -> ComputeHook:  # type: ignore[override]
+        return ComputeHook(self.conn_id)
+
+    def execute(self, context: Context) -> Any:
+        resolve_model(self.result_model)  # fail before submitting if the path is wrong
+        ref = self.hook.submit(self.org_id, self.topic, self.task, self.parameters, self.test_controls)
+        self._ref = ref
+        context["ti"].xcom_push(key="job_id", value=ref.job_id)
+        context["ti"].xcom_push(key="job_ref", value=ref.job_ref)
+        self.log.info("compute job %s of %s/%s submitted", ref.job_id, ref.topic, ref.task)
+        if not self.wait_for_completion:
+            return {"job_id": ref.job_id, **ref.job_ref}
+        if self.deferrable:
+            self.defer_until_done(ref.job_id, self.wait_timeout)
+        outcome = self.hook.wait_for_job(
+            ref.job_id, self.poll_interval, self.wait_timeout, job_kind="compute", job_ref=ref.job_ref
+        )
+        return self.finish_wait(outcome)
+
+    def finish_wait(self, outcome: WaitOutcome) -> dict[str, Any]:
+        ref = ComputeJobRef(job_id=outcome.job_id, **self.job_ref)
+        if outcome.kind == "terminal" and not outcome.succeeded:
+            try:
+                self.hook.get_results(ref)
+            except JobError as err:
+                outcome = outcome.model_copy(update={"message": f"{outcome.message}: {err.title}: {err.detail}"})
+        if not outcome.succeeded:
+            return super().finish_wait(outcome)
+        self.log.info("%s", outcome.message)
+        model = resolve_model(self.result_model)
+        if model is None:
+            return self.bounded_for_xcom(ref.job_id, self.hook.get_results(ref))
+        typed = self.hook.get_results(ref, model)
+        return self.bounded_for_xcom(ref.job_id, typed.model_dump(mode="json"))
+
+    def on_kill(self) -> None:
+        """Cancel the job a blocking wait is on (deferred waits cancel from the trigger)."""
+        if self._ref and self.wait_for_completion and self.cancel_on_kill:
+            self.log.info("task killed: cancelling compute job %s", self._ref.job_id)
+            self.hook.cancel(self._ref)

@@ -1,0 +1,243 @@
+"""Operators for dataset jobs (TensorBay Open API): squash-and-merge, retry, abort."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
+from airflow_jobwait.hooks.datasets import DatasetJobsHook
+from airflow_jobwait.models import WaitOutcome
+from airflow_jobwait.models.datasets import DatasetJob
+from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+RETRYABLE = ("FAILED", "ABORTED")
+
+
+class DatasetJobWaitMixin(JobWaitMixin):
+    """Wait for a dataset job (``job_kind="dataset"``); on success return its draft (squash-and-merge)
+    or the job itself as JSON; on failure fail with the job's ``errorMessage``."""
+
+    job_kind = "dataset"
+    dataset_id: str
+    job_type: str | None
+    wait_timeout: float | None
+    deferrable: bool
+
+    @property  # type: ignore[override]
+    def job_ref(self) -> dict[str, str]:  # the rendered dataset id, also after a deferral
+        ref = {"dataset_id": self.dataset_id}
+        if self.job_type:
+            ref["job_type"] = self.job_type
+        return ref
+
+    @cached_property
+    def hook(self) -> DatasetJobsHook:  # type: ignore[override]
+        return DatasetJobsHook(self.conn_id)
+
+    def wait_for(self, job_id: str) -> dict[str, Any]:
+        """Defer (or block) until the job is terminal; return or raise as ``finish_wait`` does."""
+        if self.deferrable:
+            self.defer_until_done(job_id, self.wait_timeout)
+        outcome = self.hook.wait_for_job(
+            job_id, self.poll_interval, self.wait_timeout, job_kind=self.job_kind, job_ref=self.job_ref
+        )
+        return self.finish_wait(outcome)
+
+    def finish_wait(self, outcome: WaitOutcome) -> dict[str, Any]:
+        if outcome.kind == "terminal" and not outcome.succeeded:
+            reason = self.hook.get_job(self.dataset_id, outcome.job_id).error_message
+            if reason:
+                outcome = outcome.model_copy(update={"message": f"{outcome.message}: {reason}"})
+        if not outcome.succeeded:
+            return super().finish_wait(outcome)
+        self.log.info("%s", outcome.message)
+        job = self.hook.get_job(self.dataset_id, outcome.job_id, self.job_type)
+        if job.draft_number is not None:
+            draft = self.hook.get_result_draft(self.dataset_id, job)
+            self.log.info("job %s made draft #%d on branch %s", job.job_id, draft.number, draft.branch_name)
+            return draft.to_xcom()
+        return self.bounded_for_xcom(job.job_id, job.to_xcom())
+
+
+class _DatasetOperator(DatasetJobWaitMixin, BaseOperator):
+    ui_color = "#e3d9f2"
+
+    def __init__(
+        self,
+        *,
+        dataset_id: str,
+        conn_id: str = DEFAULT_CONN_ID,
+        wait_for_completion: bool = True,
+        deferrable: bool = True,
+        poll_interval: float = 5.0,
+        wait_timeout: float | None = None,
+        cancel_on_kill: bool = True,
+        soft_fail: bool = False,
+        max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dataset_id = dataset_id
+        self.conn_id = conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.wait_timeout = wait_timeout
+        self.cancel_on_kill = cancel_on_kill
+        self.soft_fail = soft_fail
+        self.max_xcom_bytes = max_xcom_bytes
+        self._job_id: str | None = None
+
+    def on_kill(self) -> None:
+        """Abort the job a blocking wait is on (deferred waits abort from the trigger)."""
+        if self._job_id and self.wait_for_completion and self.cancel_on_kill:
+            self.log.info("task killed: aborting dataset job %s", self._job_id)
+            self.hook.abort(self.dataset_id, self._job_id, self.job_type)
+
+
+class SquashAndMergeOperator(_DatasetOperator):
+    """Squash ``source_branch`` onto ``target_branch`` as a draft; push the job id (key ``job_id``);
+    wait (deferrable by default) and return the draft as JSON.
+
+    The create carries an ``X-Request-Id`` derived from the task instance and the arguments, not
+    the try number: a retry after a worker crash gets the crashed try's job, and a retry after the
+    job failed (e.g. a conflict fixed since) retries that job on the service.
+
+    :param dataset_id: The dataset (templated).
+    :param title: Job title, and the draft's unless ``draft_title`` is given (templated).
+    :param source_branch: Branch whose changes are squashed (templated).
+    :param target_branch: Branch the draft is based on (templated).
+    :param strategy: ``abort`` (a conflict fails the job), ``override`` (source wins), ``skip`` (target wins).
+    :param draft_title: The draft's title (templated).
+    :param draft_description: The draft's description (templated).
+    :param conn_id: Airflow connection of type ``jobwait``.
+    :param wait_for_completion: Wait and return the draft; otherwise return the job id.
+    :param deferrable: Wait in the triggerer (default) rather than in the worker.
+    :param poll_interval: Seconds between polls while waiting.
+    :param wait_timeout: Seconds to wait at most.
+    :param cancel_on_kill: Abort the job when the task is killed while waiting.
+    :param soft_fail: Skip instead of failing when the job fails.
+    :param test_controls: Reference service only: ``{"queuing_s", "processing_s", "outcome", "error_message"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "dataset_id", "title", "source_branch", "target_branch", "strategy", "draft_title", "draft_description",
+    )
+    job_type = "squashAndMerge"
+
+    def __init__(
+        self,
+        *,
+        title: str,
+        source_branch: str,
+        target_branch: str,
+        strategy: str = "abort",
+        draft_title: str | None = None,
+        draft_description: str | None = None,
+        test_controls: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.title = title
+        self.source_branch = source_branch
+        self.target_branch = target_branch
+        self.strategy = strategy
+        self.draft_title = draft_title
+        self.draft_description = draft_description
+        self.test_controls = test_controls
+
+    def execute(self, context: Context) -> Any:
+        arguments = self.hook.squash_arguments(
+            self.title, self.source_branch, self.target_branch, self.strategy, self.draft_title, self.draft_description
+        )
+        ti = context["ti"]
+        body = json.dumps([self.dataset_id, self.title, arguments.to_wire()], sort_keys=True)
+        request_id = _digest(ti.dag_id, ti.task_id, ti.run_id, str(ti.map_index), body)
+        job = self.hook.squash_and_merge(
+            self.dataset_id, self.title, self.source_branch, self.target_branch, self.strategy, self.draft_title,
+            self.draft_description, request_id=request_id, test_controls=self.test_controls,
+        )
+        job = self._retry_if_failed(job)
+        self._job_id = job.job_id
+        ti.xcom_push(key="job_id", value=job.job_id)
+        self.log.info("squash-and-merge job %s of %s into %s is %s", job.job_id, self.source_branch,
+                      self.target_branch, job.status)
+        if not self.wait_for_completion:
+            return job.job_id
+        return self.wait_for(job.job_id)
+
+    def _retry_if_failed(self, job: DatasetJob) -> DatasetJob:
+        """An earlier try's job (same request id) that failed is retried rather than reported again."""
+        if job.status not in RETRYABLE:
+            return job
+        self.log.info("job %s of an earlier try is %s (%s); retrying it", job.job_id, job.status, job.error_message)
+        self.hook.retry_job(self.dataset_id, job.job_id, self.job_type)
+        return self.hook.get_job(self.dataset_id, job.job_id, self.job_type)
+
+
+class RetryDatasetJobOperator(_DatasetOperator):
+    """Retry a ``FAILED`` or ``ABORTED`` dataset job; optionally wait for it like ``SquashAndMergeOperator``.
+
+    Returns the draft (squash-and-merge) or the job as JSON when waiting, else the job id.
+
+    :param dataset_id: The dataset (templated).
+    :param job_id: The job to retry (templated), e.g. ``{{ ti.xcom_pull(task_ids='merge', key='job_id') }}``.
+    :param job_type: ``squashAndMerge`` or ``basicSearch``, to check the job's type (optional).
+    """
+
+    template_fields: Sequence[str] = ("dataset_id", "job_id")
+
+    def __init__(self, *, job_id: str, job_type: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.job_type = job_type
+
+    def execute(self, context: Context) -> Any:
+        self.hook.retry_job(self.dataset_id, self.job_id, self.job_type)
+        self._job_id = self.job_id
+        context["ti"].xcom_push(key="job_id", value=self.job_id)
+        self.log.info("retrying dataset job %s", self.job_id)
+        if not self.wait_for_completion:
+            return self.job_id
+        return self.wait_for(self.job_id)
+
+
+class AbortDatasetJobOperator(BaseOperator):
+    """Abort a ``QUEUING`` or ``PROCESSING`` dataset job.
+
+    :param dataset_id: The dataset (templated).
+    :param job_id: The job (templated).
+    :param job_type: ``squashAndMerge`` or ``basicSearch``, to check the job's type (optional).
+    :param conn_id: Airflow connection of type ``jobwait``.
+    """
+
+    template_fields: Sequence[str] = ("dataset_id", "job_id")
+    ui_color = "#e3d9f2"
+
+    def __init__(
+        self, *, dataset_id: str, job_id: str, job_type: str | None = None, conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dataset_id = dataset_id
+        self.job_id = job_id
+        self.job_type = job_type
+        self.conn_id = conn_id
+
+    def execute(self, context: Context) -> str:
+        DatasetJobsHook(self.conn_id).abort(self.dataset_id, self.job_id, self.job_type)
+        self.log.info("aborted dataset job %s", self.job_id)
+        return self.job_id
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

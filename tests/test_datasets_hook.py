@@ -1,0 +1,163 @@
+"""DatasetJobsHook and dataset-kind waits against the live reference service (a cloned dataset per test)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from airflow.triggers.base import TriggerEvent
+
+from airflow_jobwait.client import datasets as api
+from airflow_jobwait.client.http import HttpResponse
+from airflow_jobwait.client.job_kinds import cancel_call, results_call, status_call
+from airflow_jobwait.exceptions import ApiError, InvalidResponse, NotFound, Unauthorized
+from airflow_jobwait.hooks.datasets import DatasetJobsHook
+from airflow_jobwait.models import JobStatus, WaitOutcome
+from airflow_jobwait.models.datasets import DatasetJob
+from airflow_jobwait.server.process import ServiceProcess
+from airflow_jobwait.triggers import JobTrigger
+from tests.conftest import CONN_ID, connection_json
+
+FAST = {"queuing_s": 0.05, "processing_s": 0.1}
+SLOW = {"queuing_s": 30}
+
+
+@pytest.fixture
+def hook(jobwait_conn: str) -> DatasetJobsHook:
+    return DatasetJobsHook(jobwait_conn)
+
+
+@pytest.fixture
+def dataset(hook: DatasetJobsHook) -> str:
+    return hook.call(api.clone_dataset_for_test())
+
+
+def wait(hook: DatasetJobsHook, dataset: str, job: DatasetJob) -> JobStatus | None:
+    ref = {"dataset_id": dataset, "job_type": str(job.job_type)}
+    return hook.wait_for_job(job.job_id, 0.05, 30, job_kind="dataset", job_ref=ref).status
+
+
+def test_squash_and_merge_makes_a_draft(hook: DatasetJobsHook, dataset: str) -> None:
+    job = hook.squash_and_merge(dataset, "add a bird", "feature", "main", draft_description="d", test_controls=FAST)
+    assert job.status == "QUEUING" and job.job_type == "squashAndMerge"
+    assert job.arguments == {"title": "add a bird", "sourceBranchName": "feature", "targetBranchName": "main",
+                             "strategy": "abort", "description": "d"}
+    assert wait(hook, dataset, job) is JobStatus.COMPLETED
+    done = hook.get_job(dataset, job.job_id, "squashAndMerge")
+    assert done.status == "SUCCESS" and done.error_message == "" and done.finished_at is not None
+    draft = hook.get_result_draft(dataset, done)
+    assert draft.number == done.draft_number and draft.status == "OPEN" and draft.branch_name == "main"
+    assert draft.title == "add a bird" and draft.description == "d"
+    assert [d.number for d in hook.list_drafts(dataset).drafts] == [draft.number]
+    with pytest.raises(ValueError, match="draftNumber"):
+        hook.get_result_draft(dataset, job)  # the QUEUING snapshot has no result yet
+
+
+def test_conflict_fails_then_retry_after_fix_succeeds(hook: DatasetJobsHook, dataset: str) -> None:
+    job = hook.squash_and_merge(dataset, "fish", "conflicting", "main", test_controls=FAST)
+    assert wait(hook, dataset, job) is JobStatus.FAILED
+    failed = hook.get_job(dataset, job.job_id)
+    assert failed.status == "FAILED" and "README.md" in str(failed.error_message)
+    state = hook.call(status_call("dataset", job.job_id, {"dataset_id": dataset}))
+    assert state.native_status == "FAILED" and "conflict" in str(state.message)
+    readme = hook.call(api.branch_for_test(dataset, "main"))["files"]["README.md"]
+    hook.call(api.commit_for_test(dataset, "conflicting", {"README.md": readme}))
+    hook.retry_job(dataset, job.job_id, "squashAndMerge")
+    assert wait(hook, dataset, job) is JobStatus.COMPLETED
+    results = hook.call(results_call("dataset", job.job_id, {"dataset_id": dataset}))
+    assert results["status"] == "SUCCESS" and results["result"]["draftNumber"] >= 1
+    json.dumps(results)
+
+
+def test_create_with_same_request_id_returns_the_same_job(hook: DatasetJobsHook, dataset: str) -> None:
+    first = hook.squash_and_merge(dataset, "t", "feature", "main", request_id="req-1", test_controls=FAST)
+    again = hook.squash_and_merge(dataset, "t", "feature", "main", request_id="req-1", test_controls=FAST)
+    assert again.job_id == first.job_id
+    assert hook.create_job(dataset, "t", "squashAndMerge", first.arguments).job_id != first.job_id
+
+
+def test_basic_search_list_abort_delete(hook: DatasetJobsHook, dataset: str) -> None:
+    search = hook.basic_search(
+        dataset, "cats", {"commit": "main", "conjunction": "and",
+                          "filters": [{"key": "content", "operator": "=", "value": "cat"}], "unit": "FILE"},
+        test_controls=FAST,
+    )
+    slow = hook.squash_and_merge(dataset, "slow", "feature", "main", test_controls=SLOW)
+    assert wait(hook, dataset, search) is JobStatus.COMPLETED
+    assert set(hook.get_job(dataset, search.job_id).result or {}) == {"searchResultId", "searchResultCommitId"}
+    listed = hook.list_jobs(dataset)
+    assert listed.total_count == 2 and [j.job_id for j in listed.jobs] == [slow.job_id, search.job_id]
+    assert [j.job_id for j in hook.list_jobs(dataset, job_type="basicSearch").jobs] == [search.job_id]
+    assert [j.job_id for j in hook.list_jobs(dataset, status="QUEUING").jobs] == [slow.job_id]
+    hook.abort(dataset, slow.job_id)
+    assert hook.get_job(dataset, slow.job_id).status == "ABORTED"
+    with pytest.raises(ApiError) as info:
+        hook.abort(dataset, slow.job_id)
+    assert info.value.status == 400 and "InvalidParamsValue" in str(info.value) and "ABORTED" in str(info.value)
+    assert info.value.code == "InvalidParamsValue"  # type: ignore[attr-defined]
+    hook.delete_job(dataset, slow.job_id)
+    with pytest.raises(NotFound, match="ResourceNotExist"):
+        hook.get_job(dataset, slow.job_id)
+
+
+def test_documented_errors(hook: DatasetJobsHook, dataset: str, service: ServiceProcess,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ApiError, match=r"400: InvalidParamsValue: .*branch 'nope' does not exist"):
+        hook.squash_and_merge(dataset, "t", "nope", "main")
+    with pytest.raises(ValueError, match="strategy"):
+        hook.squash_and_merge(dataset, "t", "feature", "main", strategy="merge")
+    with pytest.raises(ApiError, match="only FAILED or ABORTED"):
+        job = hook.squash_and_merge(dataset, "t", "feature", "main", test_controls=SLOW)
+        hook.retry_job(dataset, job.job_id)
+    with pytest.raises(NotFound, match="ResourceNotExist"):
+        hook.list_jobs("no-such-dataset")
+    with pytest.raises(ValueError, match="dataset_id"):
+        hook.get_job("a/b", "x")
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(service).replace(service.api_key, "bad"))
+    with pytest.raises(Unauthorized, match="Unauthorized"):
+        DatasetJobsHook(CONN_ID).list_jobs(dataset)
+
+
+def test_kind_mapping_rejects_unknown_status_and_missing_ref() -> None:
+    call = status_call("dataset", "j", {"dataset_id": "d"})
+    body = json.dumps({"jobId": "j", "status": "EXPLODED"}).encode()
+    with pytest.raises(InvalidResponse, match="unknown status 'EXPLODED'") as info:
+        call.parse(HttpResponse(200, {}, body))
+    assert info.value.field == "status"
+    with pytest.raises(ValueError, match="'dataset_id'"):
+        status_call("dataset", "j", {})
+    assert cancel_call("dataset", "j", {"dataset_id": "d"}).request.path.endswith("/jobs/j/abort")
+
+
+async def run_trigger(trigger: JobTrigger) -> WaitOutcome:
+    events: list[TriggerEvent] = []
+
+    async def consume() -> None:
+        async for event in trigger.run():
+            events.append(event)
+
+    await asyncio.wait_for(consume(), 30)
+    assert len(events) == 1
+    return WaitOutcome.model_validate(events[0].payload)
+
+
+@pytest.mark.parametrize(
+    ("source", "test", "expected"),
+    [("feature", FAST, JobStatus.COMPLETED), ("conflicting", FAST, JobStatus.FAILED),
+     ("feature", {**FAST, "outcome": "FAILED", "error_message": "boom"}, JobStatus.FAILED),
+     ("feature", SLOW, JobStatus.CANCELED)],
+)
+async def test_trigger_runs_a_dataset_job_to_each_terminal_status(
+    hook: DatasetJobsHook, dataset: str, source: str, test: dict, expected: JobStatus
+) -> None:
+    job = await asyncio.to_thread(hook.squash_and_merge, dataset, "t", source, "main", test_controls=test)
+    ref = {"dataset_id": dataset, "job_type": "squashAndMerge"}
+    trigger = JobTrigger(job.job_id, hook.jobwait_conn_id, poll_interval=0.05, job_kind="dataset", job_ref=ref)
+    assert trigger.serialize()[1]["job_ref"] == ref
+    task = asyncio.ensure_future(run_trigger(trigger))
+    if expected is JobStatus.CANCELED:
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(hook.abort, dataset, job.job_id)
+    outcome = await task
+    assert outcome.kind == "terminal" and outcome.status is expected
