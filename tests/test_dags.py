@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import DAG
-from pytest_mock import MockerFixture
 
 from airflow_jobwait.client import inference as api
 from airflow_jobwait.hooks import JobsHook
@@ -80,28 +79,6 @@ def test_example_dags_import_and_run(service: object) -> None:
     assert newest.status is JobStatus.COMPLETED
     results = JobsHook().get_results(newest.job_identifier)
     assert set(results.outputs_by_source) == {"review-1", "review-2", "review-3"}
-
-
-@pytest.mark.usefixtures("airflow_db", "jobwait_conn")
-def test_worker_crash_after_submit_makes_exactly_one_job(behaviour_dags: dict[str, DAG], mocker: MockerFixture) -> None:
-    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-    real_push = RuntimeTaskInstance.xcom_push
-    crashes: list[str] = []
-
-    def crash_once(self: RuntimeTaskInstance, key: str, value: object) -> None:
-        if key == "job_id" and not crashes:
-            crashes.append(str(value))
-            raise RuntimeError("injected: worker died after submit, before the job id was stored")
-        real_push(self, key, value)
-
-    mocker.patch.object(RuntimeTaskInstance, "xcom_push", crash_once)
-    before = {job.job_identifier for job in JobsHook().call(api.history(per_page=1000))}
-    states = run(behaviour_dags, "jobwait_test_crash_after_submit")
-    new_jobs = [j for j in JobsHook().call(api.history(per_page=1000)) if j.job_identifier not in before]
-    assert crashes, "the fault was injected"
-    assert states == {"submit": "success", "check_results": "success"}
-    assert [j.job_identifier for j in new_jobs] == crashes, "the retry reconnected to the crashed try's job"
 
 
 @pytest.mark.usefixtures("airflow_db", "jobwait_conn")

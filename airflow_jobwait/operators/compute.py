@@ -16,7 +16,8 @@ from airflow_jobwait.hooks.compute import ComputeHook
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.models import WaitOutcome
 from airflow_jobwait.models.compute import ComputeJobRef
-from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
+from airflow_jobwait.operators.resumable import ResumableJobWaitMixin
+from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -40,9 +41,13 @@ def resolve_model(result_model: type[BaseModel] | str | None) -> type[BaseModel]
     return model
 
 
-class SubmitComputeTaskOperator(JobWaitMixin, BaseOperator):
+class SubmitComputeTaskOperator(ResumableJobWaitMixin, BaseOperator):
     """Submit a compute task; push its id (key ``job_id``) and ``job_ref``; wait (deferrable by
     default) and return its results, validated against ``result_model``, as JSON.
+
+    The compute API takes no request key, so a retry relies on ``task_state_store`` alone: it
+    resumes the stored task, and submits again only if that one failed (or was never stored
+    because the worker died right after the submit).
 
     :param org_id: Organisation UUID (templated).
     :param topic: Task topic, e.g. ``demo`` (templated).
@@ -90,16 +95,12 @@ class SubmitComputeTaskOperator(JobWaitMixin, BaseOperator):
         self.task = task
         self.parameters = parameters
         self.result_model = result_model
-        self.conn_id = conn_id
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.wait_timeout = wait_timeout
-        self.cancel_on_kill = cancel_on_kill
-        self.soft_fail = soft_fail
-        self.max_xcom_bytes = max_xcom_bytes
         self.test_controls = test_controls
-        self._ref: ComputeJobRef | None = None
+        self.init_wait(
+            conn_id=conn_id, wait_for_completion=wait_for_completion, deferrable=deferrable,
+            poll_interval=poll_interval, wait_timeout=wait_timeout, cancel_on_kill=cancel_on_kill,
+            soft_fail=soft_fail, max_xcom_bytes=max_xcom_bytes,
+        )
 
     @property  # type: ignore[override]
     def job_ref(self) -> dict[str, str]:  # from the rendered fields, also after a deferral
@@ -113,21 +114,16 @@ class SubmitComputeTaskOperator(JobWaitMixin, BaseOperator):
     def hook(self) -> ComputeHook:  # type: ignore[override]
         return ComputeHook(self.conn_id)
 
-    def execute(self, context: Context) -> Any:
+    def before_submit(self, context: Context) -> None:
         resolve_model(self.result_model)  # fail before submitting if the path is wrong
+
+    def submit_job(self, context: Context) -> str:
         ref = self.hook.submit(self.org_id, self.topic, self.task, self.parameters, self.test_controls)
-        self._ref = ref
-        context["ti"].xcom_push(key="job_id", value=ref.job_id)
-        context["ti"].xcom_push(key="job_ref", value=ref.job_ref)
         self.log.info("compute job %s of %s/%s submitted", ref.job_id, ref.topic, ref.task)
-        if not self.wait_for_completion:
-            return {"job_id": ref.job_id, **ref.job_ref}
-        if self.deferrable:
-            self.defer_until_done(ref.job_id, self.wait_timeout)
-        outcome = self.hook.wait_for_job(
-            ref.job_id, self.poll_interval, self.wait_timeout, job_kind="compute", job_ref=ref.job_ref
-        )
-        return self.finish_wait(outcome)
+        return ref.job_id
+
+    def submitted_result(self, job_id: str) -> dict[str, str]:
+        return {"job_id": job_id, **self.job_ref}
 
     def finish_wait(self, outcome: WaitOutcome) -> dict[str, Any]:
         ref = ComputeJobRef(job_id=outcome.job_id, **self.job_ref)
@@ -144,9 +140,3 @@ class SubmitComputeTaskOperator(JobWaitMixin, BaseOperator):
             return self.bounded_for_xcom(ref.job_id, self.hook.get_results(ref))
         typed = self.hook.get_results(ref, model)
         return self.bounded_for_xcom(ref.job_id, typed.model_dump(mode="json"))
-
-    def on_kill(self) -> None:
-        """Cancel the job a blocking wait is on (deferred waits cancel from the trigger)."""
-        if self._ref and self.wait_for_completion and self.cancel_on_kill:
-            self.log.info("task killed: cancelling compute job %s", self._ref.job_id)
-            self.hook.cancel(self._ref)

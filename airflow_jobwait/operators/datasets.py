@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -14,7 +12,8 @@ from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.hooks.datasets import DatasetJobsHook
 from airflow_jobwait.models import WaitOutcome
 from airflow_jobwait.models.datasets import DatasetJob
-from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
+from airflow_jobwait.operators.resumable import ResumableJobWaitMixin, instance_key
+from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -22,53 +21,12 @@ if TYPE_CHECKING:
 RETRYABLE = ("FAILED", "ABORTED")
 
 
-class DatasetJobWaitMixin(JobWaitMixin):
-    """Wait for a dataset job (``job_kind="dataset"``); on success return its draft (squash-and-merge)
-    or the job itself as JSON; on failure fail with the job's ``errorMessage``."""
+class _DatasetOperator(ResumableJobWaitMixin, BaseOperator):
+    """Start a dataset job (``job_kind="dataset"``), wait, and on success return its draft
+    (squash-and-merge) or the job itself as JSON; on failure fail with the job's ``errorMessage``."""
 
     job_kind = "dataset"
-    dataset_id: str
-    job_type: str | None
-    wait_timeout: float | None
-    deferrable: bool
-
-    @property  # type: ignore[override]
-    def job_ref(self) -> dict[str, str]:  # the rendered dataset id, also after a deferral
-        ref = {"dataset_id": self.dataset_id}
-        if self.job_type:
-            ref["job_type"] = self.job_type
-        return ref
-
-    @cached_property
-    def hook(self) -> DatasetJobsHook:  # type: ignore[override]
-        return DatasetJobsHook(self.conn_id)
-
-    def wait_for(self, job_id: str) -> dict[str, Any]:
-        """Defer (or block) until the job is terminal; return or raise as ``finish_wait`` does."""
-        if self.deferrable:
-            self.defer_until_done(job_id, self.wait_timeout)
-        outcome = self.hook.wait_for_job(
-            job_id, self.poll_interval, self.wait_timeout, job_kind=self.job_kind, job_ref=self.job_ref
-        )
-        return self.finish_wait(outcome)
-
-    def finish_wait(self, outcome: WaitOutcome) -> dict[str, Any]:
-        if outcome.kind == "terminal" and not outcome.succeeded:
-            reason = self.hook.get_job(self.dataset_id, outcome.job_id).error_message
-            if reason:
-                outcome = outcome.model_copy(update={"message": f"{outcome.message}: {reason}"})
-        if not outcome.succeeded:
-            return super().finish_wait(outcome)
-        self.log.info("%s", outcome.message)
-        job = self.hook.get_job(self.dataset_id, outcome.job_id, self.job_type)
-        if job.draft_number is not None:
-            draft = self.hook.get_result_draft(self.dataset_id, job)
-            self.log.info("job %s made draft #%d on branch %s", job.job_id, draft.number, draft.branch_name)
-            return draft.to_xcom()
-        return self.bounded_for_xcom(job.job_id, job.to_xcom())
-
-
-class _DatasetOperator(DatasetJobWaitMixin, BaseOperator):
+    job_type: str | None = None
     ui_color = "#e3d9f2"
 
     def __init__(
@@ -87,21 +45,37 @@ class _DatasetOperator(DatasetJobWaitMixin, BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.dataset_id = dataset_id
-        self.conn_id = conn_id
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.wait_timeout = wait_timeout
-        self.cancel_on_kill = cancel_on_kill
-        self.soft_fail = soft_fail
-        self.max_xcom_bytes = max_xcom_bytes
-        self._job_id: str | None = None
+        self.init_wait(
+            conn_id=conn_id, wait_for_completion=wait_for_completion, deferrable=deferrable,
+            poll_interval=poll_interval, wait_timeout=wait_timeout, cancel_on_kill=cancel_on_kill,
+            soft_fail=soft_fail, max_xcom_bytes=max_xcom_bytes,
+        )
 
-    def on_kill(self) -> None:
-        """Abort the job a blocking wait is on (deferred waits abort from the trigger)."""
-        if self._job_id and self.wait_for_completion and self.cancel_on_kill:
-            self.log.info("task killed: aborting dataset job %s", self._job_id)
-            self.hook.abort(self.dataset_id, self._job_id, self.job_type)
+    @property  # type: ignore[override]
+    def job_ref(self) -> dict[str, str]:  # the rendered dataset id, also after a deferral
+        ref = {"dataset_id": self.dataset_id}
+        if self.job_type:
+            ref["job_type"] = self.job_type
+        return ref
+
+    @cached_property
+    def hook(self) -> DatasetJobsHook:  # type: ignore[override]
+        return DatasetJobsHook(self.conn_id)
+
+    def finish_wait(self, outcome: WaitOutcome) -> dict[str, Any]:
+        if outcome.kind == "terminal" and not outcome.succeeded:
+            reason = self.hook.get_job(self.dataset_id, outcome.job_id).error_message
+            if reason:
+                outcome = outcome.model_copy(update={"message": f"{outcome.message}: {reason}"})
+        if not outcome.succeeded:
+            return super().finish_wait(outcome)
+        self.log.info("%s", outcome.message)
+        job = self.hook.get_job(self.dataset_id, outcome.job_id, self.job_type)
+        if job.draft_number is not None:
+            draft = self.hook.get_result_draft(self.dataset_id, job)
+            self.log.info("job %s made draft #%d on branch %s", job.job_id, draft.number, draft.branch_name)
+            return draft.to_xcom()
+        return self.bounded_for_xcom(job.job_id, job.to_xcom())
 
 
 class SquashAndMergeOperator(_DatasetOperator):
@@ -155,25 +129,25 @@ class SquashAndMergeOperator(_DatasetOperator):
         self.draft_description = draft_description
         self.test_controls = test_controls
 
-    def execute(self, context: Context) -> Any:
-        arguments = self.hook.squash_arguments(
+    def before_submit(self, context: Context) -> None:
+        self.squash_arguments()
+
+    def squash_arguments(self) -> Any:
+        return self.hook.squash_arguments(
             self.title, self.source_branch, self.target_branch, self.strategy, self.draft_title, self.draft_description
         )
-        ti = context["ti"]
-        body = json.dumps([self.dataset_id, self.title, arguments.to_wire()], sort_keys=True)
-        request_id = _digest(ti.dag_id, ti.task_id, ti.run_id, str(ti.map_index), body)
+
+    def submit_job(self, context: Context) -> str:
+        arguments = self.squash_arguments()
+        request_id = instance_key(context, [self.dataset_id, self.title, arguments.to_wire()])
         job = self.hook.squash_and_merge(
             self.dataset_id, self.title, self.source_branch, self.target_branch, self.strategy, self.draft_title,
             self.draft_description, request_id=request_id, test_controls=self.test_controls,
         )
         job = self._retry_if_failed(job)
-        self._job_id = job.job_id
-        ti.xcom_push(key="job_id", value=job.job_id)
         self.log.info("squash-and-merge job %s of %s into %s is %s", job.job_id, self.source_branch,
                       self.target_branch, job.status)
-        if not self.wait_for_completion:
-            return job.job_id
-        return self.wait_for(job.job_id)
+        return job.job_id
 
     def _retry_if_failed(self, job: DatasetJob) -> DatasetJob:
         """An earlier try's job (same request id) that failed is retried rather than reported again."""
@@ -201,14 +175,10 @@ class RetryDatasetJobOperator(_DatasetOperator):
         self.job_id = job_id
         self.job_type = job_type
 
-    def execute(self, context: Context) -> Any:
+    def submit_job(self, context: Context) -> str:
         self.hook.retry_job(self.dataset_id, self.job_id, self.job_type)
-        self._job_id = self.job_id
-        context["ti"].xcom_push(key="job_id", value=self.job_id)
         self.log.info("retrying dataset job %s", self.job_id)
-        if not self.wait_for_completion:
-            return self.job_id
-        return self.wait_for(self.job_id)
+        return self.job_id
 
 
 class AbortDatasetJobOperator(BaseOperator):
@@ -237,7 +207,3 @@ class AbortDatasetJobOperator(BaseOperator):
         DatasetJobsHook(self.conn_id).abort(self.dataset_id, self.job_id, self.job_type)
         self.log.info("aborted dataset job %s", self.job_id)
         return self.job_id
-
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

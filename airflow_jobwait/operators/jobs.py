@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -13,7 +12,8 @@ from pydantic import ValidationError
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.models import Job, JobStatus, SubmitJobRequest
 from airflow_jobwait.models.base import first_error
-from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
+from airflow_jobwait.operators.resumable import ResumableJobWaitMixin, chained_key, instance_key
+from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -24,13 +24,16 @@ _ARGUMENT_OF = {"model": "model_id/model_version", "input": "inputs/input_type",
                 "test": "test_controls", "<root>": "arguments"}
 
 
-class SubmitJobOperator(JobWaitMixin, BaseOperator):
+class SubmitJobOperator(ResumableJobWaitMixin, BaseOperator):
     """Submit an inference job; push its id to XCom (key ``job_id``); optionally wait for it.
 
+    Retries never duplicate a job. The job id is kept in ``task_state_store``: a retry waits
+    again on a job that still runs and returns a completed job's results without submitting.
     The submit carries an ``Idempotency-Key`` derived from the task instance (DAG, task, run,
-    map index) and the request body, not from the try number: a retry after a worker crash gets
-    the job the crashed try submitted instead of a duplicate. If that job ended in failure, the
-    retry submits a fresh one (keyed on the failed job), so retries really retry.
+    map index) and the request body, not from the try number, so a worker that dies between
+    the submit and storing the id still gets the same job back. A job that ended in failure is
+    replaced by a fresh submit (keyed on the failed job), so retries really retry. The "Job"
+    extra link points at the job's page when the connection has a ``job_url_template``.
 
     :param model_id: Model identifier (templated).
     :param inputs: ``{source_key: {input_name: value}}``; one source per input (templated).
@@ -48,6 +51,7 @@ class SubmitJobOperator(JobWaitMixin, BaseOperator):
     :param soft_fail: Skip instead of failing when the job ends in failure.
     :param test_controls: Reference service only: override the job's ``duration_s``, ``outcome``
         and ``fail_inputs`` (``jobs-api.md`` [ext]) for demos and tests.
+    :param durable: Keep the job id in ``task_state_store`` to resume on retry (default ``True``).
     """
 
     template_fields: Sequence[str] = ("model_id", "model_version", "inputs", "test_controls")
@@ -79,16 +83,12 @@ class SubmitJobOperator(JobWaitMixin, BaseOperator):
         self.inputs = inputs
         self.input_type = input_type
         self.explain = explain
-        self.conn_id = conn_id
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.wait_timeout = wait_timeout
-        self.cancel_on_kill = cancel_on_kill
-        self.max_xcom_bytes = max_xcom_bytes
-        self.soft_fail = soft_fail
         self.test_controls = test_controls
-        self._job_id: str | None = None
+        self.init_wait(
+            conn_id=conn_id, wait_for_completion=wait_for_completion, deferrable=deferrable,
+            poll_interval=poll_interval, wait_timeout=wait_timeout, cancel_on_kill=cancel_on_kill,
+            soft_fail=soft_fail, max_xcom_bytes=max_xcom_bytes,
+        )
 
     def build_request(self) -> SubmitJobRequest:
         """The submit body from the (rendered) arguments.
@@ -111,17 +111,14 @@ class SubmitJobOperator(JobWaitMixin, BaseOperator):
             where, why = first_error(err)
             raise ValueError(f"invalid job argument {where!r} ({_ARGUMENT_OF[where.split('.')[0]]}): {why}") from None
 
-    def execute(self, context: Context) -> Any:
+    def before_submit(self, context: Context) -> None:
+        self.build_request()
+
+    def submit_job(self, context: Context) -> str:
         request = self.build_request()
-        job = self.submit_once(request, idempotency_key(context, request))
-        self._job_id = job.job_identifier
-        context["ti"].xcom_push(key="job_id", value=job.job_identifier)
+        job = self.submit_once(request, instance_key(context, request.to_wire()))
         self.log.info("job %s is %s", job.job_identifier, job.status.value)
-        if not self.wait_for_completion:
-            return job.job_identifier
-        if self.deferrable:
-            self.defer_until_done(job.job_identifier, self.wait_timeout)
-        return self.finish_wait(self.hook.wait_for_job(job.job_identifier, self.poll_interval, self.wait_timeout))
+        return job.job_identifier
 
     def submit_once(self, request: SubmitJobRequest, key: str) -> Job:
         """Submit under ``key``; if that key's job already ended in failure, submit a fresh one."""
@@ -130,22 +127,5 @@ class SubmitJobOperator(JobWaitMixin, BaseOperator):
             if not job.status.is_terminal or job.status is JobStatus.COMPLETED:
                 return job
             self.log.info("job %s of an earlier try ended %s; submitting a new one", job.job_identifier, job.status)
-            key = _digest(key, job.job_identifier)
+            key = chained_key(key, job.job_identifier)
         raise RuntimeError(f"gave up after {MAX_RESUBMISSIONS} failed jobs for this task instance")
-
-    def on_kill(self) -> None:
-        """Cancel the job a blocking wait is on (deferred waits cancel from the trigger)."""
-        if self._job_id and self.wait_for_completion and self.cancel_on_kill:
-            self.log.info("task killed: canceling job %s", self._job_id)
-            self.hook.cancel_job(self._job_id)
-
-
-def idempotency_key(context: Context, request: SubmitJobRequest) -> str:
-    """Same task instance + same body → same key, whatever the try number."""
-    ti = context["ti"]
-    body = json.dumps(request.to_wire(), sort_keys=True, separators=(",", ":"))
-    return _digest(ti.dag_id, ti.task_id, ti.run_id, str(ti.map_index), body)
-
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

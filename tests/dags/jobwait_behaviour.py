@@ -119,3 +119,13 @@ with dag("jobwait_test_mapped"):
 
     collect(mapped_wait.output)
 
+
+# A job that fails on every try: each retry replaces the failed job with a new one.
+with DAG(
+    "jobwait_test_failed_job_is_resubmitted",
+    start_date=datetime(2026, 1, 1),
+    schedule=None,
+    catchup=False,
+    default_args={"retries": 1, "retry_delay": 0},
+):
+    submit("FAILED", wait_for_completion=True)

@@ -1,0 +1,61 @@
+"""The "Job" extra link: from a task to the job's page on the service."""
+
+from __future__ import annotations
+
+import logging
+from string import Formatter
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from airflow.sdk import BaseHook, BaseOperatorLink
+from airflow.sdk.execution_time.xcom import XCom
+
+from airflow_jobwait.hooks.connection import base_url_of
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
+    from airflow.sdk.types import TaskInstanceKey
+
+log = logging.getLogger(__name__)
+
+URL_TEMPLATE_EXTRA = "job_url_template"
+
+
+class JobLink(BaseOperatorLink):
+    """Link "Job" to the job's page, from the connection extra ``job_url_template``.
+
+    The URL is pushed to XCom as soon as the job id is known, so the link works while the task
+    is deferred, not only after it finished.
+    """
+
+    name = "Job"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
+
+
+def job_url(conn_id: str, job_id: str, job_ref: dict[str, str] | None = None) -> str | None:
+    """The job's page from the connection's ``job_url_template`` (``None`` when it has none).
+
+    Placeholders: ``{job_id}``, ``{base_url}`` and the job kind's references (e.g.
+    ``{dataset_id}``); values are URL-quoted. A template that cannot be filled logs a warning and
+    gives no link: a link is never worth failing a task that already submitted a job.
+    """
+    conn = BaseHook.get_connection(conn_id)
+    template = conn.extra_dejson.get(URL_TEMPLATE_EXTRA)
+    if not template:
+        return None
+    values = {key: quote(str(value), safe="") for key, value in (job_ref or {}).items()}
+    values["job_id"] = quote(job_id, safe="")
+    values["base_url"] = base_url_of(conn_id, conn.host, conn.schema, conn.port).rstrip("/")
+    try:
+        unknown = [name for _, name, _, _ in Formatter().parse(template) if name and name not in values]
+        if unknown:
+            raise KeyError(", ".join(unknown))
+        return str(template).format(**values)
+    except (KeyError, IndexError, ValueError) as err:
+        log.warning(
+            "connection %r: %s %r cannot be filled (%s; known placeholders: %s); no job link",
+            conn_id, URL_TEMPLATE_EXTRA, template, err, ", ".join(sorted(values)),
+        )
+        return None

@@ -1,0 +1,156 @@
+"""Submit once, wait, survive retries: what every submitting operator shares."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import ResumableJobMixin
+
+from airflow_jobwait.client.job_kinds import cancel_call, status_call
+from airflow_jobwait.exceptions import Conflict, JobWaitError, NotFound
+from airflow_jobwait.links import JobLink, job_url
+from airflow_jobwait.models import JobStatus, WaitOutcome
+from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: What ``get_job_status`` reports for a stored job the service no longer knows: resubmit.
+MISSING = "MISSING"
+_ACTIVE = frozenset(status.value for status in JobStatus if not status.is_terminal)
+_UNSET: Any = object()
+
+
+def instance_key(context: Context, payload: Any) -> str:
+    """A request key for this task instance and payload: the same on every try of the instance.
+
+    Derived from DAG, task, run and map index, not the try number, so the service can tell a
+    retry's submit from a new job.
+    """
+    ti = context["ti"]
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return chained_key(ti.dag_id, ti.task_id, ti.run_id, str(ti.map_index), body)
+
+
+def chained_key(*parts: str) -> str:
+    """A key derived from ``parts`` (e.g. an earlier key and the failed job it produced)."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+class ResumableJobWaitMixin(JobWaitMixin, ResumableJobMixin):
+    """Submit a job, remember its id in ``task_state_store``, wait for it; on a retry, resume.
+
+    Airflow's ``ResumableJobMixin`` drives the retry: a stored job that still runs is waited on
+    again, one that completed gives its results without a new submit, one that ended in failure
+    (or that the service no longer knows) is replaced by a new submit. Subclasses send a request
+    key (``instance_key``) with the submit, so a worker that dies between the submit and storing
+    the id still gets the same job back on its retry.
+
+    Subclasses implement ``submit_job(context) -> job id`` and call ``init_wait`` from ``__init__``.
+    """
+
+    external_id_key = "job_id"
+    operator_extra_links = (JobLink(),)
+
+    wait_for_completion: bool
+    deferrable: bool
+    wait_timeout: float | None
+
+    def init_wait(
+        self,
+        *,
+        conn_id: str,
+        wait_for_completion: bool,
+        deferrable: bool,
+        poll_interval: float,
+        wait_timeout: float | None,
+        cancel_on_kill: bool,
+        soft_fail: bool,
+        max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
+    ) -> None:
+        """Store the wait options every submitting operator takes (see its ``:param:`` list)."""
+        self.conn_id = conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.wait_timeout = wait_timeout
+        self.cancel_on_kill = cancel_on_kill
+        self.soft_fail = soft_fail
+        self.max_xcom_bytes = max_xcom_bytes
+        self._job_id: str | None = None
+        self._result: Any = _UNSET
+
+    def execute(self, context: Context) -> Any:
+        self.before_submit(context)
+        return self.execute_resumable(context)
+
+    def before_submit(self, context: Context) -> None:
+        """Validate the arguments before anything reaches the service (raise ``ValueError``)."""
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        try:
+            return self.hook.call(status_call(self.job_kind, str(external_id), self.job_ref)).status.value
+        except NotFound:
+            self.log.warning("the stored %s job %s is unknown to the service", self.job_kind, external_id)
+            return MISSING
+
+    def is_job_active(self, status: str) -> bool:
+        return status in _ACTIVE
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status == JobStatus.COMPLETED.value
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> Any:
+        """Wait for the job (defer by default); return what the task returns."""
+        job_id = self.track(str(external_id), context)
+        if not self.wait_for_completion:
+            self._result = self.submitted_result(job_id)
+            return self._result
+        if self.deferrable:
+            self.defer_until_done(job_id, self.wait_timeout)
+        outcome = self.hook.wait_for_job(
+            job_id, self.poll_interval, self.wait_timeout, job_kind=self.job_kind, job_ref=self.job_ref
+        )
+        self._result = self.finish_wait(outcome)
+        return self._result
+
+    def get_job_result(self, external_id: Any, context: Context) -> Any:
+        if self._result is not _UNSET:  # the blocking wait just fetched them
+            return self._result
+        job_id = self.track(str(external_id), context)
+        if not self.wait_for_completion:
+            return self.submitted_result(job_id)
+        message = f"{self.job_kind} job {job_id} of an earlier try had completed; not submitting again"
+        return self.finish_wait(
+            WaitOutcome(kind="terminal", job_id=job_id, status=JobStatus.COMPLETED, message=message)
+        )
+
+    def submitted_result(self, job_id: str) -> Any:
+        """What the task returns when it does not wait: the job id."""
+        return job_id
+
+    def track(self, job_id: str, context: Context) -> str:
+        """Remember the job for ``on_kill``; push its id (key ``job_id``), the kind's other
+        references (key ``job_ref``, if any) and its "Job" link."""
+        self._job_id = job_id
+        ti = context["ti"]
+        ti.xcom_push(key="job_id", value=job_id)
+        if self.job_ref:
+            ti.xcom_push(key="job_ref", value=self.job_ref)
+        # Pushed even when empty: the link is read back at the end of every try.
+        ti.xcom_push(key=JobLink().xcom_key, value=job_url(self.conn_id, job_id, self.job_ref) or "")
+        return job_id
+
+    def on_kill(self) -> None:
+        """Cancel the job a blocking wait is on (deferred waits cancel from the trigger)."""
+        if not (self._job_id and self.wait_for_completion and self.cancel_on_kill):
+            return
+        self.log.info("task killed: canceling %s job %s", self.job_kind, self._job_id)
+        try:
+            self.hook.call(cancel_call(self.job_kind, self._job_id, self.job_ref))
+        except Conflict:
+            self.log.info("job %s was already terminal; nothing to cancel", self._job_id)
+        except JobWaitError as err:
+            self.log.warning("could not cancel job %s: %s", self._job_id, err)
