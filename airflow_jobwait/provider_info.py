@@ -42,6 +42,7 @@ def get_provider_info() -> dict[str, Any]:
             }],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_jobwait.sensors.jobs"]}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_jobwait.triggers.jobs"]}],
+        "extra-links": ["airflow_jobwait.links.JobLink"],
         "connection-types": [
             {
                 "hook-class-name": "airflow_jobwait.hooks.jobs.JobsHook",

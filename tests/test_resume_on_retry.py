@@ -133,3 +133,13 @@ def test_job_url_template_with_an_unknown_placeholder_gives_no_link(
     assert "{project}" in caplog.text or "project" in caplog.text
     monkeypatch.setenv("AIRFLOW_CONN_LINKED", connection_json(service, job_url_template="https://x/d/{dataset_id}/{job_id}"))
     assert job_url("linked", "a/b", {"dataset_id": "ds 1"}) == "https://x/d/ds%201/a%2Fb"
+
+
+def test_job_link_is_registered_and_survives_dag_serialization(behaviour_dags: dict[str, DAG]) -> None:
+    from airflow.providers_manager import ProvidersManager
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    assert "airflow_jobwait.links.JobLink" in ProvidersManager().extra_links_class_names
+    task = DagSerialization.from_dict(DagSerialization.to_dict(behaviour_dags[CRASH_DAG])).get_task("submit")
+    assert task.extra_links == ["Job"]
+    assert [link.xcom_key for link in task.operator_extra_links] == [JobLink().xcom_key]
