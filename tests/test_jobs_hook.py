@@ -127,3 +127,28 @@ def test_oversized_responses_are_refused(service: ServiceProcess, monkeypatch: p
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(service, max_response_bytes=64))
     with pytest.raises(InvalidResponse, match="64-byte limit"):
         JobsHook(CONN_ID).get_job("00000000-0000-0000-0000-000000000000")
+
+
+def test_blocking_wait_survives_transient_faults_and_stops_on_permanent_ones(
+    hook: JobsHook, service: ServiceProcess
+) -> None:
+    job = hook.submit_job(request(duration_s=1.5))
+    path = f"/api/jobs/{job.job_identifier}"
+    rules = [
+        {"kind": "status", "status": 503, "retry_after": 0, "path_prefix": path, "count": 3},
+        {"kind": "drop", "path_prefix": path, "count": 2},
+        {"kind": "invalid_json", "path_prefix": path, "count": 2},
+        {"kind": "status", "status": 429, "retry_after": 1, "path_prefix": path, "count": 1},
+    ]
+    with FaultControl(service.base_url, service.api_key).injected(rules) as faults:
+        outcome = hook.wait_for_job(job.job_identifier, poll_interval=0.2, timeout=60)
+        injected = faults.stats()["injected"]
+    assert outcome.kind == "terminal" and outcome.status is JobStatus.COMPLETED
+    assert injected["status"] == 4 and injected["drop"] == 2 and injected["invalid_json"] == 2
+
+    slow = hook.submit_job(request(duration_s=30))
+    denied = [{"kind": "status", "status": 403, "path_prefix": f"/api/jobs/{slow.job_identifier}", "count": 1}]
+    with FaultControl(service.base_url, service.api_key).injected(denied):
+        outcome = hook.wait_for_job(slow.job_identifier, poll_interval=0.2, timeout=60)
+    assert outcome.kind == "error" and "403" in outcome.message
+    hook.cancel_job(slow.job_identifier)
