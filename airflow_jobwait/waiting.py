@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from airflow_jobwait.client.job_kinds import results_call
 from airflow_jobwait.hooks.jobs import JobsHook
+from airflow_jobwait.links import JobLink, job_url
 from airflow_jobwait.models import ResultsReference, WaitOutcome
 from airflow_jobwait.triggers.jobs import JobTrigger, deadline_after
 
@@ -46,6 +47,7 @@ class JobWaitMixin:
     progress_interval: float = 60.0
     #: Raised when the wait's deadline passes (sensors: ``AirflowSensorTimeout``, no retry).
     wait_timeout_error: type[AirflowException] = JobFailedError
+    operator_extra_links = (JobLink(),)
 
     if TYPE_CHECKING:
 
@@ -59,6 +61,10 @@ class JobWaitMixin:
     @cached_property
     def hook(self) -> JobsHook:
         return JobsHook(self.conn_id)
+
+    def push_link(self, context: Context, job_id: str) -> None:
+        """Push the "Job" link (empty without a ``job_url_template``): read back after every try."""
+        context["ti"].xcom_push(key=JobLink().xcom_key, value=job_url(self.conn_id, job_id, self.job_ref) or "")
 
     def defer_until_done(self, job_id: str, timeout: float | None) -> NoReturn:
         """Hand the wait to the triggerer; the task resumes in ``execute_complete``.

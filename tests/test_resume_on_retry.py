@@ -112,15 +112,16 @@ def test_job_link_is_pushed_from_the_connection_template(
 
     template = "{base_url}/api/jobs/{job_id}"
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(service, job_url_template=template))
-    dag_run = behaviour_dags[CRASH_DAG].test()
-    job_id = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "submit").xcom_pull(key="job_id")
-    with create_session() as session:
-        row = (
-            session.query(XComModel)
-            .filter_by(dag_id=CRASH_DAG, run_id=dag_run.run_id, task_id="submit", key=JobLink().xcom_key)
-            .one()
-        )
-    assert XComModel.deserialize_value(row) == f"{service.base_url.rstrip('/')}/api/jobs/{job_id}"
+    for dag_id, task_id in ((CRASH_DAG, "submit"), ("jobwait_test_sensor_completed", "wait")):
+        dag_run = behaviour_dags[dag_id].test()
+        job_id = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "submit").xcom_pull(key="job_id")
+        with create_session() as session:
+            row = (
+                session.query(XComModel)
+                .filter_by(dag_id=dag_id, run_id=dag_run.run_id, task_id=task_id, key=JobLink().xcom_key)
+                .one()
+            )
+        assert XComModel.deserialize_value(row) == f"{service.base_url.rstrip('/')}/api/jobs/{job_id}", task_id
 
 
 def test_job_url_template_with_an_unknown_placeholder_gives_no_link(

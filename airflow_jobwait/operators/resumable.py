@@ -10,7 +10,6 @@ from airflow.sdk import ResumableJobMixin
 
 from airflow_jobwait.client.job_kinds import cancel_call, status_call
 from airflow_jobwait.exceptions import Conflict, JobWaitError, NotFound
-from airflow_jobwait.links import JobLink, job_url
 from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
 
@@ -52,7 +51,6 @@ class ResumableJobWaitMixin(JobWaitMixin, ResumableJobMixin):
     """
 
     external_id_key = "job_id"
-    operator_extra_links = (JobLink(),)
 
     wait_for_completion: bool
     deferrable: bool
@@ -139,8 +137,7 @@ class ResumableJobWaitMixin(JobWaitMixin, ResumableJobMixin):
         ti.xcom_push(key="job_id", value=job_id)
         if self.job_ref:
             ti.xcom_push(key="job_ref", value=self.job_ref)
-        # Pushed even when empty: the link is read back at the end of every try.
-        ti.xcom_push(key=JobLink().xcom_key, value=job_url(self.conn_id, job_id, self.job_ref) or "")
+        self.push_link(context, job_id)
         return job_id
 
     def on_kill(self) -> None:

@@ -98,6 +98,7 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         self.max_xcom_bytes = max_xcom_bytes
 
     def execute(self, context: Context) -> Any:
+        self.push_link(context, self.job_id)
         if not self.deferrable:
             return super().execute(context)
         # One look first: a job that is already terminal needs no trip through the triggerer.
@@ -105,6 +106,11 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         if isinstance(done, PokeReturnValue) and done:
             return done.xcom_value
         self.defer_until_done(self.job_id, self.timeout)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        if getattr(self, "start_from_trigger", False):  # execute never ran on a worker: the link comes from the event
+            self.push_link(context, str(event.get("job_id", "")))
+        return super().execute_complete(context, event)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         state = self.hook.call(status_call(self.job_kind, self.job_id, self.job_ref))
