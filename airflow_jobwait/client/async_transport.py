@@ -75,7 +75,16 @@ class AsyncClient:
         limit = self.config.max_response_bytes
         if resp.content_length is not None and resp.content_length > limit:
             raise InvalidResponse(f"{request.method} {request.path}: response body exceeds the {limit}-byte limit")
-        body = await resp.content.read(limit + 1)
+        # read(n) answers what is buffered now (at most n bytes), not the whole body: read to EOF.
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = await resp.content.read(limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        body = b"".join(chunks)
         if len(body) > limit:
             raise InvalidResponse(f"{request.method} {request.path}: response body exceeds the {limit}-byte limit")
         return body

@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import requests
 
 from airflow_jobwait.server.faults import CONTROL_PATH, KEY_HEADER
+
+
+def share_rules(mix: Sequence[tuple[float, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Rules that each fault the given share of *all* requests, e.g. 20 % in total across kinds.
+
+    Rules are tried in order and each draws its own ``rate``, so a rule further down only sees the
+    requests the earlier ones let through; this sets each ``rate`` to its share of what is left
+    (``share / (1 - shares before it)``). Exact only when every rule matches every request (no
+    ``path_prefix``/``methods``/``count`` filters).
+
+    Example: ``share_rules([(0.05, {"kind": "status", "status": 503}), (0.02, {"kind": "drop"})])``.
+
+    :param mix: ``(share of all requests, rule without rate)`` pairs; shares are in [0, 1], sum <= 1.
+    :raises ValueError: A share outside [0, 1], or shares summing to more than 1.
+    """
+    rules: list[dict[str, Any]] = []
+    used = 0.0
+    for share, rule in mix:
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"share {share!r} of rule {rule!r} must be in [0, 1]")
+        if used + share > 1.0 + 1e-9:
+            raise ValueError(f"shares add up to more than 1 at rule {rule!r}")
+        left = 1.0 - used
+        rate = 1.0 if left <= 1e-12 else min(1.0, share / left)
+        rules.append({**rule, "rate": rate})
+        used += share
+    return rules
 
 
 class FaultControl:

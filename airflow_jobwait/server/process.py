@@ -11,6 +11,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -30,6 +31,9 @@ class ServiceProcess:
     :param port: Port to listen on; a free one when omitted. Kept across restarts.
     :param test_controls: Start with ``--test-controls``.
     :param startup_timeout: Seconds to wait for ``/healthz`` before giving up.
+    :param extra_args: More command-line arguments for the service.
+    :param env: Extra environment variables of the child (e.g. ``JOBWAIT_FAULTS``), on top of this
+        process's own. A mutable dict: change it between restarts to start the next life differently.
     """
 
     host = "127.0.0.1"
@@ -42,6 +46,7 @@ class ServiceProcess:
         test_controls: bool = False,
         startup_timeout: float = 30.0,
         extra_args: tuple[str, ...] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="jobwait-service-") if db_path is None else None
         self.workdir = Path(self._tmp.name) if self._tmp else Path(db_path).parent  # type: ignore[arg-type]
@@ -52,6 +57,7 @@ class ServiceProcess:
         self.test_controls = test_controls
         self.startup_timeout = startup_timeout
         self.extra_args = extra_args
+        self.env: dict[str, str] = dict(env or {})
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -70,7 +76,7 @@ class ServiceProcess:
         args += ["--db", str(self.db_path), *self.extra_args]
         if self.test_controls:
             args.append("--test-controls")
-        env = {**os.environ, "JOBWAIT_API_KEY": self.api_key}
+        env = {**os.environ, **self.env, "JOBWAIT_API_KEY": self.api_key}
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed by it
         try:
             self._proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -106,10 +112,15 @@ class ServiceProcess:
             proc.kill()
             proc.wait(timeout=timeout)
 
-    def restart(self, kill: bool = False) -> None:
-        """Stop and start again on the same port and SQLite file."""
+    def restart(self, kill: bool = False) -> float:
+        """Stop and start again on the same port and SQLite file.
+
+        :return: Seconds the service was unavailable (from the stop until ``/healthz`` answered).
+        """
+        began = time.monotonic()
         self.stop(kill=kill)
         self.start()
+        return time.monotonic() - began
 
     def log_tail(self, lines: int = 40) -> str:
         try:

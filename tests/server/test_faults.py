@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import uuid
@@ -11,8 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_jobwait.server.faults import FaultRuleError, parse_rule_set
-from airflow_jobwait.server.faults_client import FaultControl
+from airflow_jobwait.server.faults import FaultRuleError, FaultState, parse_rule_set
+from airflow_jobwait.server.faults_client import FaultControl, share_rules
 from airflow_jobwait.server.process import ServiceProcess
 
 MODELS = "/api/models"
@@ -427,3 +428,49 @@ def test_invalid_environment_rules_stop_startup(monkeypatch: pytest.MonkeyPatch)
             proc.start()
     finally:
         proc.close()
+
+
+# --- soak support: shares across kinds, rules that survive a restart ------------------------------
+
+
+def test_share_rules_give_each_kind_its_share_of_all_requests() -> None:
+    mix = [(0.05, {"kind": "status", "status": 503}), (0.10, {"kind": "drop"}), (0.05, {"kind": "invalid_json"})]
+    rules = share_rules(mix)
+    assert [rule["kind"] for rule in rules] == ["status", "drop", "invalid_json"]
+    assert rules[0]["rate"] == pytest.approx(0.05)
+    assert rules[1]["rate"] == pytest.approx(0.10 / 0.95)
+    assert rules[2]["rate"] == pytest.approx(0.05 / 0.85)
+    parse_rule_set(rules)  # valid as they are
+    # Rules are tried in order, each drawing its rate: the shares come out as asked.
+    state_rules, seed = parse_rule_set({"rules": rules, "seed": 3})
+    state = FaultState()
+    state.replace(state_rules, seed)
+    picks = [state.pick("GET", "/api/models") for _ in range(40_000)]
+    shares = {
+        kind: sum(1 for p in picks if p is not None and p.kind == kind) / len(picks) for kind in ("status", "drop")
+    }
+    assert shares["status"] == pytest.approx(0.05, abs=0.006)
+    assert shares["drop"] == pytest.approx(0.10, abs=0.008)
+    assert sum(p is not None for p in picks) / len(picks) == pytest.approx(0.20, abs=0.01)
+
+
+@pytest.mark.parametrize("mix", [[(1.2, {"kind": "drop"})], [(0.7, {"kind": "drop"}), (0.4, {"kind": "invalid_json"})]])
+def test_share_rules_refuse_impossible_shares(mix: list[Any]) -> None:
+    with pytest.raises(ValueError, match="share"):
+        share_rules(mix)
+
+
+def test_rules_from_process_env_apply_to_each_start() -> None:
+    # ServiceProcess(env=...) passes JOBWAIT_FAULTS to the child; changing it before a restart
+    # starts the next life with other rules (the SQLite file and the port stay the same).
+    first = json.dumps({"rules": [{"kind": "status", "status": 503, "count": 1}], "seed": 1})
+    with ServiceProcess(api_key="env-key", test_controls=True, env={"JOBWAIT_FAULTS": first}) as proc:
+        control = FaultControl(proc.base_url, "env-key")
+        state = control.state()
+        assert state["seed"] == 1 and [r["kind"] for r in state["rules"]] == ["status"]
+        port, db = proc.port, proc.db_path
+        proc.env["JOBWAIT_FAULTS"] = json.dumps({"rules": [{"kind": "drop", "count": 2}], "seed": 2})
+        down = proc.restart(kill=True)
+        assert down > 0 and (proc.port, proc.db_path) == (port, db)
+        state = control.state()
+        assert state["seed"] == 2 and [r["kind"] for r in state["rules"]] == ["drop"]
