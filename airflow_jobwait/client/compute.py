@@ -70,7 +70,7 @@ def get_results(ref: ComputeJobRef) -> Call[dict[str, Any]]:
 
     def parse(response: HttpResponse) -> dict[str, Any]:
         expect(request, response, (200, 202))
-        body = decode_json(response)
+        body = decode_json(response, f"results of compute job {ref.job_id}")
         native = body.get("status") if isinstance(body, dict) else None
         if response.status == 202:
             raise JobPendingError(f"compute job {ref.job_id} is still {native or 'running'}: no results yet", native)

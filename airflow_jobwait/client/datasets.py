@@ -12,10 +12,11 @@ from airflow_jobwait.client.http import (
     HttpResponse,
     decode_json,
     expect,
+    json_object,
     path_segment,
     validate,
 )
-from airflow_jobwait.exceptions import ApiError
+from airflow_jobwait.exceptions import ApiError, InvalidResponse
 from airflow_jobwait.models.datasets import DATASET_JOB_STATUSES, DatasetJob, DatasetJobList, DraftList
 
 AUTH = AuthScheme("X-Token")
@@ -70,7 +71,7 @@ def expect_ok(request: HttpRequest, response: HttpResponse, ok: tuple[int, ...] 
 def _model(request: HttpRequest, model: Any, what: str) -> Call[Any]:
     def parse(response: HttpResponse) -> Any:
         expect_ok(request, response)
-        return validate(model, decode_json(response), what)
+        return validate(model, decode_json(response, what), what)
 
     return Call(request, parse)
 
@@ -179,7 +180,10 @@ def clone_dataset_for_test(source: str = "demo-dataset", dataset_id: str | None 
 
     def parse(response: HttpResponse) -> str:
         expect_ok(request, response)
-        return str(decode_json(response)["datasetId"])
+        dataset_id = json_object(response, "cloned dataset").get("datasetId")
+        if not isinstance(dataset_id, str) or not dataset_id:
+            raise InvalidResponse(f"cloned dataset has no string 'datasetId', got {dataset_id!r}"[:300], "datasetId")
+        return dataset_id
 
     return Call(request, parse)
 
@@ -192,7 +196,7 @@ def commit_for_test(dataset_id: str, branch_name: str, files: Mapping[str, str |
 
     def parse(response: HttpResponse) -> dict[str, Any]:
         expect_ok(request, response)
-        return dict(decode_json(response))
+        return json_object(response, f"commit on branch {branch_name!r}")
 
     return Call(request, parse)
 
@@ -204,7 +208,7 @@ def branch_for_test(dataset_id: str, name: str) -> Call[dict[str, Any]]:
 
     def parse(response: HttpResponse) -> dict[str, Any]:
         expect_ok(request, response)
-        return dict(decode_json(response))
+        return json_object(response, f"branch {name!r}")
 
     return Call(request, parse)
 

@@ -10,6 +10,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit
@@ -25,7 +26,7 @@ from airflow_jobwait.exceptions import (
     ServerError,
     Unauthorized,
 )
-from airflow_jobwait.models.base import first_error
+from airflow_jobwait.models.base import first_error, json_problem
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -58,6 +59,13 @@ class HttpRequest:
     json_body: Any = None
     headers: tuple[tuple[str, str], ...] = ()
     idempotent: bool = True
+
+    def __post_init__(self) -> None:
+        # Checked here, before any transport sees it: a body that is not strict JSON would fail
+        # (or be silently rewritten, NaN -> NaN token) inside requests/aiohttp, naming nothing.
+        if self.json_body is not None and (problem := json_problem(self.json_body)) is not None:
+            where, why = problem
+            raise ValueError(f"request body of {self.method} {self.path} is not JSON at {where!r}: {why}")
 
 
 @dataclass(frozen=True)
@@ -163,31 +171,43 @@ def retry_after_seconds(response: HttpResponse) -> float | None:
     except ValueError:
         try:
             when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        from datetime import datetime, timezone
-
+        if when.tzinfo is None:  # "-0000": a UTC time of unknown origin (RFC 5322)
+            when = when.replace(tzinfo=timezone.utc)
         seconds = (when - datetime.now(timezone.utc)).total_seconds()
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-def decode_json(response: HttpResponse) -> Any:
+def decode_json(response: HttpResponse, what: str = "response") -> Any:
     """The body as JSON.
 
-    :raises InvalidResponse: The body is not JSON.
+    :param what: What the body is (e.g. ``"job 42"``), for the message.
+    :raises InvalidResponse: The body is not JSON (or nested too deeply to decode).
     """
     try:
         return json.loads(response.body)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         snippet = response.body[:80].decode("utf-8", "replace")
-        raise InvalidResponse(f"response body is not JSON ({err.__class__.__name__}): {snippet!r}") from err
+        raise InvalidResponse(f"{what} body is not JSON ({err.__class__.__name__}): {snippet!r}") from None
+
+
+def json_object(response: HttpResponse, what: str) -> dict[str, Any]:
+    """The body as a JSON object.
+
+    :raises InvalidResponse: Not JSON, or not an object.
+    """
+    data = decode_json(response, what)
+    if not isinstance(data, dict):
+        raise InvalidResponse(f"{what} must be a JSON object, got {type(data).__name__}", field="<root>")
+    return data
 
 
 def error_for(request: HttpRequest, response: HttpResponse) -> ApiError:
     """Map an error status to the exception hierarchy."""
     try:
         body: Any = json.loads(response.body) if response.body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         body = response.body[:500].decode("utf-8", "replace")
     cls: type[ApiError] = ApiError
     if response.status in (401, 403):
@@ -228,6 +248,6 @@ def json_model(request: HttpRequest, model: type[M], what: str, ok: tuple[int, .
 
     def parse(response: HttpResponse) -> M:
         expect(request, response, ok)
-        return validate(model, decode_json(response), what)
+        return validate(model, decode_json(response, what), what)
 
     return Call(request, parse)

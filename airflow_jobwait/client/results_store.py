@@ -22,7 +22,7 @@ from airflow_jobwait.client.http import (
     validate,
 )
 from airflow_jobwait.exceptions import InvalidResponse, JobWaitError
-from airflow_jobwait.models.base import first_error
+from airflow_jobwait.models.base import first_error, json_problem
 from airflow_jobwait.models.results_store import DEPOSIT_STATUSES, ResultsStoreInfo, Work
 
 AUTH = AuthScheme("x-access-token")
@@ -39,6 +39,19 @@ class UnknownWorksError(JobWaitError, LookupError):
 
     :param pipeline: The pipeline searched.
     :param ids: The ids not found.
+    """
+
+    def __init__(self, message: str, pipeline: str, ids: Sequence[str]) -> None:
+        super().__init__(message)
+        self.pipeline = pipeline
+        self.ids = list(ids)
+
+
+class NotLockedError(JobWaitError):
+    """Works asked to be unlocked are not locked: nobody locked them, so there is nothing to undo.
+
+    :param pipeline: The pipeline searched.
+    :param ids: The ids of the works that are not locked.
     """
 
     def __init__(self, message: str, pipeline: str, ids: Sequence[str]) -> None:
@@ -153,7 +166,7 @@ def deposit_payload(works: Sequence[WorkLike]) -> list[dict[str, Any]]:
             )
         if not work.pipeline or not work.pipeline.strip():
             raise ValueError(f"work {work.id!r} has no pipeline: 'pipeline' must be a non-empty string")
-        payload.append(work.to_wire())
+        payload.append(_checked_json(work.id, work.model_dump(exclude_unset=True), work.to_wire()))
     _check_unique(payload)
     return payload
 
@@ -168,7 +181,8 @@ def update_payload(works: Sequence[WorkLike]) -> list[dict[str, Any]]:
     payload = []
     for index, item in enumerate(works):
         work = as_work(item, index)  # checks id and field types, dicts included
-        body = work.to_wire() if isinstance(item, Work) else dict(item)
+        raw = work.model_dump(exclude_unset=True) if isinstance(item, Work) else dict(item)
+        body = _checked_json(work.id, raw, work.to_wire() if isinstance(item, Work) else raw)
         if "status" in body and body["status"] not in DEPOSIT_STATUSES:
             raise ValueError(
                 f"work {work.id!r} would get status {body['status']!r}: stored works must have status "
@@ -177,6 +191,18 @@ def update_payload(works: Sequence[WorkLike]) -> list[dict[str, Any]]:
         payload.append(body)
     _check_unique(payload)
     return payload
+
+
+def _checked_json(work_id: str, raw: dict[str, Any], wire: dict[str, Any]) -> dict[str, Any]:
+    """``wire`` once ``raw`` (the work before JSON dumping, which turns NaN into null) is strict JSON.
+
+    :raises ValueError: Naming the work and the field that is not JSON.
+    """
+    problem = json_problem(raw)
+    if problem is not None:
+        where, why = problem
+        raise ValueError(f"work {work_id!r} is not JSON at field {where!r}: {why}")
+    return wire
 
 
 def _check_unique(payload: list[dict[str, Any]]) -> None:
@@ -201,7 +227,8 @@ def status() -> Call[dict[str, int]]:
 
     def parse(response: HttpResponse) -> dict[str, int]:
         expect(request, response, (200,))
-        return validate(_Status, {"counts": decode_json(response)}, "results store status").counts
+        what = "results store status"
+        return validate(_Status, {"counts": decode_json(response, what)}, what).counts
 
     return Call(request, parse)
 
@@ -216,7 +243,7 @@ def deposit(works: Sequence[WorkLike]) -> Call[dict[str, bool]]:
 
     def parse(response: HttpResponse) -> dict[str, bool]:
         expect(request, response, (200,))
-        return validate(_Deposited, {"pipelines": decode_json(response)}, "deposit answer").pipelines
+        return validate(_Deposited, {"pipelines": decode_json(response, "deposit answer")}, "deposit answer").pipelines
 
     return Call(request, parse)
 
@@ -265,7 +292,7 @@ def view(
 
     def parse(response: HttpResponse) -> list[Work]:
         expect(request, response, (200,))
-        return validate(_WorkList, {"works": decode_json(response)}, "view answer").works
+        return validate(_WorkList, {"works": decode_json(response, "view answer")}, "view answer").works
 
     return Call(request, parse)
 
@@ -282,7 +309,7 @@ def view_documents(
 
     def parse(response: HttpResponse) -> list[dict[str, Any]]:
         expect(request, response, (200,))
-        data = decode_json(response)
+        data = decode_json(response, "view answer")
         if not isinstance(data, list) or not all(
             isinstance(doc, dict) and isinstance(doc.get("id"), str) for doc in data
         ):
@@ -299,7 +326,7 @@ def count(pipeline: str, query: Mapping[str, Any]) -> Call[int]:
 
     def parse(response: HttpResponse) -> int:
         expect(request, response, (200,))
-        data = decode_json(response)
+        data = decode_json(response, "count answer")
         if isinstance(data, bool) or not isinstance(data, int) or data < 0:
             raise InvalidResponse(f"count answer must be a non-negative integer, got {data!r}"[:300])
         return data
@@ -310,7 +337,7 @@ def count(pipeline: str, query: Mapping[str, Any]) -> Call[int]:
 def _bool_call(request: HttpRequest, what: str) -> Call[bool]:
     def parse(response: HttpResponse) -> bool:
         expect(request, response, (200,))
-        data = decode_json(response)
+        data = decode_json(response, what)
         if not isinstance(data, bool):
             raise InvalidResponse(f"{what} must be true or false, got {data!r}"[:300])
         return data

@@ -46,6 +46,8 @@ class SyncClient:
                 json=request.json_body,
                 headers=self.config.headers_for(request),
                 timeout=self.config.timeout,
+                # Per request: requests lets REQUESTS_CA_BUNDLE override a session-level verify=False.
+                verify=self.config.verify,
                 allow_redirects=False,
                 stream=True,
             ) as resp:

@@ -21,12 +21,12 @@ def check_poll_interval(poll_interval: float, name: str = "poll_interval") -> fl
     return float(poll_interval)
 
 
-def check_timeout(timeout: float | None) -> float | None:
-    """:raises ValueError: Negative or not a number (names ``timeout``). ``None`` waits forever."""
+def check_timeout(timeout: float | None, name: str = "timeout") -> float | None:
+    """:raises ValueError: Negative or not a number (names the parameter). ``None`` waits forever."""
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or math.isnan(timeout) or timeout < 0:
-        raise ValueError(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
+        raise ValueError(f"{name} must be a number of seconds >= 0 or None, got {timeout!r}")
     return float(timeout)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_jobwait.client import results_store as api
-from airflow_jobwait.client.results_store import UnknownWorksError, WorkLike
+from airflow_jobwait.client.results_store import NotLockedError, UnknownWorksError, WorkLike
 from airflow_jobwait.exceptions import JobWaitError
 from airflow_jobwait.hooks.jobs import JobsHook
 from airflow_jobwait.models.results_store import ResultsStoreInfo, Work
@@ -158,6 +158,8 @@ class ResultsHook(JobsHook):
         :param force: Must be ``True``.
         :raises ValueError: ``force`` is not ``True`` (no request is sent).
         :raises UnknownWorksError: Some ids are not works of ``pipeline`` (named); nothing was unlocked.
+        :raises NotLockedError: Some works are not locked (named): nobody locked them, and unlocking
+            would write ``results.locked`` into them; nothing was unlocked.
         """
         pipeline = api.check_pipeline(pipeline)
         ids = api.check_ids(ids)
@@ -186,6 +188,15 @@ class ResultsHook(JobsHook):
                 pipeline,
                 missing,
             )
+        if not locked:
+            unlocked = [doc["id"] for doc in docs if not _is_locked(doc)]
+            if unlocked:
+                raise NotLockedError(
+                    f"cannot unlock works of pipeline {pipeline!r}: works {_shown(unlocked)} are not locked "
+                    "(nobody locked them); nothing was unlocked",
+                    pipeline,
+                    unlocked,
+                )
         changes = []
         for doc in docs:
             results = doc.get("results")
@@ -201,6 +212,11 @@ class ResultsHook(JobsHook):
         except (JobWaitError, ValueError) as err:
             return False, str(err)
         return True, f"connected to {self.client_config.base_url}: results store with {len(pipelines)} pipeline(s)"
+
+
+def _is_locked(doc: Mapping[str, Any]) -> bool:
+    results = doc.get("results")
+    return isinstance(results, dict) and results.get("locked") is True
 
 
 def _shown(ids: Sequence[str], most: int = 20) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, ValidationError
@@ -40,3 +41,44 @@ def first_error(err: ValidationError) -> tuple[str, str]:
     """The dotted path of the first invalid field and pydantic's sentence about it."""
     first = err.errors()[0]
     return ".".join(str(part) for part in first["loc"]) or "<root>", first["msg"]
+
+
+#: Deepest nesting of objects/arrays a request body may have (a serialiser recurses per level).
+MAX_JSON_DEPTH = 256
+
+
+def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> tuple[str, str] | None:
+    """Where ``value`` stops being strict JSON and why; ``None`` when it is JSON.
+
+    Strict JSON: objects with string keys, arrays (lists or tuples), strings, booleans, integers,
+    finite floats and ``None``, nested at most ``max_depth`` levels. Walked without recursion, so
+    hostile nesting cannot exhaust the stack.
+
+    :returns: ``(dotted path, reason)`` of an offending value (path ``<root>`` for the value itself).
+    """
+    stack: list[tuple[tuple[object, ...], Any]] = [((), value)]
+    while stack:
+        path, node = stack.pop()
+        if node is None or isinstance(node, str | bool | int):
+            continue
+        if isinstance(node, float):
+            if not math.isfinite(node):
+                return _dotted(path), f"{node!r} is not a JSON number"
+            continue
+        if not isinstance(node, dict | list | tuple):
+            return _dotted(path), f"a {type(node).__name__} is not JSON-serialisable"
+        if len(path) >= max_depth:
+            return _dotted(path), f"nested more than {max_depth} levels deep"
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if not isinstance(key, str):
+                    return _dotted(path), f"key {key!r} is not a string"[:200]
+                stack.append(((*path, key), child))
+        else:
+            stack.extend(((*path, index), child) for index, child in enumerate(node))
+    return None
+
+
+def _dotted(path: tuple[object, ...], most: int = 200) -> str:
+    text = ".".join(str(part) for part in path) or "<root>"
+    return text if len(text) <= most else f"{text[:most]}..."

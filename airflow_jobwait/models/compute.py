@@ -74,9 +74,12 @@ class ComputeJobRef(BaseModel):
         """
         if not location:
             raise InvalidResponse("compute submit answered 303 without a Location header", field="Location")
-        parts = urlsplit(location.strip())
-        match = _STATUS_PATH.match(parts.path)
-        if match is None or parts.query or parts.fragment:
+        try:
+            parts = urlsplit(location.strip())
+        except ValueError:  # e.g. an unbalanced "[" in the host part
+            parts = None
+        match = None if parts is None else _STATUS_PATH.match(parts.path)
+        if parts is None or match is None or parts.query or parts.fragment:
             raise InvalidResponse(
                 "Location of the compute submit must be /compute/orgs/{orgId}/{topic}/{task}/{jobId}/status "
                 f"with UUID ids, got {location[:300]!r}",

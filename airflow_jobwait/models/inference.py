@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
-from airflow_jobwait.models.base import WireModel
+from airflow_jobwait.models.base import WireModel, json_problem
 from airflow_jobwait.models.status import JobStatus
 
 
@@ -35,6 +35,17 @@ class JobInput(WireModel):
 
     type: str = "text"
     sources: dict[str, dict[str, Any]] = Field(min_length=1)
+
+    @field_validator("sources")
+    @classmethod
+    def _sources_are_json(cls, sources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        # Checked here: dumping would silently turn NaN into null, and fail on other values
+        # without naming the input.
+        problem = json_problem(sources)
+        if problem is not None:
+            where, why = problem
+            raise ValueError(f"input {where!r} is not JSON-serialisable: {why}")
+        return sources
 
 
 class JobTestControls(WireModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -95,10 +94,6 @@ class SubmitJobOperator(ResumableJobWaitMixin, BaseOperator):
 
         :raises ValueError: An argument is malformed; the message names it.
         """
-        try:
-            json.dumps(self.inputs)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"inputs must be JSON-serialisable: {err}") from None
         body = {
             "model": {"identifier": self.model_id, "version": self.model_version},
             "input": {"type": self.input_type, "sources": self.inputs},

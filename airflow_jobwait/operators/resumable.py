@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import ResumableJobMixin
 
 from airflow_jobwait.client.job_kinds import cancel_call, status_call
+from airflow_jobwait.client.wait_loop import check_poll_interval, check_timeout
 from airflow_jobwait.exceptions import Conflict, JobWaitError, NotFound
 from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
@@ -68,12 +69,16 @@ class ResumableJobWaitMixin(JobWaitMixin, ResumableJobMixin):
         soft_fail: bool,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
     ) -> None:
-        """Store the wait options every submitting operator takes (see its ``:param:`` list)."""
+        """Check and store the wait options every submitting operator takes (see its ``:param:`` list).
+
+        :raises ValueError: ``poll_interval`` or ``wait_timeout`` is out of range (named), at parse
+            time: never after a job was submitted.
+        """
         self.conn_id = conn_id
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.wait_timeout = wait_timeout
+        self.poll_interval = check_poll_interval(poll_interval)
+        self.wait_timeout = check_timeout(wait_timeout, "wait_timeout")
         self.cancel_on_kill = cancel_on_kill
         self.soft_fail = soft_fail
         self.max_xcom_bytes = max_xcom_bytes

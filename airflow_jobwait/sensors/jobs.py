@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 from airflow.triggers.base import StartTriggerArgs
 
 from airflow_jobwait.client.job_kinds import kind_calls, status_call
-from airflow_jobwait.client.wait_loop import WaitLoop
+from airflow_jobwait.client.wait_loop import WaitLoop, check_poll_interval
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.triggers.jobs import JobTrigger
 from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
@@ -69,7 +69,7 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("poke_interval", poll_interval)
+        kwargs.setdefault("poke_interval", check_poll_interval(poll_interval))
         super().__init__(**kwargs)
         kind_calls(job_kind)  # fail at parse time on an unknown kind
         if start_from_trigger:

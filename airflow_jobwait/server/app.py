@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from airflow_jobwait.server.config import ServiceConfig
@@ -16,6 +17,92 @@ from airflow_jobwait.server.faults import install_fault_injection
 
 # Each module exposes ``create(config, db) -> ApiFamily`` (see ``family.py``).
 FAMILY_MODULES: tuple[str, ...] = ("inference", "results_store", "datasets", "compute")
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: An oversized body is read (and dropped) up to this many bytes before the 413 goes out, so the
+#: client, still sending, reads the answer instead of a reset; beyond it the connection is closed.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+class BodySizeLimit:
+    """413 for a request body over ``max_bytes``, whether declared (``Content-Length``) or streamed
+    (chunked, no length). The app never runs for such a request, so nothing changes.
+
+    A streamed body is buffered up to ``max_bytes`` before the app sees it, then replayed.
+
+    :param app: The ASGI app to guard.
+    :param max_bytes: Largest request body accepted.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.lower(): value for name, value in scope.get("headers", ())}
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            # The server frames the body by Content-Length: the declared size is the real one.
+            if declared.strip().isdigit() and int(declared) > self.max_bytes:
+                detail = f"request body of {int(declared)} bytes exceeds {self.max_bytes} bytes"
+                await self._refuse(receive, send, detail)
+                return
+            await self.app(scope, receive, send)
+            return
+        if b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                more = bool(message.get("more_body"))
+                await self._refuse(receive if more else None, send, f"request body exceeds {self.max_bytes} bytes")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(receive: Receive | None, send: Send, detail: str) -> None:
+        drained = 0
+        while receive is not None and drained <= DRAIN_LIMIT:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away: nobody to answer
+            drained += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        response = JSONResponse(status_code=413, content={"detail": detail})
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
 
 
 def create_app(config: ServiceConfig) -> FastAPI:
@@ -37,15 +124,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     app = FastAPI(title="airflow-jobwait reference service", lifespan=lifespan)
 
-    @app.middleware("http")
-    async def limit_body_size(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > config.max_body_bytes:
-            return JSONResponse(
-                status_code=413,
-                content={"detail": f"request body of {declared} bytes exceeds {config.max_body_bytes} bytes"},
-            )
-        return await call_next(request)
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

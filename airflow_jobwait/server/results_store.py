@@ -313,7 +313,9 @@ async def _json_body(request: Request) -> Any:
         raise HTTPException(status_code=400, detail="request body is empty; expected JSON")
     try:
         return json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise HTTPException(status_code=400, detail="request body is nested too deeply to decode") from None
+    except ValueError as exc:
         raise HTTPException(status_code=400, detail=f"request body is not valid JSON: {exc}") from exc
 
 
