@@ -154,3 +154,11 @@ async def test_trigger_runs_a_compute_job_to_each_terminal_status(
         await asyncio.to_thread(hook.cancel, ref)
     outcome = await pending
     assert outcome.kind == "terminal" and outcome.status is expected
+
+
+async def test_async_status_twin(hook: ComputeHook) -> None:
+    ref = hook.submit(ORG, "demo", "wordcount", {"text": "a b"}, {"queue_s": 0.05, "run_s": 0.2})
+    assert (await hook.aget_status(ref)).status in ("requested", "in progress")
+    assert wait(hook, ref) is JobStatus.COMPLETED
+    status = await hook.aget_status(ref)
+    assert status.status == "succeeded" and status.progress == 100

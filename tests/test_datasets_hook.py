@@ -161,3 +161,11 @@ async def test_trigger_runs_a_dataset_job_to_each_terminal_status(
         await asyncio.to_thread(hook.abort, dataset, job.job_id)
     outcome = await task
     assert outcome.kind == "terminal" and outcome.status is expected
+
+
+async def test_async_twin_reads_the_same_job(hook: DatasetJobsHook, dataset: str) -> None:
+    job = hook.squash_and_merge(dataset, "async twin", "feature", "main", test_controls=FAST)
+    twin = await hook.aget_job(dataset, job.job_id, "squashAndMerge")
+    assert twin.job_id == job.job_id and twin.job_type == "squashAndMerge"
+    assert wait(hook, dataset, job) is JobStatus.COMPLETED
+    assert (await hook.aget_job(dataset, job.job_id)).status == "SUCCESS"

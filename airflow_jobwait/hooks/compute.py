@@ -44,6 +44,10 @@ class ComputeHook(JobsHook):
         """The job's native status, progress, message and error."""
         return self.call(api.get_status(ref))
 
+    async def aget_status(self, ref: ComputeJobRef) -> ComputeStatus:
+        """``get_status`` in the triggerer, over the pooled async client."""
+        return await self.acall(api.get_status(ref))
+
     @overload
     def get_results(self, ref: ComputeJobRef, result_model: None = None) -> dict[str, Any]: ...
 

@@ -108,6 +108,12 @@ class DatasetJobsHook(JobsHook):
         """Return the job's current state."""
         return self.call(api.get_job(dataset_id, job_id, job_type))
 
+    async def aget_job(  # type: ignore[override]
+        self, dataset_id: str, job_id: str, job_type: str | None = None
+    ) -> DatasetJob:
+        """``get_job`` in the triggerer, over the pooled async client."""
+        return await self.acall(api.get_job(dataset_id, job_id, job_type))
+
     def list_jobs(
         self,
         dataset_id: str,
