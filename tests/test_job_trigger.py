@@ -15,6 +15,7 @@ from airflow_jobwait.models import JobInput, JobStatus, JobTestControls, ModelRe
 from airflow_jobwait.server.faults_client import FaultControl
 from airflow_jobwait.server.process import ServiceProcess
 from airflow_jobwait.triggers import JobTrigger
+from tests.conftest import connection_json
 
 
 def submit(hook: JobsHook, **test: object) -> str:
@@ -42,6 +43,17 @@ async def run_to_event(trigger: JobTrigger, limit: float = 30.0) -> WaitOutcome:
 @pytest.fixture
 def hook(jobwait_conn: str) -> JobsHook:
     return JobsHook(jobwait_conn)
+
+
+def use_mode(monkeypatch: pytest.MonkeyPatch, service: ServiceProcess, status_mode: str) -> str:
+    """Point ``jobwait_default`` at the service with the given ``status_mode`` extra."""
+    monkeypatch.setenv("AIRFLOW_CONN_JOBWAIT_DEFAULT", connection_json(service, status_mode=status_mode))
+    return "jobwait_default"
+
+
+# Where each mode's status requests go: one job's URL alone, or the batch and watch endpoints too.
+def status_prefix(status_mode: str, job_id: str) -> str:
+    return f"/api/jobs/{job_id}" if status_mode == "per_job" else "/api/jobs"
 
 
 @pytest.mark.parametrize("outcome", ["COMPLETED", "TIMEDOUT", "FAILED"])
@@ -127,13 +139,18 @@ def test_bad_job_id_is_refused(job_id: str) -> None:
         JobTrigger(job_id)
 
 
-async def test_transient_faults_do_not_end_the_wait(hook: JobsHook, service: ServiceProcess) -> None:
+@pytest.mark.parametrize("status_mode", ["per_job", "batch", "auto"])
+async def test_transient_faults_do_not_end_the_wait(
+    hook: JobsHook, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch, status_mode: str
+) -> None:
     job_id = submit(hook, duration_s=1.5)
+    use_mode(monkeypatch, service, status_mode)
+    prefix = status_prefix(status_mode, job_id)
     rules = [
-        {"kind": "status", "status": 503, "retry_after": 0, "path_prefix": f"/api/jobs/{job_id}", "count": 4},
-        {"kind": "drop", "path_prefix": f"/api/jobs/{job_id}", "count": 3},
-        {"kind": "invalid_json", "path_prefix": f"/api/jobs/{job_id}", "count": 2},
-        {"kind": "status", "status": 429, "retry_after": 1, "path_prefix": f"/api/jobs/{job_id}", "count": 1},
+        {"kind": "status", "status": 503, "retry_after": 0, "path_prefix": prefix, "count": 4},
+        {"kind": "drop", "path_prefix": prefix, "count": 3},
+        {"kind": "invalid_json", "path_prefix": prefix, "count": 2},
+        {"kind": "status", "status": 429, "retry_after": 1, "path_prefix": prefix, "count": 1},
     ]
     with FaultControl(service.base_url, service.api_key).injected(rules) as faults:
         result = await run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2), limit=60)
@@ -142,29 +159,44 @@ async def test_transient_faults_do_not_end_the_wait(hook: JobsHook, service: Ser
     assert injected["status"] == 5 and injected["drop"] == 3 and injected["invalid_json"] == 2
 
 
-async def test_permanent_errors_end_the_wait_at_once(hook: JobsHook, service: ServiceProcess) -> None:
+@pytest.mark.parametrize("status_mode", ["per_job", "batch", "auto"])
+async def test_permanent_errors_end_the_wait_at_once(
+    hook: JobsHook, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch, status_mode: str
+) -> None:
     job_id = submit(hook, duration_s=30)
-    rules = [{"kind": "status", "status": 401, "path_prefix": f"/api/jobs/{job_id}", "count": 1}]
+    use_mode(monkeypatch, service, status_mode)
+    rules = [{"kind": "status", "status": 401, "path_prefix": status_prefix(status_mode, job_id), "count": 1}]
     with FaultControl(service.base_url, service.api_key).injected(rules):
         result = await run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2))
     assert result.kind == "error" and "401" in result.message
     hook.cancel_job(job_id)
 
 
-async def test_progress_is_logged_at_most_once_per_interval(hook: JobsHook, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("status_mode", ["per_job", "batch"])
+async def test_progress_is_logged_at_most_once_per_interval(
+    hook: JobsHook,
+    service: ServiceProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    status_mode: str,
+) -> None:
     body = SubmitJobRequest(
         model=ModelRef(identifier="wordcount", version="1.0"),
         input=JobInput(sources={f"in-{i}": {"input.txt": "a b"} for i in range(4)}),
         test=JobTestControls(duration_s=2.0),
     )
     job_id = hook.submit_job(body).job_identifier
+    use_mode(monkeypatch, service, status_mode)
     capsys.readouterr()
     trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.1, progress_interval=0.5)
     assert (await run_to_event(trigger)).status is JobStatus.COMPLETED
     # Airflow's structlog writes trigger logs to stdout.
     lines = [line for line in capsys.readouterr().out.splitlines() if f"inference job {job_id} is" in line]
     assert 1 <= len(lines) <= 5, lines  # ~2 s of waiting, one line per 0.5 s at most
-    assert any("of 4 inputs" in line and "waiting" in line for line in lines), lines
+    assert all("waiting" in line for line in lines), lines
+    if status_mode == "per_job":
+        # Alone, a wait can afford the results call that counts inputs; the shared poller does not.
+        assert any("of 4 inputs" in line for line in lines), lines
 
 
 class _PulledTI:

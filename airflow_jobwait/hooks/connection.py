@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, cast
 
 from airflow_jobwait.client.http import ClientConfig
 
@@ -12,6 +13,10 @@ log = logging.getLogger(__name__)
 CONN_TYPE = "jobwait"
 DEFAULT_CONN_ID = "jobwait_default"
 DEFAULT_TIMEOUT = 30.0
+STATUS_MODES = ("auto", "batch", "per_job")
+DEFAULT_BATCH_SIZE = 500  # the batch status and watch endpoints take at most 500 ids (jobs-api.md)
+
+StatusMode = Literal["auto", "batch", "per_job"]
 
 # Fields of the connection form (Airflow 3 renders them from the provider info) and of ``extra``.
 CONN_FIELDS: dict[str, dict[str, Any]] = {
@@ -29,6 +34,20 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "Response size cap (bytes)",
         "description": "Larger response bodies are refused (default 16 MiB).",
         "schema": {"type": ["integer", "null"], "minimum": 1},
+    },
+    "status_mode": {
+        "label": "Status polling mode",
+        "description": (
+            "How the triggerer reads inference job statuses: auto (default: long-poll watch where the "
+            "service offers it, else batch status, else one request per job), batch (one request per "
+            "batch_size jobs per poll interval, no watch), per_job (one request per job per poll)."
+        ),
+        "schema": {"type": ["string", "null"], "enum": [*STATUS_MODES, None]},
+    },
+    "batch_size": {
+        "label": "Jobs per status request",
+        "description": "Jobs asked about in one batch status or watch request (1-500, default 500).",
+        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": DEFAULT_BATCH_SIZE},
     },
     "job_url_template": {
         "label": "Job page URL template",
@@ -76,6 +95,8 @@ def client_config(
     """
     if not password:
         raise ValueError(f"connection {conn_id!r} has no API key: set it in the connection's Password field")
+    # The form saves an emptied field as null: null means "the default", as if absent.
+    extra = {key: value for key, value in extra.items() if value is not None}
     verify = extra.get("verify", True)
     if not isinstance(verify, bool):
         raise ValueError(f"connection {conn_id!r}: extra 'verify' must be true or false, got {verify!r}")
@@ -86,9 +107,10 @@ def client_config(
     max_bytes = extra.get("max_response_bytes", 16 * 1024 * 1024)
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
         raise ValueError(f"connection {conn_id!r}: extra 'max_response_bytes' must be a positive integer")
+    base_url = base_url_of(conn_id, host, schema, port)  # names the connection itself
     try:
         return ClientConfig(
-            base_url=base_url_of(conn_id, host, schema, port),
+            base_url=base_url,
             api_key=password,
             timeout=float(timeout) if not isinstance(timeout, bool) else -1.0,
             verify=verify,
@@ -96,3 +118,33 @@ def client_config(
         )
     except (TypeError, ValueError) as err:
         raise ValueError(f"connection {conn_id!r}: {err}") from None
+
+
+@dataclass(frozen=True)
+class StatusPolling:
+    """How the triggerer reads job statuses on one connection (extras ``status_mode``, ``batch_size``).
+
+    :param mode: ``auto``, ``batch`` or ``per_job``.
+    :param batch_size: Jobs per batch status or watch request.
+    """
+
+    mode: StatusMode = "auto"
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+
+def status_polling(conn_id: str, extra: dict[str, Any]) -> StatusPolling:
+    """Read the status polling extras of a connection.
+
+    :raises ValueError: An extra is malformed; the message names it and the connection.
+    """
+    mode = extra.get("status_mode") or "auto"
+    if mode not in STATUS_MODES:
+        raise ValueError(f"connection {conn_id!r}: extra 'status_mode' must be one of {STATUS_MODES}, got {mode!r}")
+    size = extra.get("batch_size", DEFAULT_BATCH_SIZE)
+    if size is None:
+        size = DEFAULT_BATCH_SIZE
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= DEFAULT_BATCH_SIZE:
+        raise ValueError(
+            f"connection {conn_id!r}: extra 'batch_size' must be an integer in 1..{DEFAULT_BATCH_SIZE}, got {size!r}"
+        )
+    return StatusPolling(mode=cast(StatusMode, mode), batch_size=size)

@@ -2,6 +2,19 @@
 
 HTTP layer only: request validation, response bodies and routes. Storage and the background
 progression of jobs live in ``inference_runner``; the built-in models in ``inference_models``.
+
+Our extensions beyond the spec's table, each marked [ext]:
+
+- ``GET /api/jobs/{id}/done``: 200 Job once the job is terminal, 404 while it runs (and for an
+  unknown id). For generic "poll until not 404" waiters such as ``HttpSensorTrigger``, which the
+  triggerer benchmark measures against.
+- ``POST /api/_test/finish`` ``{"identifiers": [...], "status": "COMPLETED"}`` (only with
+  ``--test-controls``): end up to 500 running jobs now, in one transaction; benchmarks use it to
+  decide when jobs end after submitting them.
+- ``GET /api/_test/stats`` / ``DELETE /api/_test/stats`` (only with ``--test-controls``): requests
+  of this family per route name, and how many distinct client ``(host, port)`` pairs sent them,
+  i.e. TCP connections opened since the last reset (an ephemeral port reused after its TIME_WAIT
+  within one measurement would be counted once).
 """
 
 from __future__ import annotations
@@ -17,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -349,6 +363,43 @@ async def json_body(request: Request) -> Any:
         raise bad_request("request body must be valid JSON") from None
 
 
+# ---------------------------------------------------------------- test controls
+
+
+class RequestStats:
+    """[ext, test controls] Requests per route and distinct client connections, for tests and benchmarks.
+
+    Counted in an async router dependency, so always on the event loop: no lock needed.
+    """
+
+    def __init__(self) -> None:
+        self.requests: dict[str, int] = {}
+        self.clients: set[tuple[str, int]] = set()
+        self.since = time.time()
+
+    async def count(self, request: Request) -> None:
+        route = request.scope.get("route")
+        name = getattr(route, "name", None) or request.url.path
+        if name in ("get_stats", "reset_stats", "finish"):
+            return
+        self.requests[name] = self.requests.get(name, 0) + 1
+        if request.client is not None:
+            self.clients.add((request.client.host, request.client.port))
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "total_requests": sum(self.requests.values()),
+            "connections": len(self.clients),
+            "since": self.since,
+        }
+
+    def reset(self) -> dict[str, Any]:
+        snapshot = self.snapshot()
+        self.requests, self.clients, self.since = {}, set(), time.time()
+        return snapshot
+
+
 # ---------------------------------------------------------------- family
 
 
@@ -365,14 +416,16 @@ class InferenceFamily:
         self.access_key = access_key_id(config.api_key)
         self.hub = StatusHub()
         self.runner = JobRunner(db, self.hub)
+        self.stats = RequestStats()
         db.migrate(store.DDL)
-        self.router = APIRouter(
-            prefix="/api",
-            tags=["inference"],
-            dependencies=[Depends(require_api_key(config.api_key, "Authorization", "ApiKey"))],
-        )
+        dependencies: list[DependsParam] = [Depends(require_api_key(config.api_key, "Authorization", "ApiKey"))]
+        if config.test_controls:
+            dependencies.append(Depends(self.stats.count))
+        self.router = APIRouter(prefix="/api", tags=["inference"], dependencies=dependencies)
         self._add_model_routes()
         self._add_job_routes()
+        if config.test_controls:
+            self._add_stats_routes()
 
     async def start(self) -> None:
         await self.runner.start()
@@ -489,6 +542,15 @@ class InferenceFamily:
         def get_job(job_id: str) -> Response:
             return json_reply(job_json(self._job_row(job_id)))
 
+        @router.get("/jobs/{job_id}/done")
+        def job_done(job_id: str) -> Response:
+            """[ext] 200 Job once terminal, 404 while running: for generic not-404 pollers."""
+            rows = self._job_rows([job_id])
+            if not rows or rows[0]["status"] not in TERMINAL:
+                status = rows[0]["status"] if rows else "unknown"
+                raise HTTPException(status_code=404, detail=f"job {job_id!r} is not done ({status})")
+            return json_reply(job_json(rows[0]))
+
         @router.delete("/jobs/{job_id}")
         def cancel(job_id: str) -> Response:
             try:
@@ -514,6 +576,29 @@ class InferenceFamily:
                 "SELECT * FROM inference_inputs WHERE job_id = ? ORDER BY position", (job_id,)
             )
             return JSONResponse(results_body(job, list(inputs)))
+
+    def _add_stats_routes(self) -> None:
+        @self.router.post("/_test/finish")
+        async def finish(request: Request) -> dict[str, Any]:
+            """End running jobs now: ``{"identifiers": [...], "status": "COMPLETED"}`` -> ``{"finished": [...]}``."""
+            body = await json_body(request)
+            ids = body.get("identifiers") if isinstance(body, dict) else None
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > MAX_BATCH_IDS:
+                raise bad_request(f"field 'identifiers' must be a list of at most {MAX_BATCH_IDS} job identifiers")
+            status = body.get("status", store.COMPLETED)
+            if status not in TERMINAL:
+                raise bad_request(f"field 'status' must be one of {', '.join(sorted(TERMINAL))}, got {status!r}")
+            ended = await run_in_threadpool(store.finish_jobs, self.db, ids, status, time.time())
+            self.hub.publish(ended)
+            return {"finished": ended}
+
+        @self.router.get("/_test/stats")
+        def get_stats() -> dict[str, Any]:
+            return self.stats.snapshot()
+
+        @self.router.delete("/_test/stats")
+        def reset_stats() -> dict[str, Any]:
+            return self.stats.reset()
 
     def _history_rows(self, request: Request) -> list[sqlite3.Row]:
         params = request.query_params

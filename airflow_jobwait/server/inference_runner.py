@@ -348,6 +348,42 @@ def cancel_job(db: Database, job_id: str, now: float) -> sqlite3.Row | None:
         return conn.execute("SELECT * FROM inference_jobs WHERE id = ?", (job_id,)).fetchone()
 
 
+def finish_jobs(db: Database, job_ids: Sequence[str], status: str, now: float) -> list[str]:
+    """[ext, test controls] End running jobs now with ``status``, in one transaction.
+
+    For benchmarks that must decide when jobs end after they were submitted. Inputs not done yet
+    end ``FAILED`` (the job stopped before reaching them), as with a crash or a time limit.
+
+    :return: The ids that were running and have ended now (unknown or terminal ones are skipped).
+    """
+    if status not in TERMINAL:
+        raise ValueError(f"status must be one of {sorted(TERMINAL)}, got {status!r}")
+    ended: list[str] = []
+    with db.transaction() as conn:
+        for start in range(0, len(job_ids), SQL_CHUNK):
+            chunk = list(job_ids[start : start + SQL_CHUNK])
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT id FROM inference_jobs WHERE id IN ({marks}) AND status IN (?, ?)", (*chunk, *sorted(RUNNING))
+            ).fetchall()
+            ids = [row["id"] for row in rows]
+            if not ids:
+                continue
+            marks = ",".join("?" * len(ids))
+            conn.execute(
+                f"UPDATE inference_jobs SET status = ?, updated_at = ?, finished_at = ?, next_due = NULL"
+                f" WHERE id IN ({marks})",
+                (status, now, now, *ids),
+            )
+            conn.execute(
+                "UPDATE inference_inputs SET status = ?, error = ?, end_at = ?"
+                f" WHERE job_id IN ({marks}) AND status = ?",
+                (FAILED, "the job was ended early by a test control", now, *ids, PENDING),
+            )
+            ended.extend(ids)
+    return ended
+
+
 def earliest_due(db: Database) -> float | None:
     """Earliest planned transition of any unfinished job (an index lookup)."""
     row = db.connection().execute("SELECT MIN(next_due) FROM inference_jobs WHERE next_due IS NOT NULL").fetchone()

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_jobwait.client.async_transport import AsyncClient
+from airflow_jobwait.client.coalesce import StatusCallback, wait_coalesced
+from airflow_jobwait.client.http import Call, ClientConfig
 from airflow_jobwait.client.job_kinds import JobState, cancel_call, progress_call, status_call
+from airflow_jobwait.client.pool import leased_client
 from airflow_jobwait.client.wait_loop import WaitLoop, check_poll_interval
 from airflow_jobwait.exceptions import Conflict, JobWaitError
-from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
+from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID, StatusPolling, client_config, status_polling
 from airflow_jobwait.hooks.jobs import JobsHook
-from airflow_jobwait.models import WaitOutcome
+from airflow_jobwait.models import JobStatus, WaitOutcome
 
 CANCEL_TIMEOUT = 10.0
 
@@ -26,6 +31,12 @@ def _is_template(value: object) -> bool:
 
 class JobTrigger(BaseTrigger):
     """Poll a job until it is terminal or the deadline passes, then fire one event.
+
+    Inference waits of one triggerer on one connection share a ``StatusPoller``
+    (``client/coalesce.py``): one batch status request per 500 jobs per poll interval, or held
+    long-polls where the service offers the watch endpoint. The connection's extra ``status_mode``
+    (``auto``/``batch``/``per_job``) chooses; dataset and compute jobs, and services without the
+    batch endpoint, are polled one by one over the pooled client.
 
     The event's payload is a ``WaitOutcome``: ``kind`` (``terminal``/``timeout``/``error``),
     ``job_id``, ``status`` and ``message``. Every kwarg is JSON-safe and carries no secret: the
@@ -61,7 +72,7 @@ class JobTrigger(BaseTrigger):
         self.job_id = job_id
         self.conn_id = conn_id
         self.poll_interval = check_poll_interval(poll_interval)
-        self.deadline = deadline
+        self.deadline = check_deadline(deadline)
         self.cancel_on_kill = cancel_on_kill
         self.progress_interval = check_poll_interval(progress_interval, "progress_interval")
 
@@ -86,32 +97,69 @@ class JobTrigger(BaseTrigger):
         yield TriggerEvent(outcome.to_payload())
 
     async def wait(self) -> WaitOutcome:
-        """Poll until the job is terminal, the deadline passes, or polling fails for good.
+        """Wait until the job is terminal, the deadline passes, or polling fails for good.
 
-        The pooled client is released before the event is yielded, so nothing is left to
-        clean up once the event is out.
+        Nothing is left to clean up once this returns: the wait has left its poller (which stops
+        when it was the last) and released the pooled client.
         """
-        # Built here, not in __init__: with start_from_trigger the triggerer renders job_id first.
-        call = status_call(self.job_kind, self.job_id, self.job_ref)
+        # Validated here too, not only in __init__: with start_from_trigger the triggerer renders
+        # job_id first. A bad id fails this trigger alone, never the poller it would join.
+        status_call(self.job_kind, self.job_id, self.job_ref)
         loop = WaitLoop(self.job_id, self.poll_interval, self.deadline)
+        config, polling = await self._settings()
+        if self.job_kind == "inference" and polling.mode != "per_job":
+            outcome = await wait_coalesced(
+                self.conn_id, config, self.job_id, loop, polling.mode, polling.batch_size, self._progress_logger()
+            )
+            if outcome is not None:
+                return outcome
+            # The service has no batch status endpoint: carry on alone, same deadline and budget.
+        async with leased_client(self.conn_id, config) as client:
+            return await self._poll_alone(client, status_call(self.job_kind, self.job_id, self.job_ref), loop)
+
+    async def _settings(self) -> tuple[ClientConfig, StatusPolling]:
+        """The connection's client settings and status polling extras, read once per wait."""
+        conn = await get_async_connection(self.conn_id, JobsHook)
+        extra = await get_async_extra_dejson(conn)
+        return (
+            client_config(conn.conn_id, conn.host, conn.schema, conn.port, conn.password, extra),
+            status_polling(conn.conn_id, extra),
+        )
+
+    async def _poll_alone(self, client: AsyncClient, call: Call[JobState], loop: WaitLoop) -> WaitOutcome:
+        """Per-job polling: one request per poll, for kinds without a batch endpoint."""
         started = last_progress = time.monotonic()
-        async with JobsHook(self.conn_id).async_client() as client:
-            while True:
-                try:
-                    state = await client.call(call)
-                    outcome = loop.on_status(state.status)
-                    if outcome is None and time.monotonic() - last_progress >= self.progress_interval:
-                        last_progress = time.monotonic()
-                        await self.log_progress(client, state, last_progress - started)
-                except JobWaitError as err:
-                    self.log.warning("poll of job %s failed: %s", self.job_id, err)
-                    outcome = loop.on_error(err)
-                if outcome is not None:
-                    return outcome
-                delay = loop.next_delay()
-                if delay is None:
-                    return loop.timed_out()
-                await asyncio.sleep(delay)
+        while True:
+            try:
+                state = await client.call(call)
+                outcome = loop.on_status(state.status)
+                if outcome is None and time.monotonic() - last_progress >= self.progress_interval:
+                    last_progress = time.monotonic()
+                    await self.log_progress(client, state, last_progress - started)
+            except JobWaitError as err:
+                self.log.warning("poll of job %s failed: %s", self.job_id, err)
+                outcome = loop.on_error(err)
+            if outcome is not None:
+                return outcome
+            delay = loop.next_delay()
+            if delay is None:
+                return loop.timed_out()
+            await asyncio.sleep(delay)
+
+    def _progress_logger(self) -> StatusCallback:
+        """Progress from what the shared poller learns: status and time waited, at most once per
+        ``progress_interval``. No request of its own: at 10,000 waits one extra request per wait
+        per interval would outnumber the coalesced polls many times over."""
+        started = last = time.monotonic()
+
+        def report(status: JobStatus) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= self.progress_interval:
+                last = now
+                self.log.info("%s job %s is %s; waiting %.0fs", self.job_kind, self.job_id, status.value, now - started)
+
+        return report
 
     async def log_progress(self, client: AsyncClient, state: JobState, elapsed: float) -> None:
         """One progress line: status, the kind's own progress, inputs done, time waited."""
@@ -141,6 +189,15 @@ class JobTrigger(BaseTrigger):
             self.log.info("job %s was already terminal; nothing to cancel", self.job_id)
         except (JobWaitError, asyncio.TimeoutError, ValueError) as err:
             self.log.warning("could not cancel job %s: %s", self.job_id, err)
+
+
+def check_deadline(deadline: float | None) -> float | None:
+    """:raises ValueError: ``deadline`` is neither ``None`` nor a finite epoch time (names it)."""
+    if deadline is None:
+        return None
+    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or not math.isfinite(deadline):
+        raise ValueError(f"deadline must be None or a finite epoch time in seconds, got {deadline!r}")
+    return float(deadline)
 
 
 def deadline_after(seconds: float | None, now: float | None = None) -> float | None:

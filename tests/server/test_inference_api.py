@@ -381,6 +381,60 @@ def test_watch_times_out_empty_and_wakes_on_cancel(service: ServiceProcess) -> N
     assert time.monotonic() - started < 5
 
 
+def test_done_is_404_until_terminal(service: ServiceProcess) -> None:
+    job_id = submit(service, job_body(test={"duration_s": 0.5}))["jobIdentifier"]
+    url = f"{service.base_url}/api/jobs/{job_id}/done"
+    resp = requests.get(url, headers=auth(service.api_key), timeout=10)
+    assert resp.status_code == 404 and "not done" in resp.json()["detail"]
+    wait_for(service, job_id)
+    resp = requests.get(url, headers=auth(service.api_key), timeout=10)
+    assert resp.status_code == 200 and resp.json()["status"] == "COMPLETED"
+    resp = requests.get(f"{service.base_url}/api/jobs/unknown-id/done", headers=auth(service.api_key), timeout=10)
+    assert resp.status_code == 404
+
+
+def test_finish_control_ends_jobs_and_wakes_watches(service: ServiceProcess) -> None:
+    ids = [submit(service, job_body(test={"duration_s": 600}))["jobIdentifier"] for _ in range(2)]
+    for job_id in ids:
+        wait_for(service, job_id, {"IN_PROGRESS"})
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(
+            watch, service, {"identifiers": ids, "timeout": 30, "known": dict.fromkeys(ids, "IN_PROGRESS")}
+        )
+        time.sleep(0.3)  # let the watch start waiting; the assertion below holds either way
+        resp = requests.post(
+            f"{service.base_url}/api/_test/finish",
+            json={"identifiers": [ids[0], "unknown-id"], "status": "FAILED"},
+            headers=auth(service.api_key),
+            timeout=10,
+        )
+        assert resp.status_code == 200 and resp.json() == {"finished": [ids[0]]}
+        woke = pending.result(timeout=30)
+    assert [(j["jobIdentifier"], j["status"]) for j in woke.json()["jobs"]] == [(ids[0], "FAILED")]
+    assert get_job(service, ids[1])["status"] == "IN_PROGRESS"
+    requests.delete(f"{service.base_url}/api/jobs/{ids[1]}", headers=auth(service.api_key), timeout=10)
+
+
+def test_request_stats_count_routes_and_connections(service: ServiceProcess) -> None:
+    job_id = submit(service, job_body(test={"duration_s": 0}))["jobIdentifier"]
+    url = f"{service.base_url}/api/_test/stats"
+    before = requests.get(url, headers=auth(service.api_key), timeout=10).json()
+    with requests.Session() as session:  # one keep-alive connection for three requests
+        for _ in range(3):
+            session.get(f"{service.base_url}/api/jobs/{job_id}", headers=auth(service.api_key), timeout=10)
+    after = requests.get(url, headers=auth(service.api_key), timeout=10).json()
+    assert after["requests"]["get_job"] - before["requests"].get("get_job", 0) == 3
+    assert after["connections"] - before["connections"] == 1
+    assert "get_stats" not in after["requests"]
+
+
+def test_test_controls_off_hide_the_stats_and_finish(plain_service: ServiceProcess) -> None:
+    headers = auth(plain_service.api_key)
+    assert requests.get(f"{plain_service.base_url}/api/_test/stats", headers=headers, timeout=10).status_code == 404
+    resp = requests.post(f"{plain_service.base_url}/api/_test/finish", json={}, headers=headers, timeout=10)
+    assert resp.status_code in (404, 405)
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -1,0 +1,513 @@
+"""``StatusPoller``: the inference waits of one event loop on one service, in a handful of requests.
+
+A triggerer runs thousands of ``JobTrigger``s on one event loop. Polled one by one, 10,000 waits at
+a 5 s interval are 2,000 requests a second; coalesced, they are 20 batch status requests per
+interval (``jobs-api.md`` §1, ``GET /api/jobs?identifiers=``, 500 ids each), or 20 held long-polls
+(``POST /api/jobs:watch``) that answer as soon as a job changes.
+
+How a poller works:
+
+- Each wait registers its job id and a ``WaitLoop`` (its deadline and error budget), then awaits
+  its own future. The poller resolves it; the wait's ``finally`` unregisters, so a cancelled
+  trigger leaves at once, and the last one out stops the poller and releases the pooled client.
+- Rounds: every ``poll_interval`` one batch request per ``batch_size`` ids not held in a watch.
+  All waits of the poller share the round's phase, so N waits cost ``ceil(N / batch_size)``
+  requests per interval. New waits are asked about once right away (those arriving within
+  ``GATHER_SECONDS`` together), then join the rounds.
+- Watch (``mode="auto"``, where the service offers it): ids whose status is known are handed to at
+  most ``MAX_WATCHES`` long-polls of up to ``batch_size`` ids; a watch that returns is re-armed with
+  the ids still waited on, topped up with unwatched ones. Ids no watch holds stay in the rounds.
+- Probing: a 404/405/501 from the batch endpoint (or ``PROBE_INVALID`` 200s in a row that are not
+  its shape, before it ever answered well) means the service has no batch status: every wait is
+  handed back (``None``) to poll its job alone, and the connection is remembered as such for
+  ``PROBE_TTL`` seconds. The same for watch, whose waits then stay in the rounds.
+- Ids a batch reply omits are unknown to the service, or not yet visible: each is checked with a
+  plain ``GET``, so a 404 fails that wait only, exactly as when polled alone.
+- A failed request (after the client's own retries) counts one error against each wait it was
+  for; a wait ends only when its own budget is spent, as when polled alone.
+
+Everything lives in a per-loop registry keyed weakly by the loop: nothing outlives the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from airflow_jobwait.client import inference
+from airflow_jobwait.client.async_transport import AsyncClient
+from airflow_jobwait.client.http import ClientConfig
+from airflow_jobwait.client.pool import leased_client
+from airflow_jobwait.client.wait_loop import WaitLoop
+from airflow_jobwait.exceptions import ApiError, InvalidResponse, JobWaitError
+from airflow_jobwait.models import JobStatus, WaitOutcome
+
+log = logging.getLogger(__name__)
+
+# Waits that start together (a triggerer picks triggers up in bulk) are asked about in one request.
+GATHER_SECONDS = 0.02
+# Batch requests of one round in flight at once: a 10,000-wait round takes ~10 round trips, not 20,
+# while at most two replies (~5 ms of parsing each) are handled back to back on the loop.
+ROUND_CONCURRENCY = 2
+# Held long-polls per poller (500 ids each). The pooled client has 32 connections; leave room
+# for rounds, cancels and hooks. Ids beyond them are batch polled.
+MAX_WATCHES = 20
+# A watch that keeps returning (many jobs changing) re-arms at most this often, which bounds the
+# request rate under churn at the cost of this much detection latency.
+WATCH_MIN_CYCLE = 0.05
+# Longest long-poll; also kept below the connection's request timeout (see ``_watch_timeout``).
+WATCH_SECONDS = 25.0
+# A service found without an endpoint is probed again after this long (it may have been upgraded).
+PROBE_TTL = 600.0
+# What a service without the [ext] endpoint answers.
+MISSING_ENDPOINT = frozenset({404, 405, 501})
+# Garbled answers in a row, before the endpoint ever answered well, that mean "some other route
+# lives at this path". One alone may be a transient fault.
+PROBE_INVALID = 3
+
+StatusCallback = Callable[[JobStatus], None]
+
+
+@dataclass(eq=False, slots=True)
+class Registration:
+    """One wait's place in a poller; its trigger awaits ``outcome``.
+
+    ``outcome`` resolves to the wait's ``WaitOutcome``, or to ``None`` when the service cannot
+    answer in bulk and the wait must poll its job alone.
+    """
+
+    job_id: str
+    loop: WaitLoop
+    outcome: asyncio.Future[WaitOutcome | None]
+    on_status: StatusCallback | None = None
+    timer: asyncio.TimerHandle | None = None
+    # The deadline passed before the first answer: resolve as timed out at the first one.
+    expired: bool = False
+
+
+@dataclass
+class _Capabilities:
+    """What probing found about one service; ``None`` until an answer said either way."""
+
+    batch: bool | None = None
+    watch: bool | None = None
+    batch_missing_since: float = 0.0
+    watch_missing_since: float = 0.0
+    # Garbled answers of each endpoint while it is still unproven.
+    invalid: dict[str, int] = field(default_factory=dict)
+
+    def missing(self, endpoint: str, error: JobWaitError) -> bool:
+        """Does this failure of ``endpoint`` (``batch``/``watch``) mean the service lacks it?"""
+        if isinstance(error, ApiError) and error.status in MISSING_ENDPOINT:
+            return True
+        if isinstance(error, InvalidResponse) and getattr(self, endpoint) is None:
+            self.invalid[endpoint] = self.invalid.get(endpoint, 0) + 1
+            return self.invalid[endpoint] >= PROBE_INVALID
+        return False
+
+    def found(self, endpoint: str) -> None:
+        setattr(self, endpoint, True)
+        self.invalid.pop(endpoint, None)
+
+
+@dataclass(frozen=True)
+class _PollerKey:
+    conn_id: str
+    config: ClientConfig
+    poll_interval: float
+    mode: str
+    batch_size: int
+
+
+@dataclass
+class _LoopState:
+    pollers: dict[_PollerKey, StatusPoller] = field(default_factory=dict)
+    capabilities: dict[tuple[str, str], _Capabilities] = field(default_factory=dict)
+
+
+_states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
+
+
+def _loop_state() -> _LoopState:
+    return _states.setdefault(asyncio.get_running_loop(), _LoopState())
+
+
+async def wait_coalesced(
+    conn_id: str,
+    config: ClientConfig,
+    job_id: str,
+    wait_loop: WaitLoop,
+    mode: str = "auto",
+    batch_size: int = inference.MAX_BATCH,
+    on_status: StatusCallback | None = None,
+) -> WaitOutcome | None:
+    """Wait for an inference job through the loop's shared poller for this service.
+
+    :param conn_id: Airflow connection id (shares the pooled client with the hooks).
+    :param config: The connection's client settings.
+    :param job_id: The job to wait for.
+    :param wait_loop: The wait's state: poll interval, absolute deadline, error budget.
+    :param mode: ``auto`` (watch where offered, else batch) or ``batch`` (never watch).
+    :param batch_size: Ids per batch status or watch request (1-500).
+    :param on_status: Called with each status the poller learns while the job is running.
+    :return: How the wait ended, or ``None`` when the service has no batch status endpoint (then
+        poll the job alone, with the same ``wait_loop``).
+    """
+    poller = StatusPoller.for_service(conn_id, config, wait_loop.poll_interval, mode, batch_size)
+    if poller is None:
+        return None
+    registration = poller.register(job_id, wait_loop, on_status)
+    try:
+        return await registration.outcome
+    finally:
+        await poller.unregister(registration)
+
+
+def running_pollers() -> list[StatusPoller]:
+    """The pollers of the running loop (for tests and benchmarks)."""
+    state = _states.get(asyncio.get_running_loop())
+    return [] if state is None else list(state.pollers.values())
+
+
+class StatusPoller:
+    """Asks one service about every registered job: batch rounds, long-polls where offered.
+
+    Use ``wait_coalesced`` (or ``for_service`` + ``register``/``unregister``), not the constructor.
+
+    :param key: The poller's registry key (connection, settings, poll interval).
+    :param capabilities: What is known about the service's [ext] endpoints, shared per connection.
+    """
+
+    def __init__(self, key: _PollerKey, capabilities: _Capabilities) -> None:
+        if not 1 <= key.batch_size <= inference.MAX_BATCH:
+            raise ValueError(f"batch_size must be in 1..{inference.MAX_BATCH}, got {key.batch_size!r}")
+        if key.mode not in ("auto", "batch"):
+            raise ValueError(f"mode must be 'auto' or 'batch', got {key.mode!r}")
+        self.key = key
+        self.capabilities = capabilities
+        self._aio = asyncio.get_running_loop()
+        self._waits: dict[str, list[Registration]] = {}
+        self._known: dict[str, JobStatus] = {}
+        self._fresh: set[str] = set()
+        self._watched: set[str] = set()
+        self._watches: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._next_round = self._aio.time()
+        self._client: AsyncClient | None = None
+        self._closed = False
+        self.rounds = 0  # full rounds done (for tests and benchmarks)
+        self._task = self._aio.create_task(self._run(), name=f"jobwait-status-poller-{key.conn_id}")
+
+    @classmethod
+    def for_service(
+        cls, conn_id: str, config: ClientConfig, poll_interval: float, mode: str = "auto", batch_size: int = 500
+    ) -> StatusPoller | None:
+        """The running loop's poller for these settings (created on first use), or ``None`` when the
+        service was recently found to have no batch status endpoint."""
+        state = _loop_state()
+        capabilities = state.capabilities.setdefault((conn_id, config.base_url), _Capabilities())
+        if capabilities.batch is False:
+            if time.monotonic() - capabilities.batch_missing_since < PROBE_TTL:
+                return None
+            capabilities.batch = None  # probe again
+        key = _PollerKey(conn_id, config, poll_interval, mode, batch_size)
+        poller = state.pollers.get(key)
+        if poller is None:
+            poller = state.pollers[key] = cls(key, capabilities)
+        return poller
+
+    @property
+    def waiting(self) -> int:
+        """Registered waits."""
+        return sum(len(waits) for waits in self._waits.values())
+
+    # ---- registration ---------------------------------------------------------------------
+
+    def register(self, job_id: str, wait_loop: WaitLoop, on_status: StatusCallback | None = None) -> Registration:
+        """Add a wait; it is asked about within ``GATHER_SECONDS``, then every round."""
+        if self._closed:
+            raise RuntimeError("this status poller has stopped")
+        registration = Registration(job_id, wait_loop, self._aio.create_future(), on_status)
+        if wait_loop.deadline is not None:
+            delay = max(0.0, wait_loop.deadline - time.time())
+            registration.timer = self._aio.call_later(delay, self._expire, registration)
+        self._waits.setdefault(job_id, []).append(registration)
+        self._fresh.add(job_id)
+        self._wake.set()
+        return registration
+
+    async def unregister(self, registration: Registration) -> None:
+        """Remove a wait (resolved or not); the last one out stops the poller."""
+        self._drop(registration)
+        if not registration.outcome.done():
+            registration.outcome.cancel()
+        if not self._waits:
+            await self._stop()
+
+    def _drop(self, registration: Registration) -> None:
+        if registration.timer is not None:
+            registration.timer.cancel()
+            registration.timer = None
+        waits = self._waits.get(registration.job_id)
+        if waits is None or registration not in waits:
+            return
+        waits.remove(registration)
+        if not waits:
+            del self._waits[registration.job_id]
+            self._known.pop(registration.job_id, None)
+            self._fresh.discard(registration.job_id)
+            self._watched.discard(registration.job_id)
+
+    def _resolve(self, registration: Registration, outcome: WaitOutcome | None) -> None:
+        self._drop(registration)
+        if not registration.outcome.done():
+            registration.outcome.set_result(outcome)
+
+    def _expire(self, registration: Registration) -> None:
+        """The wait's deadline passed: time out now, or at its first answer if it had none yet."""
+        registration.timer = None
+        if registration.loop.polls:
+            self._resolve(registration, registration.loop.timed_out())
+        else:
+            registration.expired = True
+
+    async def _stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        state = _states.get(self._aio)
+        if state is not None and state.pollers.get(self.key) is self:
+            del state.pollers[self.key]
+        tasks = [*self._watches, self._task]
+        for task in tasks:
+            task.cancel()
+        # Wait for the lease on the pooled client to be released, so nothing is left once the
+        # last wait is out.
+        current = asyncio.current_task()
+        await asyncio.gather(*(t for t in tasks if t is not current), return_exceptions=True)
+
+    # ---- applying answers -----------------------------------------------------------------
+
+    def _apply(self, statuses: dict[str, JobStatus]) -> None:
+        """Feed answered statuses to their waits; resolve the ones that end."""
+        for job_id, status in statuses.items():
+            waits = self._waits.get(job_id)
+            if not waits:
+                continue
+            self._known[job_id] = status
+            for registration in list(waits):
+                outcome = registration.loop.on_status(status)
+                if outcome is None and registration.expired:
+                    outcome = registration.loop.timed_out()
+                if outcome is not None:
+                    self._resolve(registration, outcome)
+                elif registration.on_status is not None:
+                    try:
+                        registration.on_status(status)
+                    except Exception:  # a logging callback must not stop the poller
+                        log.exception("status callback of job %s failed", job_id)
+
+    def _fail(self, job_ids: Iterable[str], error: JobWaitError) -> None:
+        """A request for these jobs failed: one error against each wait's own budget."""
+        for job_id in job_ids:
+            for registration in list(self._waits.get(job_id, ())):
+                outcome = registration.loop.on_error(error)
+                if outcome is None and registration.expired:
+                    outcome = registration.loop.timed_out()
+                if outcome is not None:
+                    self._resolve(registration, outcome)
+
+    def _fall_back(self, error: JobWaitError) -> None:
+        """The service has no batch status endpoint: hand every wait back to poll alone."""
+        if self.capabilities.batch is not False:
+            log.warning(
+                "connection %r: no batch status endpoint (%s); waits poll their jobs one by one",
+                self.key.conn_id, error,
+            )
+        self.capabilities.batch = False
+        self.capabilities.batch_missing_since = time.monotonic()
+        for waits in list(self._waits.values()):
+            for registration in list(waits):
+                self._resolve(registration, None)
+
+    # ---- the poller task ------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            async with leased_client(self.key.conn_id, self.key.config) as client:
+                self._client = client
+                while True:
+                    ids, full_round = await self._next_batch()
+                    if ids:
+                        await self._poll(ids)
+                    self.rounds += full_round
+                    if self._watch_enabled():
+                        self._arm_watches(full_round)
+        finally:
+            self._client = None
+
+    async def _next_batch(self) -> tuple[list[str], bool]:
+        """Sleep until the next round (or new waits); return the ids to ask about and whether
+        this is a full round (else only new waits)."""
+        while True:
+            if self._fresh:
+                await asyncio.sleep(GATHER_SECONDS)
+                break
+            timeout = None if not self._waits else self._next_round - self._aio.time()
+            if timeout is not None and timeout <= 0:
+                break
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            if timeout is not None and self._aio.time() >= self._next_round:
+                break
+        now = self._aio.time()
+        if now >= self._next_round:
+            # Keep the phase, so every wait of the poller is asked in the same round.
+            self._next_round += self.key.poll_interval
+            if self._next_round <= now:
+                self._next_round = now + self.key.poll_interval
+            ids = [job_id for job_id in self._waits if job_id not in self._watched]
+            full_round = True
+        else:
+            ids = [job_id for job_id in self._fresh if job_id in self._waits]
+            full_round = False
+        self._fresh.clear()
+        return ids, full_round
+
+    async def _poll(self, ids: Sequence[str]) -> None:
+        """One round: batch requests of ``batch_size`` ids, a few in flight at once."""
+        size = self.key.batch_size
+        slices = [ids[start : start + size] for start in range(0, len(ids), size)]
+        gate = asyncio.Semaphore(ROUND_CONCURRENCY)
+
+        async def one(job_ids: Sequence[str]) -> None:
+            async with gate:
+                await self._poll_slice(job_ids)
+
+        if len(slices) == 1:
+            await self._poll_slice(slices[0])
+        else:
+            await asyncio.gather(*(one(s) for s in slices))
+
+    async def _poll_slice(self, job_ids: Sequence[str]) -> None:
+        job_ids = [job_id for job_id in job_ids if job_id in self._waits]
+        if not job_ids or self._client is None:
+            return
+        try:
+            statuses = await self._client.call(inference.batch_statuses(job_ids))
+        except JobWaitError as err:
+            if self.capabilities.missing("batch", err):
+                self._fall_back(err)
+                return
+            log.warning("batch status of %d jobs on %r failed: %s", len(job_ids), self.key.conn_id, err)
+            self._fail(job_ids, err)
+            return
+        except Exception as err:  # a bug must end these waits with an error, not kill the poller
+            log.exception("batch status of %d jobs on %r failed", len(job_ids), self.key.conn_id)
+            self._fail(job_ids, JobWaitError(f"status poll failed: {err!r}"))
+            return
+        self.capabilities.found("batch")
+        self._apply(statuses)
+        missing = [job_id for job_id in job_ids if job_id not in statuses and job_id in self._waits]
+        if missing:
+            await asyncio.gather(*(self._check_alone(job_id) for job_id in missing))
+
+    async def _check_alone(self, job_id: str) -> None:
+        """A job the batch reply omitted: a plain ``GET`` says 404 (the wait fails) or its status."""
+        assert self._client is not None
+        try:
+            job = await self._client.call(inference.get_job(job_id))
+        except JobWaitError as err:
+            self._fail([job_id], err)
+        else:
+            self._apply({job_id: job.status})
+
+    # ---- watch ----------------------------------------------------------------------------
+
+    def _watch_enabled(self) -> bool:
+        caps = self.capabilities
+        if self.key.mode != "auto":
+            return False
+        if caps.watch is False and time.monotonic() - caps.watch_missing_since >= PROBE_TTL:
+            caps.watch = None  # probe again
+        return caps.watch is not False
+
+    def _watch_timeout(self) -> float:
+        # Shorter than the connection's request timeout, or the client would give up first.
+        return max(0.5, min(WATCH_SECONDS, self.key.config.timeout * 0.8))
+
+    def _ready(self) -> list[str]:
+        """Ids whose status is known and that no watch holds yet."""
+        return [job_id for job_id in self._waits if job_id in self._known and job_id not in self._watched]
+
+    def _arm_watches(self, full_round: bool) -> None:
+        """Start watches for ready ids. Between rounds (waits arriving one after another, e.g.
+        while a triggerer picks up thousands) only full watches, or a first one: a watch slot
+        spent on a few ids stays small until it re-arms."""
+        ready = self._ready()
+        size = self.key.batch_size
+        if not full_round and self._watches and len(ready) < size:
+            return
+        while ready and len(self._watches) < MAX_WATCHES:
+            if not full_round and self._watches and len(ready) < size:
+                return
+            chunk, ready = ready[:size], ready[size:]
+            self._watched.update(chunk)
+            task = self._aio.create_task(self._watch(chunk), name=f"jobwait-watch-{self.key.conn_id}")
+            self._watches.add(task)
+            task.add_done_callback(self._watches.discard)
+
+    def _top_up(self, members: list[str]) -> None:
+        room = self.key.batch_size - len(members)
+        if room <= 0:
+            return
+        extra = self._ready()[:room]
+        self._watched.update(extra)
+        members.extend(extra)
+
+    async def _watch(self, members: list[str]) -> None:
+        """Hold one long-poll for ``members``; re-arm it until none is waited on any more."""
+        try:
+            while True:
+                # A job whose wait left and came back (a moved trigger) has no known status yet:
+                # it goes back to the rounds instead of this watch.
+                gone = [job_id for job_id in members if job_id not in self._waits or job_id not in self._known]
+                members[:] = [job_id for job_id in members if job_id in self._waits and job_id in self._known]
+                self._watched.difference_update(gone)
+                self._top_up(members)
+                if not members or self._client is None:
+                    return
+                known = {job_id: self._known[job_id] for job_id in members}
+                started = self._aio.time()
+                try:
+                    changed = await self._client.call(
+                        inference.watch_statuses(members, known, self._watch_timeout())
+                    )
+                except JobWaitError as err:
+                    if self.capabilities.missing("watch", err):
+                        log.info("connection %r: no watch endpoint (%s); batch polling only", self.key.conn_id, err)
+                        self.capabilities.watch = False
+                        self.capabilities.watch_missing_since = time.monotonic()
+                    else:
+                        log.warning("watch of %d jobs on %r failed: %s", len(members), self.key.conn_id, err)
+                        self._fail(members, err)
+                    return  # the members go back to the rounds; a later round re-arms a watch
+                except Exception as err:  # a bug must end these waits with an error, not kill the poller
+                    log.exception("watch of %d jobs on %r failed", len(members), self.key.conn_id)
+                    self._fail(members, JobWaitError(f"status watch failed: {err!r}"))
+                    return
+                self.capabilities.found("watch")
+                # Every member was answered for: the unchanged ones are still what we knew.
+                self._apply({job_id: changed.get(job_id, known[job_id]) for job_id in members})
+                if changed:
+                    elapsed = self._aio.time() - started
+                    if elapsed < WATCH_MIN_CYCLE:
+                        await asyncio.sleep(WATCH_MIN_CYCLE - elapsed)
+        finally:
+            self._watched.difference_update(members)
