@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -12,13 +11,15 @@ from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from airflow_jobwait.client.job_kinds import results_call
 from airflow_jobwait.hooks.jobs import JobsHook
 from airflow_jobwait.links import JobLink, job_url
-from airflow_jobwait.models import ResultsReference, WaitOutcome
+from airflow_jobwait.models import WaitOutcome
 from airflow_jobwait.triggers.jobs import JobTrigger, deadline_after
+from airflow_jobwait.xcom_size import DEFAULT_MAX_XCOM_BYTES, fit_for_xcom, log_reference
+
+__all__ = ["DEFAULT_MAX_XCOM_BYTES", "JobFailedError", "JobWaitMixin"]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-DEFAULT_MAX_XCOM_BYTES = 1024 * 1024
 
 # The scheduler's own deferral timeout is a backstop: it fires this long after the trigger's
 # deadline, so the trigger's clearer timeout event normally wins.
@@ -106,20 +107,11 @@ class JobWaitMixin:
 
     def bounded_for_xcom(self, job_id: str, results: dict[str, Any]) -> dict[str, Any]:
         """``results`` if they fit in ``max_xcom_bytes``, else a reference to fetch them with."""
-        size = len(json.dumps(results, separators=(",", ":")))
-        if size <= self.max_xcom_bytes:
-            return results
-        reference = ResultsReference(
-            job_id=job_id,
-            job_kind=self.job_kind,
-            job_ref=self.job_ref or {},
-            conn_id=self.conn_id,
-            size_bytes=size,
-            result_keys=sorted(results.get("results") or results),
+        pushed, size = fit_for_xcom(
+            results, job_id=job_id, job_kind=self.job_kind, job_ref=self.job_ref, conn_id=self.conn_id,
+            max_bytes=self.max_xcom_bytes,
         )
-        self.log.warning(
-            "results of job %s are %d bytes, over max_xcom_bytes=%d: pushing a reference instead "
-            "(fetch them with JobsHook(%r).get_results(%r))",
-            job_id, size, self.max_xcom_bytes, self.conn_id, job_id,
-        )
-        return reference.model_dump(mode="json")
+        if size is not None:
+            log_reference(self.log, job_id, size, self.max_xcom_bytes, self.conn_id)
+        return pushed
+

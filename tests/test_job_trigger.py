@@ -7,11 +7,20 @@ import json
 import time
 
 import pytest
-from airflow.triggers.base import TriggerEvent
+from airflow.triggers.base import TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 
 from airflow_jobwait.client.pool import active_clients
 from airflow_jobwait.hooks import JobsHook
-from airflow_jobwait.models import JobInput, JobStatus, JobTestControls, ModelRef, SubmitJobRequest, WaitOutcome
+from airflow_jobwait.models import (
+    JobInput,
+    JobResults,
+    JobStatus,
+    JobTestControls,
+    ModelRef,
+    ResultsReference,
+    SubmitJobRequest,
+    WaitOutcome,
+)
 from airflow_jobwait.server.faults_client import FaultControl
 from airflow_jobwait.server.process import ServiceProcess
 from airflow_jobwait.triggers import JobTrigger
@@ -205,9 +214,11 @@ class _PulledTI:
     def __init__(self, task: object, values: dict[tuple[str, str], str]) -> None:
         self.task = task
         self.task_id = "wait"
+        self.map_index = -1
         self.values = values
 
-    def xcom_pull(self, task_ids: str, key: str = "return_value") -> str:
+    def xcom_pull(self, task_ids: str, key: str = "return_value", map_indexes: int | None = None) -> str:
+        assert map_indexes == self.map_index, "one XCom of the same map index, not a sequence slice"
         return self.values[(task_ids, key)]
 
 
@@ -228,7 +239,9 @@ async def test_start_from_trigger_renders_the_job_id_in_the_trigger(hook: JobsHo
     args = sensor.start_trigger_args
     assert sensor.start_from_trigger and args is not None and args.next_method == "execute_complete"
     assert args.trigger_kwargs is not None
-    assert args.trigger_kwargs["job_id"] == "{{ ti.xcom_pull(task_ids='submit', key='return_value') }}"
+    assert args.trigger_kwargs["job_id"] == (
+        "{{ ti.xcom_pull(task_ids='submit', key='return_value', map_indexes=ti.map_index) }}"
+    )
     assert args.timeout is not None and args.timeout.total_seconds() == 30
     json.dumps(args.trigger_kwargs)  # stored in the metadata DB
 
@@ -241,4 +254,37 @@ async def test_start_from_trigger_renders_the_job_id_in_the_trigger(hook: JobsHo
     assert set(trigger.template_fields) == {"job_id", "job_ref"}
     trigger.render_template_fields(context={"ti": ti})  # type: ignore[arg-type]
     assert trigger.job_id == job_id
-    assert (await run_to_event(trigger)).status is JobStatus.COMPLETED
+    # It ends the task itself, results in hand: the task never resumes on a worker.
+    event = await end_event(trigger)
+    assert isinstance(event, TaskSuccessEvent) and event.xcoms is not None
+    results = JobResults.model_validate(event.xcoms["return_value"])
+    assert results.job_identifier == job_id and results.finished
+    json.dumps(event.xcoms)
+
+
+async def end_event(trigger: JobTrigger, limit: float = 30.0) -> TriggerEvent:
+    events = [event async for event in trigger.run()]
+    assert len(events) == 1
+    return events[0]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "soft_fail", "expected"),
+    [("FAILED", False, TaskFailedEvent), ("TIMEDOUT", False, TaskFailedEvent), ("FAILED", True, TaskSkippedEvent)],
+)
+async def test_end_task_ends_failed_jobs_in_the_triggerer(
+    hook: JobsHook, outcome: str, soft_fail: bool, expected: type
+) -> None:
+    job_id = submit(hook, duration_s=0.3, outcome=outcome)
+    trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2, end_task=True, soft_fail=soft_fail)
+    assert type(await asyncio.wait_for(end_event(trigger), 30)) is expected
+
+
+async def test_end_task_pushes_a_reference_for_results_too_large(hook: JobsHook) -> None:
+    job_id = submit(hook, duration_s=0.2)
+    trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2, end_task=True, max_xcom_bytes=10)
+    assert trigger.serialize()[1]["max_xcom_bytes"] == 10  # survives a move to another triggerer
+    event = await asyncio.wait_for(end_event(trigger), 30)
+    assert isinstance(event, TaskSuccessEvent) and event.xcoms is not None
+    reference = ResultsReference.model_validate(event.xcoms["return_value"])
+    assert reference.too_large and reference.job_id == job_id and reference.size_bytes > 10

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from airflow.jobs.triggerer_job_runner import _USER_ACTION_CANCEL_MSG, TriggerRunner
+from pytest_mock import MockerFixture
 
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.models import JobInput, JobStatus, JobTestControls, ModelRef, SubmitJobRequest
@@ -82,4 +83,46 @@ async def test_on_kill_of_a_finished_job_is_harmless(hook: JobsHook) -> None:
     hook.cancel_job(job_id)
     # Already terminal: on_kill meets 409 and logs it instead of raising.
     await JobTrigger(job_id, hook.jobwait_conn_id).on_kill()
+    assert (await hook.aget_job(job_id)).status is JobStatus.CANCELED
+
+
+class _DeferredTI:
+    """The triggerer's task instance of the trigger (identity only)."""
+
+    dag_id, task_id, run_id, map_index = "d", "wait", "manual__1", 3
+
+
+@pytest.mark.parametrize(
+    ("state", "canceled"),
+    [("deferred", False), ("failed", True), ("success", True), (None, True), ("scheduled", True)],
+)
+async def test_user_action_cancels_only_if_the_task_no_longer_waits(
+    hook: JobsHook, mocker: MockerFixture, state: str | None, canceled: bool
+) -> None:
+    # Airflow 3.3 sends the user-action cancel also to a triggerer that lost the trigger to another
+    # one; the task is then still deferred. The triggerer's comms channel is stubbed here (the
+    # e2e test on a real deployment covers it for real).
+    states = mocker.patch(
+        "airflow_jobwait.triggers.jobs.RuntimeTaskInstance.get_task_states",
+        return_value={"manual__1": {"wait_3": state}},
+    )
+    job_id = long_job(hook)
+    trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2)
+    trigger.task_instance = _DeferredTI()  # type: ignore[assignment]
+    await trigger.on_kill()  # what run_trigger calls on a user-action cancel
+    states.assert_called_once_with(dag_id="d", task_ids=["wait"], run_ids=["manual__1"], map_index=3)
+    status = (await hook.aget_job(job_id)).status
+    assert (status is JobStatus.CANCELED) is canceled, status
+    if not canceled:
+        hook.cancel_job(job_id)
+
+
+async def test_user_action_cancels_when_the_state_cannot_be_read(hook: JobsHook, mocker: MockerFixture) -> None:
+    mocker.patch(
+        "airflow_jobwait.triggers.jobs.RuntimeTaskInstance.get_task_states", side_effect=RuntimeError("no comms")
+    )
+    job_id = long_job(hook)
+    trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2)
+    trigger.task_instance = _DeferredTI()  # type: ignore[assignment]
+    await trigger.on_kill()
     assert (await hook.aget_job(job_id)).status is JobStatus.CANCELED

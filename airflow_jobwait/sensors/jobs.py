@@ -25,7 +25,8 @@ def as_template(value: Any) -> Any:
     if isinstance(value, XComArg):
         task_id = value.operator.task_id  # type: ignore[attr-defined]
         key = getattr(value, "key", "return_value")
-        return f"{{{{ ti.xcom_pull(task_ids={task_id!r}, key={key!r}) }}}}"
+        # map_indexes: without it xcom_pull asks for a sequence slice, which the 3.3 triggerer cannot serve.
+        return f"{{{{ ti.xcom_pull(task_ids={task_id!r}, key={key!r}, map_indexes=ti.map_index) }}}}"
     return value
 
 
@@ -47,8 +48,9 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         onto ``JobStatus`` in ``airflow_jobwait.client.job_kinds``.
     :param job_ref: The kind's other path parameters, e.g. ``{"dataset_id": ..., "job_type": ...}``
         (templated).
-    :param start_from_trigger: Go straight to the triggerer: the task never occupies a worker slot
-        (the job id is rendered in the triggerer; the sensor ``timeout`` becomes the trigger timeout).
+    :param start_from_trigger: Go straight to the triggerer and end there: the task never reaches a
+        worker (the job id is rendered in the triggerer, the results are pushed from there; the
+        sensor ``timeout`` becomes the trigger timeout).
     """
 
     template_fields: Sequence[str] = ("job_id", "job_ref")
@@ -84,6 +86,10 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
                     "job_kind": job_kind,
                     "job_ref": job_ref,
                     "progress_interval": self.progress_interval,
+                    # The trigger ends the task itself: it never resumes on a worker.
+                    "end_task": True,
+                    "soft_fail": self.soft_fail,
+                    "max_xcom_bytes": max_xcom_bytes,
                 },
                 next_method="execute_complete",
                 timeout=timedelta(seconds=self.timeout),
@@ -106,11 +112,6 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         if isinstance(done, PokeReturnValue) and done:
             return done.xcom_value
         self.defer_until_done(self.job_id, self.timeout)
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        if getattr(self, "start_from_trigger", False):  # execute never ran on a worker: the link comes from the event
-            self.push_link(context, str(event.get("job_id", "")))
-        return super().execute_complete(context, event)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         state = self.hook.call(status_call(self.job_kind, self.job_id, self.job_ref))

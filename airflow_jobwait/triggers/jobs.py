@@ -9,18 +9,22 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
+from airflow.utils.state import TaskInstanceState
+from asgiref.sync import sync_to_async
 
 from airflow_jobwait.client.async_transport import AsyncClient
 from airflow_jobwait.client.coalesce import StatusCallback, wait_coalesced
 from airflow_jobwait.client.http import Call, ClientConfig
-from airflow_jobwait.client.job_kinds import JobState, cancel_call, progress_call, status_call
+from airflow_jobwait.client.job_kinds import JobState, cancel_call, progress_call, results_call, status_call
 from airflow_jobwait.client.pool import leased_client
 from airflow_jobwait.client.wait_loop import WaitLoop, check_poll_interval
 from airflow_jobwait.exceptions import Conflict, JobWaitError
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID, StatusPolling, client_config, status_polling
 from airflow_jobwait.hooks.jobs import JobsHook
 from airflow_jobwait.models import JobStatus, WaitOutcome
+from airflow_jobwait.xcom_size import DEFAULT_MAX_XCOM_BYTES, fit_for_xcom, log_reference
 
 CANCEL_TIMEOUT = 10.0
 
@@ -51,6 +55,10 @@ class JobTrigger(BaseTrigger):
     :param job_kind: ``inference`` (default), ``dataset`` or ``compute``.
     :param job_ref: The other path parameters of the kind (e.g. ``dataset_id``); JSON strings only.
     :param progress_interval: Log the job's progress at most this often (seconds).
+    :param end_task: End the task in the triggerer (``start_from_trigger`` sensors): success with
+        the results pushed to XCom, failure, or skip (``soft_fail``), so it never reaches a worker.
+    :param soft_fail: With ``end_task``: skip instead of failing when the job ends in failure.
+    :param max_xcom_bytes: With ``end_task``: larger results are pushed as a ``ResultsReference``.
     """
 
     def __init__(
@@ -63,6 +71,9 @@ class JobTrigger(BaseTrigger):
         job_kind: str = "inference",
         job_ref: dict[str, str] | None = None,
         progress_interval: float = 60.0,
+        end_task: bool = False,
+        soft_fail: bool = False,
+        max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
     ) -> None:
         super().__init__()
         if not _is_template(job_id):
@@ -75,6 +86,9 @@ class JobTrigger(BaseTrigger):
         self.deadline = check_deadline(deadline)
         self.cancel_on_kill = cancel_on_kill
         self.progress_interval = check_poll_interval(progress_interval, "progress_interval")
+        self.end_task = end_task
+        self.soft_fail = soft_fail
+        self.max_xcom_bytes = max_xcom_bytes
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -88,13 +102,41 @@ class JobTrigger(BaseTrigger):
                 "job_kind": self.job_kind,
                 "job_ref": self.job_ref,
                 "progress_interval": self.progress_interval,
+                "end_task": self.end_task,
+                "soft_fail": self.soft_fail,
+                "max_xcom_bytes": self.max_xcom_bytes,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         outcome = await self.wait()
+        if self.end_task:
+            yield await self.task_end_event(outcome)
+            return
         self.log.info("%s", outcome.message)
         yield TriggerEvent(outcome.to_payload())
+
+    async def task_end_event(self, outcome: WaitOutcome) -> TriggerEvent:
+        """End the task here, as ``JobSensor.execute_complete`` would on a worker."""
+        if not outcome.succeeded:
+            if self.soft_fail and outcome.kind != "timeout":
+                self.log.info("%s (soft_fail: skipping)", outcome.message)
+                return TaskSkippedEvent()
+            self.log.error("%s", outcome.message)
+            return TaskFailedEvent()
+        try:
+            results = await JobsHook(self.conn_id).acall(results_call(self.job_kind, outcome.job_id, self.job_ref))
+        except JobWaitError as err:
+            self.log.error("%s, but its results could not be read: %s", outcome.message, err)
+            return TaskFailedEvent()
+        pushed, size = fit_for_xcom(
+            results, job_id=outcome.job_id, job_kind=self.job_kind, job_ref=self.job_ref, conn_id=self.conn_id,
+            max_bytes=self.max_xcom_bytes,
+        )
+        if size is not None:
+            log_reference(self.log, outcome.job_id, size, self.max_xcom_bytes, self.conn_id)
+        self.log.info("%s", outcome.message)
+        return TaskSuccessEvent(xcoms={"return_value": pushed})
 
     async def wait(self) -> WaitOutcome:
         """Wait until the job is terminal, the deadline passes, or polling fails for good.
@@ -178,8 +220,15 @@ class JobTrigger(BaseTrigger):
         self.log.info("%s", "; ".join(parts))
 
     async def on_kill(self) -> None:
-        """Cancel the remote job: only called when a user marks or clears the deferred task."""
+        """Cancel the remote job when a user marked or cleared the deferred task.
+
+        Airflow 3.3 also calls ``on_kill`` on a triggerer that lost the trigger to another one
+        (after a missed heartbeat). The task is then still deferred, and the job must live on.
+        """
         if not self.cancel_on_kill:
+            return
+        if await self.task_still_deferred():
+            self.log.info("job %s: the wait moved to another triggerer; not canceling", self.job_id)
             return
         try:
             cancel = cancel_call(self.job_kind, self.job_id, self.job_ref)
@@ -189,6 +238,26 @@ class JobTrigger(BaseTrigger):
             self.log.info("job %s was already terminal; nothing to cancel", self.job_id)
         except (JobWaitError, asyncio.TimeoutError, ValueError) as err:
             self.log.warning("could not cancel job %s: %s", self.job_id, err)
+
+
+    async def task_still_deferred(self) -> bool:
+        """True if the metadata DB says the task is still deferred, i.e. no user ended the wait.
+
+        Without a task instance (a trigger run outside a triggerer) or an answer, False: the
+        kill is then taken as the user's.
+        """
+        ti = getattr(self, "task_instance", None)
+        if ti is None:
+            return False
+        try:
+            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+                dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+            )
+        except Exception as err:  # the comms channel's own errors vary; never block the cancel
+            self.log.warning("could not read the state of task %s: %s", ti.task_id, err)
+            return False
+        key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+        return str(states.get(ti.run_id, {}).get(key)) == TaskInstanceState.DEFERRED.value
 
 
 def check_deadline(deadline: float | None) -> float | None:
