@@ -101,7 +101,7 @@ def hook(jobwait_conn: str) -> JobsHook:
 async def test_waits_share_one_poller_and_one_request_per_batch_per_round(
     hook: JobsHook, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    count, batch_size, rounds = 200, 50, 2
+    count, batch_size, rounds = 200, 50, 3
     job_ids = await asyncio.to_thread(submit_many, hook, count, 120.0)
     conn_id = use_conn(monkeypatch, service, status_mode="batch", batch_size=batch_size)
     # Through Airflow's own trigger runner, as in a triggerer.
@@ -121,7 +121,10 @@ async def test_waits_share_one_poller_and_one_request_per_batch_per_round(
         before = await astats(service)
         await until(lambda: poller.rounds >= first + rounds)
         after = await astats(service)
-        assert delta(before, after, "batch_status") == rounds * math.ceil(count / batch_size)
+        # One request per batch per round; the stats reads are not atomic with a round, so one
+        # round's requests may straddle a read (per-job polling would be 200 requests a round).
+        per_round = math.ceil(count / batch_size)
+        assert (rounds - 1) * per_round <= delta(before, after, "batch_status") <= (rounds + 1) * per_round
         assert delta(before, after, "get_job") == 0
         assert delta(before, after, "watch") == 0
         assert after["connections"] == before["connections"], "steady state opens no TCP connection"

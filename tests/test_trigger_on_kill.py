@@ -4,6 +4,7 @@ only when the triggerer cancels the trigger for a user action, never on shutdown
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -125,4 +126,27 @@ async def test_user_action_cancels_when_the_state_cannot_be_read(hook: JobsHook,
     trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2)
     trigger.task_instance = _DeferredTI()  # type: ignore[assignment]
     await trigger.on_kill()
+    assert (await hook.aget_job(job_id)).status is JobStatus.CANCELED
+
+
+async def test_a_repeated_cancel_does_not_cut_the_kill_short(hook: JobsHook, mocker: MockerFixture) -> None:
+    # The triggerer repeats its cancel about every second until the trigger is gone, and the first
+    # state request of a triggerer can take seconds: the kill must finish anyway.
+    def slow_states(**_: object) -> dict[str, dict[str, str]]:
+        time.sleep(1.0)
+        return {"manual__1": {"wait_3": "failed"}}
+
+    mocker.patch("airflow_jobwait.triggers.jobs.RuntimeTaskInstance.get_task_states", side_effect=slow_states)
+    job_id = long_job(hook)
+    trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2)
+    trigger.task_instance = _DeferredTI()  # type: ignore[assignment]
+    kill = asyncio.ensure_future(trigger.on_kill())
+    await asyncio.sleep(0.2)
+    kill.cancel()  # the triggerer's next cancel, while the state request is in flight
+    with pytest.raises(asyncio.CancelledError):
+        await kill
+    for _ in range(100):
+        if (await hook.aget_job(job_id)).status is JobStatus.CANCELED:
+            break
+        await asyncio.sleep(0.1)
     assert (await hook.aget_job(job_id)).status is JobStatus.CANCELED

@@ -27,6 +27,9 @@ from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.xcom_size import DEFAULT_MAX_XCOM_BYTES, fit_for_xcom, log_reference
 
 CANCEL_TIMEOUT = 10.0
+STATE_TIMEOUT = 20.0  # the triggerer's first state request can take seconds (it builds its API client)
+# Kills in flight: on_kill may be cancelled while its shielded work goes on.
+_KILLS: set[asyncio.Future[None]] = set()
 
 
 def _is_template(value: object) -> bool:
@@ -224,9 +227,17 @@ class JobTrigger(BaseTrigger):
 
         Airflow 3.3 also calls ``on_kill`` on a triggerer that lost the trigger to another one
         (after a missed heartbeat). The task is then still deferred, and the job must live on.
+        The triggerer repeats its cancel about every second until the trigger is gone, which
+        would cut this short: the work runs shielded, bounded by its own timeouts.
         """
         if not self.cancel_on_kill:
             return
+        task = asyncio.ensure_future(self._cancel_unless_still_deferred())
+        _KILLS.add(task)  # a strong reference until it is done, even if on_kill is cut short
+        task.add_done_callback(_KILLS.discard)
+        await asyncio.shield(task)
+
+    async def _cancel_unless_still_deferred(self) -> None:
         if await self.task_still_deferred():
             self.log.info("job %s: the wait moved to another triggerer; not canceling", self.job_id)
             return
@@ -239,7 +250,6 @@ class JobTrigger(BaseTrigger):
         except (JobWaitError, asyncio.TimeoutError, ValueError) as err:
             self.log.warning("could not cancel job %s: %s", self.job_id, err)
 
-
     async def task_still_deferred(self) -> bool:
         """True if the metadata DB says the task is still deferred, i.e. no user ended the wait.
 
@@ -250,8 +260,11 @@ class JobTrigger(BaseTrigger):
         if ti is None:
             return False
         try:
-            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
-                dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+            states = await asyncio.wait_for(
+                sync_to_async(RuntimeTaskInstance.get_task_states)(
+                    dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+                ),
+                STATE_TIMEOUT,
             )
         except Exception as err:  # the comms channel's own errors vary; never block the cancel
             self.log.warning("could not read the state of task %s: %s", ti.task_id, err)

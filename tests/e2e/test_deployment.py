@@ -87,10 +87,12 @@ def test_user_marking_a_wait_failed_cancels_its_job(deployment: Deployment, reco
 
     marked = time.monotonic()
     deployment.airflow.set_state(FANOUT, run_id, "one_job.wait", 0, "failed")
+    # Measured 2-8 s: on_kill first asks the triggerer's supervisor for the task's state (a
+    # trigger that merely moved must not cancel), and that first request builds its API client.
     wait_for(
         "the marked wait's job to be CANCELED",
         lambda: deployment.service.job(jobs[0])["status"] == "CANCELED",
-        timeout=15,
+        timeout=30,
         interval=0.2,
     )
     record("cancel_latency_s", round(time.monotonic() - marked, 1))
