@@ -24,7 +24,9 @@ from airflow_jobwait.hooks.connection import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
     UI_FIELD_BEHAVIOUR,
+    StatusPolling,
     client_config,
+    status_polling,
 )
 from airflow_jobwait.models import Job, JobResults, SubmitJobRequest, WaitOutcome
 
@@ -77,9 +79,16 @@ class JobsHook(BaseHook):
 
     async def aclient_config(self) -> ClientConfig:
         """Settings of the connection, read without blocking the event loop."""
+        return (await self.asettings())[0]
+
+    async def asettings(self) -> tuple[ClientConfig, StatusPolling]:
+        """Client settings and status-polling extras of the connection, in one non-blocking read."""
         conn = await get_async_connection(self.jobwait_conn_id, self)
         extra = await get_async_extra_dejson(conn)
-        return client_config(conn.conn_id, conn.host, conn.schema, conn.port, conn.password, extra)
+        return (
+            client_config(conn.conn_id, conn.host, conn.schema, conn.port, conn.password, extra),
+            status_polling(conn.conn_id, extra),
+        )
 
     @cached_property
     def client(self) -> SyncClient:

@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 from airflow.utils.state import TaskInstanceState
@@ -16,12 +15,12 @@ from asgiref.sync import sync_to_async
 
 from airflow_jobwait.client.async_transport import AsyncClient
 from airflow_jobwait.client.coalesce import StatusCallback, wait_coalesced
-from airflow_jobwait.client.http import Call, ClientConfig
+from airflow_jobwait.client.http import Call
 from airflow_jobwait.client.job_kinds import JobState, cancel_call, progress_call, results_call, status_call
 from airflow_jobwait.client.pool import leased_client
 from airflow_jobwait.client.wait_loop import WaitLoop, check_poll_interval
 from airflow_jobwait.exceptions import Conflict, JobWaitError
-from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID, StatusPolling, client_config, status_polling
+from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.hooks.jobs import JobsHook
 from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.xcom_size import DEFAULT_MAX_XCOM_BYTES, fit_for_xcom, log_reference
@@ -151,7 +150,7 @@ class JobTrigger(BaseTrigger):
         # job_id first. A bad id fails this trigger alone, never the poller it would join.
         status_call(self.job_kind, self.job_id, self.job_ref)
         loop = WaitLoop(self.job_id, self.poll_interval, self.deadline)
-        config, polling = await self._settings()
+        config, polling = await JobsHook(self.conn_id).asettings()
         if self.job_kind == "inference" and polling.mode != "per_job":
             outcome = await wait_coalesced(
                 self.conn_id, config, self.job_id, loop, polling.mode, polling.batch_size, self._progress_logger()
@@ -161,15 +160,6 @@ class JobTrigger(BaseTrigger):
             # The service has no batch status endpoint: carry on alone, same deadline and budget.
         async with leased_client(self.conn_id, config) as client:
             return await self._poll_alone(client, status_call(self.job_kind, self.job_id, self.job_ref), loop)
-
-    async def _settings(self) -> tuple[ClientConfig, StatusPolling]:
-        """The connection's client settings and status polling extras, read once per wait."""
-        conn = await get_async_connection(self.conn_id, JobsHook)
-        extra = await get_async_extra_dejson(conn)
-        return (
-            client_config(conn.conn_id, conn.host, conn.schema, conn.port, conn.password, extra),
-            status_polling(conn.conn_id, extra),
-        )
 
     async def _poll_alone(self, client: AsyncClient, call: Call[JobState], loop: WaitLoop) -> WaitOutcome:
         """Per-job polling: one request per poll, for kinds without a batch endpoint."""
