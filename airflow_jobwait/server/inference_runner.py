@@ -11,16 +11,15 @@ the service was down is brought to its end state on the first tick.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sqlite3
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from airflow_jobwait.server.db import Database
+from airflow_jobwait.server.due_loop import DueLoop
 from airflow_jobwait.server.inference_models import MODELS, ModelError, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -448,7 +447,7 @@ class StatusHub:
 
 
 class JobRunner:
-    """Background task that moves jobs along their planned times.
+    """Background task that moves jobs along their planned times (a ``DueLoop``).
 
     :param db: The service database.
     :param hub: Told about every status change.
@@ -458,55 +457,26 @@ class JobRunner:
     def __init__(self, db: Database, hub: StatusHub, max_sleep: float = 0.2) -> None:
         self._db = db
         self._hub = hub
-        self._max_sleep = max_sleep
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._due = DueLoop("inference-jobs", self._advance, max_idle_s=max_sleep)
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._hub.bind(self._loop)
-        self._task = asyncio.create_task(self._run(), name="inference-job-runner")
+        self._hub.bind(asyncio.get_running_loop())
+        await self._due.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._due.stop()
 
     def wake_threadsafe(self) -> None:
         """Have the runner look again now (a job was submitted with an earlier due time)."""
-        if self._loop is not None and self._wake is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake.set)
+        self._due.wake()
 
-    async def _run(self) -> None:
-        assert self._wake is not None
-        while True:
-            # Cleared before the tick: a submit during the tick sets it again and the nap ends at once.
-            self._wake.clear()
-            more = False
-            next_due: float | None = None
-            try:
-                more, next_due = await asyncio.to_thread(self._tick)
-            except Exception:
-                log.exception("inference runner tick failed; retrying")
-            if more:
-                await asyncio.sleep(0)
-                continue
-            delay = self._max_sleep if next_due is None else next_due - time.time()
-            delay = min(max(delay, 0.0), self._max_sleep)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
-
-    def _tick(self) -> tuple[bool, float | None]:
-        """Runs in a worker thread: apply what is due, then report the next due time."""
-        now = time.time()
+    def _advance(self, now: float) -> float | None:
+        """Runs in a worker thread: apply what is due, then report the next due time (``now``
+        again when a batch was left over, so the next pass starts at once)."""
         next_due = earliest_due(self._db)
         if next_due is None or next_due > now:
-            return False, next_due
+            return next_due
         changed, more = apply_due(self._db, now)
         if changed:
             self._hub.publish_threadsafe(changed)
-        return more, None if more else earliest_due(self._db)
+        return now if more else earliest_due(self._db)
