@@ -140,9 +140,9 @@ class SquashAndMergeOperator(_DatasetOperator):
     def submit_job(self, context: Context) -> str:
         arguments = self.squash_arguments()
         request_id = instance_key(context, [self.dataset_id, self.title, arguments.to_wire()])
-        job = self.hook.squash_and_merge(
-            self.dataset_id, self.title, self.source_branch, self.target_branch, self.strategy, self.draft_title,
-            self.draft_description, request_id=request_id, test_controls=self.test_controls,
+        job = self.hook.create_job(
+            self.dataset_id, self.title, self.job_type, arguments.to_wire(), request_id=request_id,
+            test_controls=self.test_controls,
         )
         job = self._retry_if_failed(job)
         self.log.info("squash-and-merge job %s of %s into %s is %s", job.job_id, self.source_branch,

@@ -404,18 +404,8 @@ class DatasetJobs:
         size = _int_param("limit", limit, MAX_PAGE, 1, MAX_PAGE)
         conn = self.db.connection()
         self._require_dataset(conn, dataset_id)
-        where, params = ["dataset_id = ?"], [dataset_id]
-        if wanted_type is not None:
-            where.append("job_type = ?")
-            params.append(wanted_type)
-        if wanted_status is not None:
-            where.append("status = ?")
-            params.append(wanted_status)
-        clause = " AND ".join(where)
-        total = conn.execute(f"SELECT COUNT(*) AS n FROM tb_jobs WHERE {clause}", params).fetchone()["n"]
-        rows = conn.execute(
-            f"SELECT * FROM tb_jobs WHERE {clause} ORDER BY rowid DESC LIMIT ? OFFSET ?", [*params, size, first]
-        ).fetchall()
+        filters = {"dataset_id": dataset_id, "job_type": wanted_type, "status": wanted_status}
+        rows, total = repo.page_of(conn, "tb_jobs", filters, "rowid DESC", first, size)
         return {"jobs": [_job_body(row) for row in rows], "offset": first, "recordSize": len(rows), "totalCount": total}
 
     def retry_job(self, dataset_id: str, job_id: str, job_type: JobTypeQuery = None) -> dict[str, Any]:

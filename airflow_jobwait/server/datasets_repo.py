@@ -350,17 +350,24 @@ def list_drafts(
     conn: sqlite3.Connection, dataset_id: str, status: str | None, branch: str | None, offset: int, limit: int
 ) -> tuple[list[sqlite3.Row], int]:
     """Drafts by number; ``status=None`` means every status."""
-    where, params = ["dataset_id = ?"], [dataset_id]
-    if status is not None:
-        where.append("status = ?")
-        params.append(status)
-    if branch is not None:
-        where.append("branch_name = ?")
-        params.append(branch)
-    clause = " AND ".join(where)
-    total = conn.execute(f"SELECT COUNT(*) AS n FROM tb_drafts WHERE {clause}", params).fetchone()["n"]
+    filters = {"dataset_id": dataset_id, "status": status, "branch_name": branch}
+    return page_of(conn, "tb_drafts", filters, "number", offset, limit)
+
+
+def page_of(
+    conn: sqlite3.Connection, table: str, filters: dict[str, Any], order_by: str, offset: int, limit: int
+) -> tuple[list[sqlite3.Row], int]:
+    """One page of ``table``'s rows whose columns equal every non-``None`` filter, and their total.
+
+    ``table``, the filter columns and ``order_by`` are this module's own names, never request
+    input; the values are bound as parameters.
+    """
+    used = {column: value for column, value in filters.items() if value is not None}
+    clause = " AND ".join(f"{column} = ?" for column in used) or "1"
+    params = list(used.values())
+    total = conn.execute(f"SELECT COUNT(*) AS n FROM {table} WHERE {clause}", params).fetchone()["n"]
     rows = conn.execute(
-        f"SELECT * FROM tb_drafts WHERE {clause} ORDER BY number LIMIT ? OFFSET ?", [*params, limit, offset]
+        f"SELECT * FROM {table} WHERE {clause} ORDER BY {order_by} LIMIT ? OFFSET ?", [*params, limit, offset]
     ).fetchall()
     return rows, int(total)
 
