@@ -6,20 +6,23 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint install clean postgres
 
-$(STAMP): pyproject.toml requirements/lock.txt
+# Two distributions: the provider (.) and the reference service it is tested against.
+$(STAMP): pyproject.toml reference-service/pyproject.toml requirements/lock.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements/lock.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --no-deps -e . -e reference-service
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m airflow_jobwait.demo
+	$(BIN)/python demo.py
 
+# The same checks as .pre-commit-config.yaml: lint and formatting (mypy joins once the package is clean).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The e2e tests (tests/e2e) start a private PostgreSQL cluster: install the server binaries
 # (Debian package) when they are missing. Root installs directly, anyone else through sudo.
@@ -31,8 +34,7 @@ postgres:
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql \
 			>/dev/null && ls /usr/lib/postgresql/*/bin/initdb; fi
 
-test: $(STAMP) postgres
-	$(BIN)/ruff check .
+test: lint postgres
 	$(BIN)/python -m pytest
 
 clean:

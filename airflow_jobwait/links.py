@@ -56,6 +56,10 @@ def job_url(conn_id: str, job_id: str, job_ref: dict[str, str] | None = None) ->
     except (KeyError, IndexError, ValueError) as err:
         log.warning(
             "connection %r: %s %r cannot be filled (%s; known placeholders: %s); no job link",
-            conn_id, URL_TEMPLATE_EXTRA, template, err, ", ".join(sorted(values)),
+            conn_id,
+            URL_TEMPLATE_EXTRA,
+            template,
+            err,
+            ", ".join(sorted(values)),
         )
         return None

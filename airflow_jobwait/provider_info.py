@@ -26,20 +26,28 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [{"integration-name": INTEGRATION, "python-modules": [
+        "hooks": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [
                     "airflow_jobwait.hooks.jobs",
                     "airflow_jobwait.hooks.results",
                     "airflow_jobwait.hooks.datasets",
                     "airflow_jobwait.hooks.compute",
                 ],
-            }],
-        "operators": [{"integration-name": INTEGRATION, "python-modules": [
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [
                     "airflow_jobwait.operators.jobs",
                     "airflow_jobwait.operators.results",
                     "airflow_jobwait.operators.datasets",
                     "airflow_jobwait.operators.compute",
                 ],
-            }],
+            }
+        ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_jobwait.sensors.jobs"]}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_jobwait.triggers.jobs"]}],
         "extra-links": ["airflow_jobwait.links.JobLink"],

@@ -108,10 +108,13 @@ class JobWaitMixin:
     def bounded_for_xcom(self, job_id: str, results: dict[str, Any]) -> dict[str, Any]:
         """``results`` if they fit in ``max_xcom_bytes``, else a reference to fetch them with."""
         pushed, size = fit_for_xcom(
-            results, job_id=job_id, job_kind=self.job_kind, job_ref=self.job_ref, conn_id=self.conn_id,
+            results,
+            job_id=job_id,
+            job_kind=self.job_kind,
+            job_ref=self.job_ref,
+            conn_id=self.conn_id,
             max_bytes=self.max_xcom_bytes,
         )
         if size is not None:
             log_reference(self.log, job_id, size, self.max_xcom_bytes, self.conn_id)
         return pushed
-

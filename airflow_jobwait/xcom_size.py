@@ -42,5 +42,9 @@ def log_reference(log: Any, job_id: str, size: int, max_bytes: int, conn_id: str
     log.warning(
         "results of job %s are %d bytes, over max_xcom_bytes=%d: pushing a reference instead "
         "(fetch them with JobsHook(%r).get_results(%r))",
-        job_id, size, max_bytes, conn_id, job_id,
+        job_id,
+        size,
+        max_bytes,
+        conn_id,
+        job_id,
     )

@@ -77,9 +77,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def service_stats(base_url: str) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{base_url}/api/_test/stats", headers={"Authorization": f"ApiKey {API_KEY}"}
-    )
+    request = urllib.request.Request(f"{base_url}/api/_test/stats", headers={"Authorization": f"ApiKey {API_KEY}"})
     with urllib.request.urlopen(request, timeout=30) as resp:
         result: dict[str, Any] = json.load(resp)
         return result
@@ -500,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
         return child_main(args.child)
-    from airflow_jobwait.server.process import ServiceProcess
+    from jobwait_reference_service.process import ServiceProcess
 
     began = time.monotonic()
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -509,9 +507,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown modes {sorted(unknown)}; known: {', '.join(MODES)}")
     scenarios = [Scenario(m, n) for n in sizes for m in modes if m not in PEERS or n <= args.peer_max]
-    with tempfile.TemporaryDirectory(prefix="jobwait-bench-") as tmp, ServiceProcess(
-        api_key=API_KEY, test_controls=True, db_path=Path(tmp) / "jobs.sqlite"
-    ) as service:
+    with (
+        tempfile.TemporaryDirectory(prefix="jobwait-bench-") as tmp,
+        ServiceProcess(api_key=API_KEY, test_controls=True, db_path=Path(tmp) / "jobs.sqlite") as service,
+    ):
         for scenario in scenarios:
             if time.monotonic() - began > args.max_seconds:
                 scenario.error = f"skipped: --max-seconds {args.max_seconds:g} reached"
@@ -526,8 +525,14 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.json:
         raw = [
-            {"mode": s.mode, "n": s.n, "result": s.result, "error": s.error, "latencies": s.latencies,
-             "metrics": metrics(s, args.poll) if s.result else None}
+            {
+                "mode": s.mode,
+                "n": s.n,
+                "result": s.result,
+                "error": s.error,
+                "latencies": s.latencies,
+                "metrics": metrics(s, args.poll) if s.result else None,
+            }
             for s in scenarios
         ]
         Path(args.json).write_text(json.dumps(raw, indent=2))

@@ -71,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.jobs} jobs of {args.duration:g} s each, LocalExecutor with {PARALLELISM} worker slots, "
         "two triggerers; each job's wait ranks above the submits still to run (weight_rule=upstream).\n"
     )
-    print("| wait with | wall time | outcome | peak jobs in progress (service) | peak running TIs "
-          "| peak deferred TIs | worker-slot seconds |")
+    print(
+        "| wait with | wall time | outcome | peak jobs in progress (service) | peak running TIs "
+        "| peak deferred TIs | worker-slot seconds |"
+    )
     print("|---|---|---|---|---|---|---|")
     for label, result, timeout in results:
         print(row(label, result, timeout))

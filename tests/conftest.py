@@ -32,7 +32,7 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
     ]
 )
 
-from airflow_jobwait.server.process import ServiceProcess  # noqa: E402
+from jobwait_reference_service.process import ServiceProcess  # noqa: E402
 
 # Modzy-style key: the part before the dot is the public access key identifier.
 API_KEY = "pubkey123.s3cr3t-test-key-never-logged"
@@ -58,9 +58,7 @@ def airflow_db() -> Path:
 
 
 def connection_json(service: ServiceProcess, **extra: object) -> str:
-    return json.dumps(
-        {"conn_type": "jobwait", "host": service.base_url, "password": service.api_key, "extra": extra}
-    )
+    return json.dumps({"conn_type": "jobwait", "host": service.base_url, "password": service.api_key, "extra": extra})
 
 
 @pytest.fixture

@@ -34,8 +34,16 @@ JOB = {"jobIdentifier": "j-1", "status": "IN_PROGRESS", "model": {"identifier": 
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(401, Unauthorized), (403, Unauthorized), (404, NotFound), (409, Conflict), (429, RateLimited),
-     (500, ServerError), (503, ServerError), (400, ApiError)],
+    [
+        (401, Unauthorized),
+        (403, Unauthorized),
+        (404, NotFound),
+        (409, Conflict),
+        (429, RateLimited),
+        (500, ServerError),
+        (503, ServerError),
+        (400, ApiError),
+    ],
 )
 def test_error_statuses_map_to_the_hierarchy(status: int, error: type[ApiError]) -> None:
     call = api.get_job("j-1")

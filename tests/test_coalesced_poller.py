@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 import requests
 from airflow.jobs.triggerer_job_runner import TriggerRunner
+from jobwait_reference_service.faults_client import FaultControl
+from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.client.coalesce import StatusPoller, running_pollers
 from airflow_jobwait.client.pool import active_clients
 from airflow_jobwait.exceptions import Conflict
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.hooks.connection import status_polling
-from airflow_jobwait.models import JobInput, JobStatus, JobTestControls, ModelRef, SubmitJobRequest, WaitOutcome
-from airflow_jobwait.server.faults_client import FaultControl
-from airflow_jobwait.server.process import ServiceProcess
+from airflow_jobwait.models import JobInput, JobStatus, ModelRef, SubmitJobRequest, WaitOutcome
 from airflow_jobwait.triggers import JobTrigger
 from tests.conftest import CONN_ID, connection_json
 
@@ -51,7 +51,7 @@ def submit_many(hook: JobsHook, count: int, duration_s: float) -> list[str]:
     body = SubmitJobRequest(
         model=ModelRef(identifier="echo", version="1.0"),
         input=JobInput(sources={"a": {"input.txt": "hi"}}),
-        test=JobTestControls(duration_s=duration_s),
+        test={"duration_s": duration_s},
     )
     return [hook.submit_job(body).job_identifier for _ in range(count)]
 

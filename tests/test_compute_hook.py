@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from airflow.triggers.base import TriggerEvent
+from jobwait_reference_service.process import ServiceProcess
 from pydantic import BaseModel
 
 from airflow_jobwait.client import compute as api
@@ -17,7 +18,6 @@ from airflow_jobwait.exceptions import ApiError, InvalidResponse, JobError, JobP
 from airflow_jobwait.hooks.compute import ComputeHook
 from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.models.compute import ComputeJobRef
-from airflow_jobwait.server.process import ServiceProcess
 from airflow_jobwait.triggers import JobTrigger
 from tests.conftest import CONN_ID, connection_json
 
@@ -140,8 +140,11 @@ async def run_trigger(trigger: JobTrigger) -> WaitOutcome:
 
 @pytest.mark.parametrize(
     ("task", "parameters", "expected"),
-    [("wordcount", {"text": "a b"}, JobStatus.COMPLETED), ("fail", {}, JobStatus.FAILED),
-     ("sleep", {"seconds": "30"}, JobStatus.CANCELED)],
+    [
+        ("wordcount", {"text": "a b"}, JobStatus.COMPLETED),
+        ("fail", {}, JobStatus.FAILED),
+        ("sleep", {"seconds": "30"}, JobStatus.CANCELED),
+    ],
 )
 async def test_trigger_runs_a_compute_job_to_each_terminal_status(
     hook: ComputeHook, task: str, parameters: dict, expected: JobStatus

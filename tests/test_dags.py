@@ -31,7 +31,9 @@ def run(dags: dict[str, DAG], dag_id: str) -> dict[str, str]:
 class TestSensor:
     def test_completed_job_pushes_results(self, behaviour_dags: dict[str, DAG]) -> None:
         assert run(behaviour_dags, "jobwait_test_sensor_completed") == {
-            "submit": "success", "wait": "success", "check_results": "success"
+            "submit": "success",
+            "wait": "success",
+            "check_results": "success",
         }
 
     @pytest.mark.parametrize("outcome", ["timedout", "failed"])

@@ -8,8 +8,8 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import DAG
 
-from airflow_jobwait.client import datasets as tb
 from airflow_jobwait.hooks.datasets import DatasetJobsHook
+from tests import reference_datasets as reference
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,7 @@ def run(dag: DAG, **conf: object) -> dict[str, str]:
 
 @pytest.mark.usefixtures("airflow_db", "jobwait_conn")
 def test_conflict_fails_then_fix_and_retry_completes(dags: dict[str, DAG], failures: Path) -> None:
-    dataset_id = DatasetJobsHook().call(tb.clone_dataset_for_test())
+    dataset_id = DatasetJobsHook().call(reference.clone_dataset())
     states = run(dags["jobwait_test_dataset_conflict_fix_retry"], dataset_id=dataset_id)
     assert states == {"merge": "failed", "fix": "success", "retry": "success", "check_draft": "success"}
     message = failures.read_text()
@@ -48,9 +48,10 @@ def test_conflict_fails_then_fix_and_retry_completes(dags: dict[str, DAG], failu
 
 @pytest.mark.usefixtures("airflow_db", "jobwait_conn")
 def test_clean_merge_blocking_wait(dags: dict[str, DAG]) -> None:
-    dataset_id = DatasetJobsHook().call(tb.clone_dataset_for_test())
+    dataset_id = DatasetJobsHook().call(reference.clone_dataset())
     assert run(dags["jobwait_test_dataset_clean_merge_blocking"], dataset_id=dataset_id) == {
-        "merge": "success", "check_clean": "success"
+        "merge": "success",
+        "check_clean": "success",
     }
 
 
@@ -76,7 +77,7 @@ def examples() -> dict[str, DAG]:
 
 @pytest.mark.usefixtures("airflow_db", "jobwait_conn")
 def test_dataset_merge_example(examples: dict[str, DAG]) -> None:
-    dataset_id = DatasetJobsHook().call(tb.clone_dataset_for_test())
+    dataset_id = DatasetJobsHook().call(reference.clone_dataset())
     states = run(examples["jobwait_dataset_merge_example"], dataset_id=dataset_id, source_branch="feature")
     assert states == {"squash_and_merge": "success", "report": "success"}
     assert [job.status for job in DatasetJobsHook().list_jobs(dataset_id).jobs] == ["SUCCESS"]

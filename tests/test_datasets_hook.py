@@ -7,16 +7,16 @@ import json
 
 import pytest
 from airflow.triggers.base import TriggerEvent
+from jobwait_reference_service.process import ServiceProcess
 
-from airflow_jobwait.client import datasets as api
 from airflow_jobwait.client.http import HttpResponse
 from airflow_jobwait.client.job_kinds import cancel_call, results_call, status_call
 from airflow_jobwait.exceptions import ApiError, InvalidResponse, NotFound, Unauthorized
 from airflow_jobwait.hooks.datasets import DatasetJobsHook
 from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.models.datasets import DatasetJob
-from airflow_jobwait.server.process import ServiceProcess
 from airflow_jobwait.triggers import JobTrigger
+from tests import reference_datasets as reference
 from tests.conftest import CONN_ID, connection_json
 
 FAST = {"queuing_s": 0.05, "processing_s": 0.1}
@@ -30,7 +30,7 @@ def hook(jobwait_conn: str) -> DatasetJobsHook:
 
 @pytest.fixture
 def dataset(hook: DatasetJobsHook) -> str:
-    return hook.call(api.clone_dataset_for_test())
+    return hook.call(reference.clone_dataset())
 
 
 def wait(hook: DatasetJobsHook, dataset: str, job: DatasetJob) -> JobStatus | None:
@@ -39,10 +39,17 @@ def wait(hook: DatasetJobsHook, dataset: str, job: DatasetJob) -> JobStatus | No
 
 
 def test_squash_and_merge_makes_a_draft(hook: DatasetJobsHook, dataset: str) -> None:
-    job = hook.squash_and_merge(dataset, "add a bird", "feature", "main", draft_description="d", test_controls=FAST)
+    job = hook.squash_and_merge(
+        dataset, "add a bird", "feature", "main", draft_description="d", extra_body={"test": FAST}
+    )
     assert job.status == "QUEUING" and job.job_type == "squashAndMerge"
-    assert job.arguments == {"title": "add a bird", "sourceBranchName": "feature", "targetBranchName": "main",
-                             "strategy": "abort", "description": "d"}
+    assert job.arguments == {
+        "title": "add a bird",
+        "sourceBranchName": "feature",
+        "targetBranchName": "main",
+        "strategy": "abort",
+        "description": "d",
+    }
     assert wait(hook, dataset, job) is JobStatus.COMPLETED
     done = hook.get_job(dataset, job.job_id, "squashAndMerge")
     assert done.status == "SUCCESS" and done.error_message == "" and done.finished_at is not None
@@ -55,14 +62,14 @@ def test_squash_and_merge_makes_a_draft(hook: DatasetJobsHook, dataset: str) -> 
 
 
 def test_conflict_fails_then_retry_after_fix_succeeds(hook: DatasetJobsHook, dataset: str) -> None:
-    job = hook.squash_and_merge(dataset, "fish", "conflicting", "main", test_controls=FAST)
+    job = hook.squash_and_merge(dataset, "fish", "conflicting", "main", extra_body={"test": FAST})
     assert wait(hook, dataset, job) is JobStatus.FAILED
     failed = hook.get_job(dataset, job.job_id)
     assert failed.status == "FAILED" and "README.md" in str(failed.error_message)
     state = hook.call(status_call("dataset", job.job_id, {"dataset_id": dataset}))
     assert state.native_status == "FAILED" and "conflict" in str(state.message)
-    readme = hook.call(api.branch_for_test(dataset, "main"))["files"]["README.md"]
-    hook.call(api.commit_for_test(dataset, "conflicting", {"README.md": readme}))
+    readme = hook.call(reference.branch(dataset, "main"))["files"]["README.md"]
+    hook.call(reference.commit(dataset, "conflicting", {"README.md": readme}))
     hook.retry_job(dataset, job.job_id, "squashAndMerge")
     assert wait(hook, dataset, job) is JobStatus.COMPLETED
     results = hook.call(results_call("dataset", job.job_id, {"dataset_id": dataset}))
@@ -71,19 +78,25 @@ def test_conflict_fails_then_retry_after_fix_succeeds(hook: DatasetJobsHook, dat
 
 
 def test_create_with_same_request_id_returns_the_same_job(hook: DatasetJobsHook, dataset: str) -> None:
-    first = hook.squash_and_merge(dataset, "t", "feature", "main", request_id="req-1", test_controls=FAST)
-    again = hook.squash_and_merge(dataset, "t", "feature", "main", request_id="req-1", test_controls=FAST)
+    first = hook.squash_and_merge(dataset, "t", "feature", "main", request_id="req-1", extra_body={"test": FAST})
+    again = hook.squash_and_merge(dataset, "t", "feature", "main", request_id="req-1", extra_body={"test": FAST})
     assert again.job_id == first.job_id
     assert hook.create_job(dataset, "t", "squashAndMerge", first.arguments).job_id != first.job_id
 
 
 def test_basic_search_list_abort_delete(hook: DatasetJobsHook, dataset: str) -> None:
     search = hook.basic_search(
-        dataset, "cats", {"commit": "main", "conjunction": "and",
-                          "filters": [{"key": "content", "operator": "=", "value": "cat"}], "unit": "FILE"},
-        test_controls=FAST,
+        dataset,
+        "cats",
+        {
+            "commit": "main",
+            "conjunction": "and",
+            "filters": [{"key": "content", "operator": "=", "value": "cat"}],
+            "unit": "FILE",
+        },
+        extra_body={"test": FAST},
     )
-    slow = hook.squash_and_merge(dataset, "slow", "feature", "main", test_controls=SLOW)
+    slow = hook.squash_and_merge(dataset, "slow", "feature", "main", extra_body={"test": SLOW})
     assert wait(hook, dataset, search) is JobStatus.COMPLETED
     assert set(hook.get_job(dataset, search.job_id).result or {}) == {"searchResultId", "searchResultCommitId"}
     listed = hook.list_jobs(dataset)
@@ -101,14 +114,15 @@ def test_basic_search_list_abort_delete(hook: DatasetJobsHook, dataset: str) -> 
         hook.get_job(dataset, slow.job_id)
 
 
-def test_documented_errors(hook: DatasetJobsHook, dataset: str, service: ServiceProcess,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_documented_errors(
+    hook: DatasetJobsHook, dataset: str, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(ApiError, match=r"400: InvalidParamsValue: .*branch 'nope' does not exist"):
         hook.squash_and_merge(dataset, "t", "nope", "main")
     with pytest.raises(ValueError, match="strategy"):
         hook.squash_and_merge(dataset, "t", "feature", "main", strategy="merge")
     with pytest.raises(ApiError, match="only FAILED or ABORTED"):
-        job = hook.squash_and_merge(dataset, "t", "feature", "main", test_controls=SLOW)
+        job = hook.squash_and_merge(dataset, "t", "feature", "main", extra_body={"test": SLOW})
         hook.retry_job(dataset, job.job_id)
     with pytest.raises(NotFound, match="ResourceNotExist"):
         hook.list_jobs("no-such-dataset")
@@ -144,14 +158,17 @@ async def run_trigger(trigger: JobTrigger) -> WaitOutcome:
 
 @pytest.mark.parametrize(
     ("source", "test", "expected"),
-    [("feature", FAST, JobStatus.COMPLETED), ("conflicting", FAST, JobStatus.FAILED),
-     ("feature", {**FAST, "outcome": "FAILED", "error_message": "boom"}, JobStatus.FAILED),
-     ("feature", SLOW, JobStatus.CANCELED)],
+    [
+        ("feature", FAST, JobStatus.COMPLETED),
+        ("conflicting", FAST, JobStatus.FAILED),
+        ("feature", {**FAST, "outcome": "FAILED", "error_message": "boom"}, JobStatus.FAILED),
+        ("feature", SLOW, JobStatus.CANCELED),
+    ],
 )
 async def test_trigger_runs_a_dataset_job_to_each_terminal_status(
     hook: DatasetJobsHook, dataset: str, source: str, test: dict, expected: JobStatus
 ) -> None:
-    job = await asyncio.to_thread(hook.squash_and_merge, dataset, "t", source, "main", test_controls=test)
+    job = await asyncio.to_thread(hook.squash_and_merge, dataset, "t", source, "main", extra_body={"test": test})
     ref = {"dataset_id": dataset, "job_type": "squashAndMerge"}
     trigger = JobTrigger(job.job_id, hook.jobwait_conn_id, poll_interval=0.05, job_kind="dataset", job_ref=ref)
     assert trigger.serialize()[1]["job_ref"] == ref
@@ -164,7 +181,7 @@ async def test_trigger_runs_a_dataset_job_to_each_terminal_status(
 
 
 async def test_async_twin_reads_the_same_job(hook: DatasetJobsHook, dataset: str) -> None:
-    job = hook.squash_and_merge(dataset, "async twin", "feature", "main", test_controls=FAST)
+    job = hook.squash_and_merge(dataset, "async twin", "feature", "main", extra_body={"test": FAST})
     twin = await hook.aget_job(dataset, job.job_id, "squashAndMerge")
     assert twin.job_id == job.job_id and twin.job_type == "squashAndMerge"
     assert wait(hook, dataset, job) is JobStatus.COMPLETED

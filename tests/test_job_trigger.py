@@ -8,6 +8,8 @@ import time
 
 import pytest
 from airflow.triggers.base import TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
+from jobwait_reference_service.faults_client import FaultControl
+from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.client.pool import active_clients
 from airflow_jobwait.hooks import JobsHook
@@ -15,14 +17,11 @@ from airflow_jobwait.models import (
     JobInput,
     JobResults,
     JobStatus,
-    JobTestControls,
     ModelRef,
     ResultsReference,
     SubmitJobRequest,
     WaitOutcome,
 )
-from airflow_jobwait.server.faults_client import FaultControl
-from airflow_jobwait.server.process import ServiceProcess
 from airflow_jobwait.triggers import JobTrigger
 from tests.conftest import connection_json
 
@@ -31,7 +30,7 @@ def submit(hook: JobsHook, **test: object) -> str:
     body = SubmitJobRequest(
         model=ModelRef(identifier="echo", version="1.0"),
         input=JobInput(sources={"a": {"input.txt": "hi"}}),
-        test=JobTestControls(**test) if test else None,
+        test=test or None,
     )
     return hook.submit_job(body).job_identifier
 
@@ -192,7 +191,7 @@ async def test_progress_is_logged_at_most_once_per_interval(
     body = SubmitJobRequest(
         model=ModelRef(identifier="wordcount", version="1.0"),
         input=JobInput(sources={f"in-{i}": {"input.txt": "a b"} for i in range(4)}),
-        test=JobTestControls(duration_s=2.0),
+        test={"duration_s": 2.0},
     )
     job_id = hook.submit_job(body).job_identifier
     use_mode(monkeypatch, service, status_mode)
@@ -233,8 +232,12 @@ async def test_start_from_trigger_renders_the_job_id_in_the_trigger(hook: JobsHo
     with DAG("start_from_trigger_args", start_date=datetime(2026, 1, 1), schedule=None):
         submit_task = SubmitJobOperator(task_id="submit", model_id="echo", inputs={"a": {"t": "x"}})
         sensor = JobSensor(
-            task_id="wait", job_id=submit_task.output, conn_id=hook.jobwait_conn_id, poll_interval=0.2,
-            timeout=30, start_from_trigger=True,
+            task_id="wait",
+            job_id=submit_task.output,
+            conn_id=hook.jobwait_conn_id,
+            poll_interval=0.2,
+            timeout=30,
+            start_from_trigger=True,
         )
     args = sensor.start_trigger_args
     assert sensor.start_from_trigger and args is not None and args.next_method == "execute_complete"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from jobwait_reference_service.faults_client import FaultControl
+from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.exceptions import Conflict, InvalidResponse, NotFound, Unauthorized
 from airflow_jobwait.hooks import JobsHook
-from airflow_jobwait.models import JobInput, JobStatus, JobTestControls, ModelRef, SubmitJobRequest
-from airflow_jobwait.server.faults_client import FaultControl
-from airflow_jobwait.server.process import ServiceProcess
+from airflow_jobwait.models import JobInput, JobStatus, ModelRef, SubmitJobRequest
 from tests.conftest import CONN_ID, connection_json
 
 
@@ -18,7 +18,7 @@ def request(model: str = "echo", sources: dict | None = None, **test: object) ->
     return SubmitJobRequest(
         model=ModelRef(identifier=model, version="1.0"),
         input=JobInput(sources=sources or {"a": {"input.txt": "hello world"}}),
-        test=JobTestControls(**test) if test else None,
+        test=test or None,
     )
 
 
@@ -67,9 +67,12 @@ def test_wrong_key_is_unauthorized(service: ServiceProcess, monkeypatch: pytest.
 
 def test_bad_json_from_the_service_is_invalid_response(hook: JobsHook, service: ServiceProcess) -> None:
     job = hook.submit_job(request())
-    with FaultControl(service.base_url, service.api_key).injected(
-        [{"kind": "invalid_json", "path_prefix": f"/api/jobs/{job.job_identifier}", "count": 1}]
-    ), pytest.raises(InvalidResponse, match="not JSON"):
+    with (
+        FaultControl(service.base_url, service.api_key).injected(
+            [{"kind": "invalid_json", "path_prefix": f"/api/jobs/{job.job_identifier}", "count": 1}]
+        ),
+        pytest.raises(InvalidResponse, match="not JSON"),
+    ):
         hook.get_job(job.job_identifier)
 
 

@@ -145,16 +145,41 @@ def accepted_statuses(call: Call[Any]) -> list[int]:
 def _field_names() -> list[str]:
     """Every field name the wire models know, in both spellings, plus the envelopes' keys."""
     names = {"jobs", "works", "datasetId", "code", "message", "detail", "locked", "results.json", "draftNumber"}
-    for model in (Job, JobResults, InputResult, DatasetJob, DatasetJobList, Draft, DraftList, ComputeStatus,
-                  ComputeResults, ComputeError, Work, ResultsStoreInfo):
+    for model in (
+        Job,
+        JobResults,
+        InputResult,
+        DatasetJob,
+        DatasetJobList,
+        Draft,
+        DraftList,
+        ComputeStatus,
+        ComputeResults,
+        ComputeError,
+        Work,
+        ResultsStoreInfo,
+    ):
         for name in model.model_fields:
             names.update((name, to_camel(name)))
     return sorted(names)
 
 
 FIELD_NAMES = _field_names()
-STATUS_WORDS = ["SUBMITTED", "IN_PROGRESS", "COMPLETED", "FAILED", "QUEUING", "SUCCESS", "succeeded", "failed",
-                "in progress", "requested", "cancelled", "success", "running"]
+STATUS_WORDS = [
+    "SUBMITTED",
+    "IN_PROGRESS",
+    "COMPLETED",
+    "FAILED",
+    "QUEUING",
+    "SUCCESS",
+    "succeeded",
+    "failed",
+    "in progress",
+    "requested",
+    "cancelled",
+    "success",
+    "running",
+]
 scalars = (
     st.none()
     | st.booleans()
@@ -171,23 +196,46 @@ json_values = st.recursive(
 )
 
 _WORK = {"id": "w1", "pipeline": "p", "status": "success", "results": {"locked": True, "x": 1.5}, "event": [1]}
-_JOB = {"jobIdentifier": JOB, "status": "COMPLETED", "model": {"identifier": "echo", "version": "1.0"},
-        "totalInputs": 1, "submittedAt": "2026-01-01T00:00:00Z", "accessKey": "pub"}
-_DATASET_JOB = {"jobId": JOB, "jobType": "squashAndMerge", "status": "SUCCESS", "errorMessage": "", "createdAt": 1,
-                "result": {"draftNumber": 2}, "arguments": {}}
+_JOB = {
+    "jobIdentifier": JOB,
+    "status": "COMPLETED",
+    "model": {"identifier": "echo", "version": "1.0"},
+    "totalInputs": 1,
+    "submittedAt": "2026-01-01T00:00:00Z",
+    "accessKey": "pub",
+}
+_DATASET_JOB = {
+    "jobId": JOB,
+    "jobType": "squashAndMerge",
+    "status": "SUCCESS",
+    "errorMessage": "",
+    "createdAt": 1,
+    "result": {"draftNumber": 2},
+    "arguments": {},
+}
 _ERROR = {"status": 500, "type": "about:blank", "title": "Boom", "detail": "it broke"}
 VALID_DOCS: list[Any] = [
     _JOB,
     [_JOB],
     {"jobs": [_JOB]},
-    {"jobIdentifier": JOB, "total": 1, "completed": 1, "failed": 0, "finished": True,
-     "results": {"a": {"status": "SUCCESSFUL", "results.json": {"words": 1}}},
-     "failures": {"b": {"status": "FAILED", "error": "bad"}}},
+    {
+        "jobIdentifier": JOB,
+        "total": 1,
+        "completed": 1,
+        "failed": 0,
+        "finished": True,
+        "results": {"a": {"status": "SUCCESSFUL", "results.json": {"words": 1}}},
+        "failures": {"b": {"status": "FAILED", "error": "bad"}},
+    },
     [{"modelId": "echo", "latestVersion": "1.0", "versions": ["1.0"]}],
     _DATASET_JOB,
     {"jobs": [_DATASET_JOB], "offset": 0, "recordSize": 1, "totalCount": 1},
-    {"drafts": [{"number": 2, "title": "t", "status": "OPEN", "author": {"name": "a", "date": 1}}], "offset": 0,
-     "recordSize": 1, "totalCount": 1},
+    {
+        "drafts": [{"number": 2, "title": "t", "status": "OPEN", "author": {"name": "a", "date": 1}}],
+        "offset": 0,
+        "recordSize": 1,
+        "totalCount": 1,
+    },
     {"status": "in progress", "progress": 50, "message": "half", "error": None},
     {"status": "succeeded", "results": {"words": 3}, "error": None},
     {"status": "failed", "results": None, "error": _ERROR},
@@ -247,16 +295,19 @@ locations = st.one_of(
     st.text(max_size=60),
     st.builds(
         lambda org, job, topic, tail: f"/compute/orgs/{org}/{topic}/wordcount/{job}/status{tail}",
-        st.uuids().map(str) | st.text(max_size=10), st.uuids().map(str) | st.text(max_size=10),
-        st.text(max_size=8), st.sampled_from(["", "?x=1", "#f", "/more"]),
+        st.uuids().map(str) | st.text(max_size=10),
+        st.uuids().map(str) | st.text(max_size=10),
+        st.text(max_size=8),
+        st.sampled_from(["", "?x=1", "#f", "/more"]),
     ),
     st.sampled_from(["http://[::1/compute", "http://[bad", "//host/compute/orgs/x", "\x00"]),
 )
 retry_afters = st.one_of(
     st.text(max_size=30),
     st.floats().map(repr),
-    st.sampled_from(["Wed, 21 Oct 2015 07:28:00 -0000", "Wed, 21 Oct 2015 07:28:00 GMT", "Wed, 99 Foo 2015",
-                     "1e999", "-5", "nan"]),
+    st.sampled_from(
+        ["Wed, 21 Oct 2015 07:28:00 -0000", "Wed, 21 Oct 2015 07:28:00 GMT", "Wed, 99 Foo 2015", "1e999", "-5", "nan"]
+    ),
 )
 
 
@@ -275,8 +326,13 @@ def headers(draw: st.DrawFn) -> dict[str, str]:
 
 def test_every_call_factory_is_covered() -> None:
     names = set(CALLS)
-    for expected in ("inference.get_job", "results_store.view", "datasets.list_drafts", "compute.submit",
-                     "job_kinds.status_call[dataset]", "datasets.clone_dataset_for_test"):
+    for expected in (
+        "inference.get_job",
+        "results_store.view",
+        "datasets.list_drafts",
+        "compute.submit",
+        "job_kinds.status_call[dataset]",
+    ):
         assert f"airflow_jobwait.client.{expected}" in names
     assert len(CALLS) >= 30
     for name, call in CALLS.items():

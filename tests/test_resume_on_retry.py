@@ -11,13 +11,13 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import DAG
 from airflow.sdk.execution_time.context import TaskStateStoreAccessor
 from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+from jobwait_reference_service.process import ServiceProcess
 from pytest_mock import MockerFixture
 
 from airflow_jobwait.client import inference as api
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.links import JobLink
 from airflow_jobwait.models import Job, JobStatus
-from airflow_jobwait.server.process import ServiceProcess
 from airflow_jobwait.waiting import JobWaitMixin
 from tests.conftest import CONN_ID, connection_json
 
@@ -132,7 +132,9 @@ def test_job_url_template_with_an_unknown_placeholder_gives_no_link(
     monkeypatch.setenv("AIRFLOW_CONN_LINKED", connection_json(service, job_url_template="https://x/{project}/{job_id}"))
     assert job_url("linked", "job-1") is None
     assert "{project}" in caplog.text or "project" in caplog.text
-    monkeypatch.setenv("AIRFLOW_CONN_LINKED", connection_json(service, job_url_template="https://x/d/{dataset_id}/{job_id}"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LINKED", connection_json(service, job_url_template="https://x/d/{dataset_id}/{job_id}")
+    )
     assert job_url("linked", "a/b", {"dataset_id": "ds 1"}) == "https://x/d/ds%201/a%2Fb"
 
 

@@ -31,13 +31,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import jobwait_reference_service as server_package
 import pytest
 import requests
 import structlog
 from airflow.dag_processing.dagbag import DagBag
+from jobwait_reference_service.mongo_query import SUPPORTED_OPERATORS, QueryError, compile_query
+from jobwait_reference_service.process import ServiceProcess
 from pytest_mock import MockerFixture
 
-import airflow_jobwait.server as server_package
 from airflow_jobwait.client.http import ClientConfig, HttpRequest
 from airflow_jobwait.client.inference import AUTH as INFERENCE_AUTH
 from airflow_jobwait.client.retry import RetryPolicy
@@ -45,8 +47,6 @@ from airflow_jobwait.exceptions import TransportError, Unauthorized
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.hooks.results import ResultsHook
 from airflow_jobwait.sensors import JobSensor
-from airflow_jobwait.server.mongo_query import SUPPORTED_OPERATORS, QueryError, compile_query
-from airflow_jobwait.server.process import ServiceProcess
 from airflow_jobwait.triggers import JobTrigger
 from tests.conftest import API_KEY, CONN_ID, connection_json
 
@@ -118,8 +118,13 @@ def test_full_example_dag_run_never_shows_the_key(
     assert "[debug" in out + err, "DEBUG lines were captured"
     assert caplog.records, "log records were captured"
     # ... and never the key.
-    for name, text in {"stdout": out, "stderr": err, "log records": records, "triggers": "\n".join(triggers),
-                       "xcom": "\n".join(xcoms)}.items():
+    for name, text in {
+        "stdout": out,
+        "stderr": err,
+        "log records": records,
+        "triggers": "\n".join(triggers),
+        "xcom": "\n".join(xcoms),
+    }.items():
         found = [line for line in leaks(text) if not harness_line(line)]
         assert not found, f"the API key's secret part is in the {name}: {found[:3]}"
     for trigger in triggers:
@@ -153,8 +158,12 @@ def test_exceptions_and_reprs_never_show_the_key(service: ServiceProcess, monkey
         JobsHook("jw_wrong").get_job(str(uuid.uuid4()))
     failures.append(info.value)
     # A transport failure names the URL, never the headers.
-    monkeypatch.setenv("AIRFLOW_CONN_JW_DOWN", json.dumps({"conn_type": "jobwait", "host": "http://127.0.0.1:9",
-                                                           "password": API_KEY, "extra": {"timeout": 2}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_JW_DOWN",
+        json.dumps(
+            {"conn_type": "jobwait", "host": "http://127.0.0.1:9", "password": API_KEY, "extra": {"timeout": 2}}
+        ),
+    )
     with pytest.raises(TransportError) as info:
         JobsHook("jw_down", retry=RetryPolicy(max_attempts=1)).get_job("x")
     failures.append(info.value)
@@ -189,8 +198,14 @@ def _family_requests(service: ServiceProcess) -> list[tuple[str, str, str, str |
 def test_service_refuses_requests_without_a_valid_key(service: ServiceProcess, family: str, key: str) -> None:
     index = ["inference", "datasets", "compute", "results"].index(family)
     method, url, header, scheme = _family_requests(service)[index]
-    value = {"missing": None, "empty": "", "wrong": "pubkey123.nope", "prefix": API_KEY[:-1],
-             "longer": API_KEY + "x", "other-scheme": API_KEY}[key]
+    value = {
+        "missing": None,
+        "empty": "",
+        "wrong": "pubkey123.nope",
+        "prefix": API_KEY[:-1],
+        "longer": API_KEY + "x",
+        "other-scheme": API_KEY,
+    }[key]
     headers = {}
     if value is not None:
         word = "Basic" if key == "other-scheme" and scheme else scheme
@@ -209,9 +224,8 @@ def test_service_refuses_requests_without_a_valid_key(service: ServiceProcess, f
 def test_service_compares_keys_in_constant_time(tmp_path: Path, mocker: MockerFixture) -> None:
     """Every family's key check goes through ``hmac.compare_digest`` (no ``==`` on secrets)."""
     from fastapi.testclient import TestClient
-
-    from airflow_jobwait.server.app import create_app
-    from airflow_jobwait.server.config import ServiceConfig
+    from jobwait_reference_service.app import create_app
+    from jobwait_reference_service.config import ServiceConfig
 
     compare = mocker.spy(hmac, "compare_digest")
     app = create_app(ServiceConfig(db_path=str(tmp_path / "s.sqlite"), api_key=API_KEY, test_controls=True))
@@ -233,15 +247,33 @@ class _FakeService:
 
 
 #: MongoDB operators that run code or reach outside a document, and others outside the subset.
-FORBIDDEN_OPERATORS = ["$where", "$function", "$accumulator", "$expr", "$jsonSchema", "$text", "$regex", "$mod",
-                       "$lookup", "$eval", "$type", "$near", "$comment", "$rand"]
+FORBIDDEN_OPERATORS = [
+    "$where",
+    "$function",
+    "$accumulator",
+    "$expr",
+    "$jsonSchema",
+    "$text",
+    "$regex",
+    "$mod",
+    "$lookup",
+    "$eval",
+    "$type",
+    "$near",
+    "$comment",
+    "$rand",
+]
 
 
 @pytest.mark.parametrize("op", FORBIDDEN_OPERATORS)
 def test_query_operators_outside_the_whitelist_are_refused(op: str) -> None:
     assert op not in SUPPORTED_OPERATORS
-    for query in ({op: "return true"}, {"results": {op: "1"}}, {"$or": [{"id": "a"}, {op: {"body": "1"}}]},
-                  {"$and": [{"$nor": [{"x": {"$not": {op: 1}}}]}]}):
+    for query in (
+        {op: "return true"},
+        {"results": {op: "1"}},
+        {"$or": [{"id": "a"}, {op: {"body": "1"}}]},
+        {"$and": [{"$nor": [{"x": {"$not": {op: 1}}}]}]},
+    ):
         with pytest.raises(QueryError, match=re.escape(repr(op))):
             compile_query(query)
 
@@ -262,8 +294,11 @@ def test_no_code_execution_engine_in_the_service() -> None:
                     if path.name in ("process.py", "cli.py"):
                         continue  # starts the service as a child process: not on any request path
                     assert top not in banned_modules, f"{path.name}:{node.lineno} imports {name}"
-            if isinstance(node, ast.Attribute) and node.attr in ("create_function", "create_aggregate",
-                                                                 "enable_load_extension"):
+            if isinstance(node, ast.Attribute) and node.attr in (
+                "create_function",
+                "create_aggregate",
+                "enable_load_extension",
+            ):
                 pytest.fail(f"{path.name}:{node.lineno} registers code with SQLite ({node.attr})")
 
 
@@ -299,10 +334,9 @@ class _RecordingConnection:
 def test_sql_is_parameterised(tmp_path: Path, mocker: MockerFixture) -> None:
     """Values from requests (ids, names, queries, bodies, headers) travel as SQL parameters only."""
     from fastapi.testclient import TestClient
-
-    from airflow_jobwait.server.app import create_app
-    from airflow_jobwait.server.config import ServiceConfig
-    from airflow_jobwait.server.db import Database
+    from jobwait_reference_service.app import create_app
+    from jobwait_reference_service.config import ServiceConfig
+    from jobwait_reference_service.db import Database
 
     statements: list[str] = []
     real = Database.connection
@@ -316,29 +350,54 @@ def test_sql_is_parameterised(tmp_path: Path, mocker: MockerFixture) -> None:
     work = {"id": CANARY, "pipeline": CANARY, "status": "success", "results": {CANARY: CANARY}, "tags": [CANARY]}
     with TestClient(app) as client:
         answers = [
-            client.post("/api/jobs", headers={**inference, "Idempotency-Key": CANARY},
-                        json={"model": {"identifier": "echo", "version": "1.0"}, "explain": False,
-                              "input": {"type": "text", "sources": {CANARY: {"input.txt": CANARY}}}}),
-            client.post("/api/jobs", headers=inference,
-                        json={"model": {"identifier": CANARY, "version": CANARY}, "input": {"sources": {}}}),
+            client.post(
+                "/api/jobs",
+                headers={**inference, "Idempotency-Key": CANARY},
+                json={
+                    "model": {"identifier": "echo", "version": "1.0"},
+                    "explain": False,
+                    "input": {"type": "text", "sources": {CANARY: {"input.txt": CANARY}}},
+                },
+            ),
+            client.post(
+                "/api/jobs",
+                headers=inference,
+                json={"model": {"identifier": CANARY, "version": CANARY}, "input": {"sources": {}}},
+            ),
             client.get(f"/api/jobs/{CANARY}", headers=inference),
             client.get(f"/api/results/{CANARY}", headers=inference),
             client.get("/api/jobs/history", headers=inference, params={"model": CANARY, "status": "all"}),
             client.get("/api/jobs", headers=inference, params={"identifiers": f"{CANARY},x"}),
             client.post("/workflow/results", headers=results, json=[work]),
-            client.post("/workflow/view", headers=results,
-                        json={"query": {"id": {"$in": [CANARY]}, "pipeline": CANARY, CANARY: {"$ne": CANARY}},
-                              "projection": {"results": True}}),
+            client.post(
+                "/workflow/view",
+                headers=results,
+                json={
+                    "query": {"id": {"$in": [CANARY]}, "pipeline": CANARY, CANARY: {"$ne": CANARY}},
+                    "projection": {"results": True},
+                },
+            ),
             client.post("/workflow/view/count", headers=results, json={"query": {"id": CANARY, "tags": CANARY}}),
             client.put("/workflow/results", headers=results, json=[{"id": CANARY, "user": CANARY}]),
             client.get(f"{DATASETS}/{CANARY}/jobs", headers=datasets),
-            client.post(f"{DATASETS}/demo-dataset/jobs", headers={**datasets, "X-Request-Id": CANARY},
-                        json={"title": CANARY, "jobType": "basicSearch", "arguments": {"filters": [CANARY]},
-                              "description": CANARY}),
+            client.post(
+                f"{DATASETS}/demo-dataset/jobs",
+                headers={**datasets, "X-Request-Id": CANARY},
+                json={
+                    "title": CANARY,
+                    "jobType": "basicSearch",
+                    "arguments": {"filters": [CANARY]},
+                    "description": CANARY,
+                },
+            ),
             client.get(f"{DATASETS}/demo-dataset/jobs/{CANARY}", headers=datasets, params={"jobType": "basicSearch"}),
             client.get(f"{DATASETS}/demo-dataset/drafts", headers=datasets, params={"branchName": CANARY}),
-            client.post(f"/compute/orgs/{ORG}/demo/wordcount", headers=compute,
-                        json={"parameters": {"text": CANARY}}, follow_redirects=False),
+            client.post(
+                f"/compute/orgs/{ORG}/demo/wordcount",
+                headers=compute,
+                json={"parameters": {"text": CANARY}},
+                follow_redirects=False,
+            ),
             client.get(f"/compute/orgs/{ORG}/demo/{CANARY}/{uuid.uuid4()}/status", headers=compute),
             client.delete("/workflow/results", headers=results, params=[(CANARY, CANARY)]),
         ]
@@ -356,8 +415,10 @@ def test_sql_is_parameterised(tmp_path: Path, mocker: MockerFixture) -> None:
 
 def _service_rows(service: ServiceProcess) -> dict[str, int]:
     with closing(sqlite3.connect(f"file:{service.db_path}?mode=ro", uri=True)) as conn:
-        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                for t in ("inference_jobs", "tb_jobs", "cp_jobs", "results_store_works")}
+        return {
+            t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for t in ("inference_jobs", "tb_jobs", "cp_jobs", "results_store_works")
+        }
 
 
 def _streamed(total: int) -> Iterator[bytes]:
@@ -382,8 +443,13 @@ def test_bodies_over_the_limit_get_413(service: ServiceProcess, path: str, heade
     before = _service_rows(service)
     size = 2 * 1024 * 1024
     data: Any = b"[" + b" " * size + b"]" if how == "declared" else _streamed(size)
-    resp = requests.post(service.base_url + path, data=data, headers={**headers, "content-type": "application/json"},
-                         timeout=30, allow_redirects=False)
+    resp = requests.post(
+        service.base_url + path,
+        data=data,
+        headers={**headers, "content-type": "application/json"},
+        timeout=30,
+        allow_redirects=False,
+    )
     assert resp.status_code == 413, resp.text
     assert "exceeds 1048576 bytes" in resp.json()["detail"]
     assert _service_rows(service) == before
@@ -391,11 +457,22 @@ def test_bodies_over_the_limit_get_413(service: ServiceProcess, path: str, heade
 
 def test_streamed_body_under_the_limit_still_works(service: ServiceProcess) -> None:
     work = {"id": f"chunked-{uuid.uuid4().hex}", "pipeline": "chunked", "status": "success", "results": {}}
-    resp = requests.post(service.base_url + "/workflow/results", data=iter([json.dumps([work]).encode()]),
-                         headers={"x-access-token": API_KEY, "content-type": "application/json"}, timeout=10)
+    resp = requests.post(
+        service.base_url + "/workflow/results",
+        data=iter([json.dumps([work]).encode()]),
+        headers={"x-access-token": API_KEY, "content-type": "application/json"},
+        timeout=10,
+    )
     assert resp.status_code == 200, resp.text
-    assert requests.delete(service.base_url + "/workflow/results", params={"chunked": work["id"]},
-                           headers={"x-access-token": API_KEY}, timeout=10).json() is True
+    assert (
+        requests.delete(
+            service.base_url + "/workflow/results",
+            params={"chunked": work["id"]},
+            headers={"x-access-token": API_KEY},
+            timeout=10,
+        ).json()
+        is True
+    )
 
 
 # ---- TLS ---------------------------------------------------------------------------------------------
@@ -414,8 +491,12 @@ def https_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
         .sign(key, hashes.SHA256())
@@ -449,9 +530,10 @@ def https_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _tls_conn(monkeypatch: pytest.MonkeyPatch, conn_id: str, url: str, **extra: Any) -> str:
     """A connection to ``url`` that gives up quickly (one attempt, 5 s)."""
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}",
-                       json.dumps({"conn_type": "jobwait", "host": url, "password": API_KEY,
-                                   "extra": {"timeout": 5, **extra}}))
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}",
+        json.dumps({"conn_type": "jobwait", "host": url, "password": API_KEY, "extra": {"timeout": 5, **extra}}),
+    )
     return conn_id
 
 

@@ -14,7 +14,7 @@ def operator(conn_id: str, outcome: str) -> SubmitJobOperator:
         conn_id=conn_id,
         model_id="echo",
         inputs={"a": {"input.txt": "idempotency"}},
-        test_controls={"duration_s": 0.3, "outcome": outcome},
+        extra_body={"test": {"duration_s": 0.3, "outcome": outcome}},
     )
 
 

@@ -12,7 +12,7 @@ from airflow.jobs.triggerer_job_runner import _USER_ACTION_CANCEL_MSG, TriggerRu
 from pytest_mock import MockerFixture
 
 from airflow_jobwait.hooks import JobsHook
-from airflow_jobwait.models import JobInput, JobStatus, JobTestControls, ModelRef, SubmitJobRequest
+from airflow_jobwait.models import JobInput, JobStatus, ModelRef, SubmitJobRequest
 from airflow_jobwait.triggers import JobTrigger
 
 
@@ -20,14 +20,12 @@ def long_job(hook: JobsHook) -> str:
     body = SubmitJobRequest(
         model=ModelRef(identifier="echo", version="1.0"),
         input=JobInput(sources={"a": {"input.txt": "hi"}}),
-        test=JobTestControls(duration_s=60),
+        test={"duration_s": 60},
     )
     return hook.submit_job(body).job_identifier
 
 
-async def cancel_inside_runner(
-    trigger: JobTrigger, reason: str | None, timeout_after: datetime | None = None
-) -> None:
+async def cancel_inside_runner(trigger: JobTrigger, reason: str | None, timeout_after: datetime | None = None) -> None:
     """Run the trigger as the triggerer does, then cancel its task the way the triggerer would."""
     runner = TriggerRunner()
     runner.triggers[1] = {"name": "job-trigger", "events": 0}

@@ -61,8 +61,9 @@ def test_completed_returns_json_results(jobwait_conn: str) -> None:
         ({"inputs": {}}, "input.sources"),
         ({"inputs": {"a": {"t": object()}}}, "inputs"),
         ({"model_id": ""}, "model.identifier"),
-        ({"test_controls": {"outcome": "EXPLODED"}}, "test.outcome"),
-        ({"test_controls": {"duration_s": -1}}, "test.duration_s"),
+        ({"extra_body": {"model": {"identifier": "other"}}}, "extra_body may not replace .*: model"),
+        ({"extra_body": {"test": {"duration_s": float("nan")}}}, "extra_body field 'test.duration_s'"),
+        ({"extra_body": ["test"]}, "extra_body must be a mapping"),
     ],
 )
 def test_bad_operator_arguments_name_the_field(kwargs: dict[str, object], field: str) -> None:

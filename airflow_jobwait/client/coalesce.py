@@ -2,7 +2,7 @@
 
 A triggerer runs thousands of ``JobTrigger``s on one event loop. Polled one by one, 10,000 waits at
 a 5 s interval are 2,000 requests a second; coalesced, they are 20 batch status requests per
-interval (``jobs-api.md`` §1, ``GET /api/jobs?identifiers=``, 500 ids each), or 20 held long-polls
+interval (``docs/jobs-api.md`` §1, ``GET /api/jobs?identifiers=``, 500 ids each), or 20 held long-polls
 (``POST /api/jobs:watch``) that answer as soon as a job changes.
 
 How a poller works:
@@ -327,7 +327,8 @@ class StatusPoller:
         if self.capabilities.batch is not False:
             log.warning(
                 "connection %r: no batch status endpoint (%s); waits poll their jobs one by one",
-                self.key.conn_id, error,
+                self.key.conn_id,
+                error,
             )
         self.capabilities.batch = False
         self.capabilities.batch_missing_since = time.monotonic()
@@ -486,9 +487,7 @@ class StatusPoller:
                 known = {job_id: self._known[job_id] for job_id in members}
                 started = self._aio.time()
                 try:
-                    changed = await self._client.call(
-                        inference.watch_statuses(members, known, self._watch_timeout())
-                    )
+                    changed = await self._client.call(inference.watch_statuses(members, known, self._watch_timeout()))
                 except JobWaitError as err:
                     if self.capabilities.missing("watch", err):
                         log.info("connection %r: no watch endpoint (%s); batch polling only", self.key.conn_id, err)

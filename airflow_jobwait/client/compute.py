@@ -1,4 +1,4 @@
-"""Calls of the compute tasks API (Seequent Evo Compute wire format, ``jobs-api.md`` §3)."""
+"""Calls of the compute tasks API (Seequent Evo Compute wire format, ``docs/jobs-api.md`` §3)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from airflow_jobwait.client.http import (
     validate,
 )
 from airflow_jobwait.exceptions import InvalidResponse, JobError, JobPendingError
+from airflow_jobwait.models.base import with_extra_fields
 from airflow_jobwait.models.compute import ComputeJobRef, ComputeResults, ComputeStatus
 
 AUTH = AuthScheme("Authorization", "Bearer ")
@@ -24,9 +25,7 @@ PREFIX = "/compute/orgs"
 
 
 def _task_path(org_id: str, topic: str, task: str) -> str:
-    return (
-        f"{PREFIX}/{path_segment(org_id, 'org_id')}/{path_segment(topic, 'topic')}/{path_segment(task, 'task')}"
-    )
+    return f"{PREFIX}/{path_segment(org_id, 'org_id')}/{path_segment(topic, 'topic')}/{path_segment(task, 'task')}"
 
 
 def _job_path(ref: ComputeJobRef) -> str:
@@ -34,16 +33,14 @@ def _job_path(ref: ComputeJobRef) -> str:
 
 
 def submit(
-    org_id: str, topic: str, task: str, parameters: Mapping[str, Any], test: Mapping[str, Any] | None = None
+    org_id: str, topic: str, task: str, parameters: Mapping[str, Any], extra_body: Mapping[str, Any] | None = None
 ) -> Call[ComputeJobRef]:
     """``POST /compute/orgs/{orgId}/{topic}/{task}``: exactly 303; the job is read from ``Location``
     (never followed). Not retried after a failure that may have reached the service.
 
-    :param test: Reference service only: ``{"queue_s", "run_s", "cancel_s"}``.
+    :param extra_body: More top-level body fields, for options this provider does not model.
     """
-    body: dict[str, Any] = {"parameters": dict(parameters)}
-    if test is not None:
-        body["test"] = dict(test)
+    body = with_extra_fields({"parameters": dict(parameters)}, extra_body)
     request = HttpRequest("POST", _task_path(org_id, topic, task), AUTH, json_body=body, idempotent=False)
 
     def parse(response: HttpResponse) -> ComputeJobRef:

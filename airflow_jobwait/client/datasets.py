@@ -1,4 +1,4 @@
-"""Calls of the dataset jobs API (TensorBay Open API wire format, ``jobs-api.md`` §2)."""
+"""Calls of the dataset jobs API (TensorBay Open API wire format, ``docs/jobs-api.md`` §2)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,16 @@ from airflow_jobwait.client.http import (
     HttpResponse,
     decode_json,
     expect,
-    json_object,
     path_segment,
     validate,
 )
-from airflow_jobwait.exceptions import ApiError, InvalidResponse
+from airflow_jobwait.exceptions import ApiError
+from airflow_jobwait.models.base import with_extra_fields
 from airflow_jobwait.models.datasets import DATASET_JOB_STATUSES, DatasetJob, DatasetJobList, DraftList
 
 AUTH = AuthScheme("X-Token")
 API_ROOT = "/gatewayv2/tensorbay-open-api/v1"
 PREFIX = f"{API_ROOT}/datasets"
-TEST_PREFIX = f"{API_ROOT}/_test/datasets"
 JOB_TYPES = ("squashAndMerge", "basicSearch")
 DRAFT_STATUSES = ("OPEN", "CLOSED", "COMMITTED", "ALL")
 MAX_PAGE = 128
@@ -90,14 +89,14 @@ def create_job(
     arguments: Mapping[str, Any],
     request_id: str,
     description: str | None = None,
-    test: Mapping[str, Any] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
 ) -> Call[DatasetJob]:
     """``POST /datasets/{id}/jobs`` with ``X-Request-Id``: a repeat of the id returns the same job,
     so the call is safe to retry.
 
     :param request_id: Chosen by the caller (a uuid4 or a key derived from the task instance) so
         every retry of this create reuses it.
-    :param test: Reference service only: ``{"queuing_s", "processing_s", "outcome", "error_message"}``.
+    :param extra_body: More top-level body fields, for options this provider does not model.
     """
     if not isinstance(request_id, str) or not request_id.strip():
         raise ValueError(f"request_id must be a non-empty string, got {request_id!r}")
@@ -105,10 +104,12 @@ def create_job(
     body: dict[str, Any] = {"title": title, "jobType": job_type, "arguments": dict(arguments)}
     if description is not None:
         body["description"] = description
-    if test is not None:
-        body["test"] = dict(test)
     request = HttpRequest(
-        "POST", f"{_dataset(dataset_id)}/jobs", AUTH, json_body=body, headers=(("X-Request-Id", request_id),),
+        "POST",
+        f"{_dataset(dataset_id)}/jobs",
+        AUTH,
+        json_body=with_extra_fields(body, extra_body),
+        headers=(("X-Request-Id", request_id),),
         idempotent=True,
     )
     return _model(request, DatasetJob, f"created {job_type} job")
@@ -166,49 +167,3 @@ def list_drafts(
         params += (("branchName", branch_name),)
     request = HttpRequest("GET", f"{_dataset(dataset_id)}/drafts", AUTH, params=params + _page(offset, limit))
     return _model(request, DraftList, f"draft list of dataset {dataset_id}")
-
-
-# ---- reference service test controls (``--test-controls`` only) -------------------------------
-
-
-def clone_dataset_for_test(source: str = "demo-dataset", dataset_id: str | None = None) -> Call[str]:
-    """Reference service only: clone ``source`` (commits and branches); answers the new dataset id."""
-    body: dict[str, Any] = {"from": source}
-    if dataset_id is not None:
-        body["datasetId"] = dataset_id
-    request = HttpRequest("POST", TEST_PREFIX, AUTH, json_body=body, idempotent=False)
-
-    def parse(response: HttpResponse) -> str:
-        expect_ok(request, response)
-        dataset_id = json_object(response, "cloned dataset").get("datasetId")
-        if not isinstance(dataset_id, str) or not dataset_id:
-            raise InvalidResponse(f"cloned dataset has no string 'datasetId', got {dataset_id!r}"[:300], "datasetId")
-        return dataset_id
-
-    return Call(request, parse)
-
-
-def commit_for_test(dataset_id: str, branch_name: str, files: Mapping[str, str | None]) -> Call[dict[str, Any]]:
-    """Reference service only: commit ``files`` (``None`` deletes a path) onto a branch."""
-    body = {"branchName": branch_name, "files": dict(files)}
-    path = f"{TEST_PREFIX}/{path_segment(dataset_id, 'dataset_id')}/commits"
-    request = HttpRequest("POST", path, AUTH, json_body=body, idempotent=False)
-
-    def parse(response: HttpResponse) -> dict[str, Any]:
-        expect_ok(request, response)
-        return json_object(response, f"commit on branch {branch_name!r}")
-
-    return Call(request, parse)
-
-
-def branch_for_test(dataset_id: str, name: str) -> Call[dict[str, Any]]:
-    """Reference service only: a branch's head commit and files ``{"name", "commitId", "files"}``."""
-    path = f"{TEST_PREFIX}/{path_segment(dataset_id, 'dataset_id')}/branches/{path_segment(name, 'name')}"
-    request = HttpRequest("GET", path, AUTH)
-
-    def parse(response: HttpResponse) -> dict[str, Any]:
-        expect_ok(request, response)
-        return json_object(response, f"branch {name!r}")
-
-    return Call(request, parse)
-

@@ -1,4 +1,4 @@
-"""Calls of the inference jobs API (Modzy wire format, ``jobs-api.md`` §1)."""
+"""Calls of the inference jobs API (Modzy wire format, ``docs/jobs-api.md`` §1)."""
 
 from __future__ import annotations
 
@@ -165,4 +165,3 @@ def _job_list_call(request: HttpRequest) -> Call[list[Job]]:
         return validate(_JobList, decode_json(response), "job list").jobs
 
     return Call(request, parse)
-

@@ -1,4 +1,4 @@
-"""Calls of the results store (CHIME workflow Results API, ``jobs-api.md`` §4).
+"""Calls of the results store (CHIME workflow Results API, ``docs/jobs-api.md`` §4).
 
 One builder per wire call. Inputs are checked here, before any request, with errors naming the
 field; MongoDB queries themselves are checked by the service (400 naming the operator).

@@ -95,7 +95,11 @@ class RetryState:
             raise error
         log.warning(
             "%s %s failed (%s); attempt %d, retrying in %.2fs",
-            self.request.method, self.request.path, error, self.attempt, delay,
+            self.request.method,
+            self.request.path,
+            error,
+            self.attempt,
+            delay,
         )
         self.waited += delay
         return delay

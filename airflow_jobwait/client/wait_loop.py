@@ -14,9 +14,12 @@ from airflow_jobwait.models.status import JobStatus
 
 def check_poll_interval(poll_interval: float, name: str = "poll_interval") -> float:
     """:raises ValueError: Not a finite number > 0 (names the parameter)."""
-    if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or not math.isfinite(
-        poll_interval
-    ) or poll_interval <= 0:
+    if (
+        isinstance(poll_interval, bool)
+        or not isinstance(poll_interval, int | float)
+        or not math.isfinite(poll_interval)
+        or poll_interval <= 0
+    ):
         raise ValueError(f"{name} must be a finite number of seconds > 0, got {poll_interval!r}")
     return float(poll_interval)
 

@@ -31,14 +31,15 @@ class ComputeHook(JobsHook):
         topic: str,
         task: str,
         parameters: Mapping[str, Any],
-        test_controls: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> ComputeJobRef:
         """Submit a task; the job is read from the 303's ``Location`` (which is not followed).
 
-        :param test_controls: Reference service only: ``{"queue_s", "run_s", "cancel_s"}``.
+        :param extra_body: More top-level fields of the submit body, for service options this
+            provider does not model; may not replace ``parameters``.
         :raises InvalidResponse: No 303 ``Location``, or one not naming a job (field ``Location``).
         """
-        return self.call(api.submit(org_id, topic, task, parameters, test_controls))
+        return self.call(api.submit(org_id, topic, task, parameters, extra_body))
 
     def get_status(self, ref: ComputeJobRef) -> ComputeStatus:
         """The job's native status, progress, message and error."""

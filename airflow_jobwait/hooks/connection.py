@@ -14,7 +14,7 @@ CONN_TYPE = "jobwait"
 DEFAULT_CONN_ID = "jobwait_default"
 DEFAULT_TIMEOUT = 30.0
 STATUS_MODES = ("auto", "batch", "per_job")
-DEFAULT_BATCH_SIZE = 500  # the batch status and watch endpoints take at most 500 ids (jobs-api.md)
+DEFAULT_BATCH_SIZE = 500  # the batch status and watch endpoints take at most 500 ids (docs/jobs-api.md)
 
 StatusMode = Literal["auto", "batch", "per_job"]
 

@@ -33,17 +33,16 @@ class DatasetJobsHook(JobsHook):
         arguments: Mapping[str, Any],
         description: str | None = None,
         request_id: str | None = None,
-        test_controls: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> DatasetJob:
         """Create a job. ``request_id`` (``X-Request-Id``, default a fresh uuid4) makes it safe to
         retry: the service returns the same job for the same id.
 
-        :param test_controls: Reference service only: ``{"queuing_s", "processing_s", "outcome", "error_message"}``.
+        :param extra_body: More top-level fields of the create body, for service options this
+            provider does not model; may not replace a field it sets.
         """
         request_id = request_id or str(uuid.uuid4())
-        return self.call(
-            api.create_job(dataset_id, title, job_type, arguments, request_id, description, test_controls)
-        )
+        return self.call(api.create_job(dataset_id, title, job_type, arguments, request_id, description, extra_body))
 
     def squash_and_merge(
         self,
@@ -55,7 +54,7 @@ class DatasetJobsHook(JobsHook):
         draft_title: str | None = None,
         draft_description: str | None = None,
         request_id: str | None = None,
-        test_controls: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> DatasetJob:
         """Squash ``source_branch`` onto ``target_branch`` into a new draft.
 
@@ -65,8 +64,12 @@ class DatasetJobsHook(JobsHook):
         """
         arguments = self.squash_arguments(title, source_branch, target_branch, strategy, draft_title, draft_description)
         return self.create_job(
-            dataset_id, title, "squashAndMerge", arguments.to_wire(), request_id=request_id,
-            test_controls=test_controls,
+            dataset_id,
+            title,
+            "squashAndMerge",
+            arguments.to_wire(),
+            request_id=request_id,
+            extra_body=extra_body,
         )
 
     @staticmethod
@@ -97,11 +100,11 @@ class DatasetJobsHook(JobsHook):
         title: str,
         arguments: Mapping[str, Any],
         request_id: str | None = None,
-        test_controls: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> DatasetJob:
         """Create a basicSearch job; ``arguments``: ``commit``, ``conjunction``, ``filters`` as documented."""
         return self.create_job(
-            dataset_id, title, "basicSearch", arguments, request_id=request_id, test_controls=test_controls
+            dataset_id, title, "basicSearch", arguments, request_id=request_id, extra_body=extra_body
         )
 
     def get_job(self, dataset_id: str, job_id: str, job_type: str | None = None) -> DatasetJob:  # type: ignore[override]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, ValidationError
@@ -35,6 +36,30 @@ class WireModel(BaseModel):
     def to_xcom(self) -> dict[str, Any]:
         """JSON-safe dict for XCom (wire spelling, so downstream code reads what the docs show)."""
         return self.model_dump(mode="json", by_alias=True)
+
+
+def with_extra_fields(
+    body: dict[str, Any], extra: Mapping[str, Any] | None, argument: str = "extra_body"
+) -> dict[str, Any]:
+    """``body`` plus the caller's ``extra`` top-level fields, for options of a service this provider
+    does not model (a newer API field, a deployment's own extension).
+
+    :param argument: The caller's argument name, for error messages.
+    :raises ValueError: ``extra`` is not a mapping, would replace a field the provider sets, or is
+        not JSON (the message names the key).
+    """
+    if extra is None:
+        return body
+    if not isinstance(extra, Mapping):
+        raise ValueError(f"{argument} must be a mapping of extra body fields, got {type(extra).__name__}")
+    clash = sorted(str(key) for key in extra if key in body)
+    if clash:
+        raise ValueError(f"{argument} may not replace field(s) the provider sets: {', '.join(clash)}")
+    problem = json_problem(dict(extra))
+    if problem is not None:
+        where, why = problem
+        raise ValueError(f"{argument} field {where!r} is not JSON: {why}")
+    return {**body, **extra}
 
 
 def first_error(err: ValidationError) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""Compute tasks (Seequent Evo Compute wire format, ``jobs-api.md`` §3)."""
+"""Compute tasks (Seequent Evo Compute wire format, ``docs/jobs-api.md`` §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Dataset jobs and drafts (TensorBay Open API wire format, ``jobs-api.md`` §2)."""
+"""Dataset jobs and drafts (TensorBay Open API wire format, ``docs/jobs-api.md`` §2)."""
 
 from __future__ import annotations
 

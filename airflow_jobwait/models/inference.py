@@ -1,11 +1,11 @@
-"""Payloads of the inference jobs API (Modzy wire format, ``jobs-api.md`` §1)."""
+"""Payloads of the inference jobs API (Modzy wire format, ``docs/jobs-api.md`` §1)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from airflow_jobwait.models.base import WireModel, json_problem
 from airflow_jobwait.models.status import JobStatus
@@ -48,26 +48,12 @@ class JobInput(WireModel):
         return sources
 
 
-class JobTestControls(WireModel):
-    """Reference-service-only overrides of a job's duration and outcome (``jobs-api.md`` [ext]).
-
-    Spelled in snake_case on the wire, as the contract writes it.
-    """
-
-    model_config = ConfigDict(alias_generator=None, extra="forbid")
-
-    duration_s: float | None = Field(default=None, ge=0)
-    outcome: Literal["COMPLETED", "TIMEDOUT", "FAILED"] | None = None
-    fail_inputs: list[str] | None = None
-
-
 class SubmitJobRequest(WireModel):
     """Body of ``POST /api/jobs``."""
 
     model: ModelRef
     input: JobInput
     explain: bool = False
-    test: JobTestControls | None = None
 
 
 class Job(WireModel):

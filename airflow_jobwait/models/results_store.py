@@ -1,4 +1,4 @@
-"""Payloads of the results store (CHIME workflow Results API, ``jobs-api.md`` §4).
+"""Payloads of the results store (CHIME workflow Results API, ``docs/jobs-api.md`` §4).
 
 Unlike the other families, the results store spells its fields as plain snake_case names on the
 wire (``pipeline``, ``results``, ``event`` ...), so these models do not camelize.

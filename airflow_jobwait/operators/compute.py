@@ -62,11 +62,12 @@ class SubmitComputeTaskOperator(ResumableJobWaitMixin, BaseOperator):
     :param wait_timeout: Seconds to wait at most.
     :param cancel_on_kill: Cancel the job when the task is killed while waiting.
     :param soft_fail: Skip instead of failing when the job fails.
-    :param test_controls: Reference service only: ``{"queue_s", "run_s", "cancel_s"}``.
+    :param extra_body: More top-level fields of the submit body (templated), for service options
+        this provider does not model; may not replace a field the operator sets.
     """
 
-    template_fields: Sequence[str] = ("org_id", "topic", "task", "parameters")
-    template_fields_renderers = {"parameters": "json"}
+    template_fields: Sequence[str] = ("org_id", "topic", "task", "parameters", "extra_body")
+    template_fields_renderers = {"parameters": "json", "extra_body": "json"}
     ui_color = "#f2e6d9"
     job_kind = "compute"
 
@@ -86,7 +87,7 @@ class SubmitComputeTaskOperator(ResumableJobWaitMixin, BaseOperator):
         cancel_on_kill: bool = True,
         soft_fail: bool = False,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
-        test_controls: dict[str, Any] | None = None,
+        extra_body: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -95,11 +96,16 @@ class SubmitComputeTaskOperator(ResumableJobWaitMixin, BaseOperator):
         self.task = task
         self.parameters = parameters
         self.result_model = result_model
-        self.test_controls = test_controls
+        self.extra_body = extra_body
         self.init_wait(
-            conn_id=conn_id, wait_for_completion=wait_for_completion, deferrable=deferrable,
-            poll_interval=poll_interval, wait_timeout=wait_timeout, cancel_on_kill=cancel_on_kill,
-            soft_fail=soft_fail, max_xcom_bytes=max_xcom_bytes,
+            conn_id=conn_id,
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            wait_timeout=wait_timeout,
+            cancel_on_kill=cancel_on_kill,
+            soft_fail=soft_fail,
+            max_xcom_bytes=max_xcom_bytes,
         )
 
     @property  # type: ignore[override]
@@ -118,7 +124,7 @@ class SubmitComputeTaskOperator(ResumableJobWaitMixin, BaseOperator):
         resolve_model(self.result_model)  # fail before submitting if the path is wrong
 
     def submit_job(self, context: Context) -> str:
-        ref = self.hook.submit(self.org_id, self.topic, self.task, self.parameters, self.test_controls)
+        ref = self.hook.submit(self.org_id, self.topic, self.task, self.parameters, self.extra_body)
         self.log.info("compute job %s of %s/%s submitted", ref.job_id, ref.topic, ref.task)
         return ref.job_id
 

@@ -46,9 +46,14 @@ class _DatasetOperator(ResumableJobWaitMixin, BaseOperator):
         super().__init__(**kwargs)
         self.dataset_id = dataset_id
         self.init_wait(
-            conn_id=conn_id, wait_for_completion=wait_for_completion, deferrable=deferrable,
-            poll_interval=poll_interval, wait_timeout=wait_timeout, cancel_on_kill=cancel_on_kill,
-            soft_fail=soft_fail, max_xcom_bytes=max_xcom_bytes,
+            conn_id=conn_id,
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            wait_timeout=wait_timeout,
+            cancel_on_kill=cancel_on_kill,
+            soft_fail=soft_fail,
+            max_xcom_bytes=max_xcom_bytes,
         )
 
     @property  # type: ignore[override]
@@ -100,11 +105,19 @@ class SquashAndMergeOperator(_DatasetOperator):
     :param wait_timeout: Seconds to wait at most.
     :param cancel_on_kill: Abort the job when the task is killed while waiting.
     :param soft_fail: Skip instead of failing when the job fails.
-    :param test_controls: Reference service only: ``{"queuing_s", "processing_s", "outcome", "error_message"}``.
+    :param extra_body: More top-level fields of the submit body (templated), for service options
+        this provider does not model; may not replace a field the operator sets.
     """
 
     template_fields: Sequence[str] = (
-        "dataset_id", "title", "source_branch", "target_branch", "strategy", "draft_title", "draft_description",
+        "dataset_id",
+        "title",
+        "source_branch",
+        "target_branch",
+        "strategy",
+        "draft_title",
+        "draft_description",
+        "extra_body",
     )
     job_type = "squashAndMerge"
 
@@ -117,7 +130,7 @@ class SquashAndMergeOperator(_DatasetOperator):
         strategy: str = "abort",
         draft_title: str | None = None,
         draft_description: str | None = None,
-        test_controls: dict[str, Any] | None = None,
+        extra_body: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -127,7 +140,7 @@ class SquashAndMergeOperator(_DatasetOperator):
         self.strategy = strategy
         self.draft_title = draft_title
         self.draft_description = draft_description
-        self.test_controls = test_controls
+        self.extra_body = extra_body
 
     def before_submit(self, context: Context) -> None:
         self.squash_arguments()
@@ -141,12 +154,21 @@ class SquashAndMergeOperator(_DatasetOperator):
         arguments = self.squash_arguments()
         request_id = instance_key(context, [self.dataset_id, self.title, arguments.to_wire()])
         job = self.hook.create_job(
-            self.dataset_id, self.title, self.job_type, arguments.to_wire(), request_id=request_id,
-            test_controls=self.test_controls,
+            self.dataset_id,
+            self.title,
+            self.job_type,
+            arguments.to_wire(),
+            request_id=request_id,
+            extra_body=self.extra_body,
         )
         job = self._retry_if_failed(job)
-        self.log.info("squash-and-merge job %s of %s into %s is %s", job.job_id, self.source_branch,
-                      self.target_branch, job.status)
+        self.log.info(
+            "squash-and-merge job %s of %s into %s is %s",
+            job.job_id,
+            self.source_branch,
+            self.target_branch,
+            job.status,
+        )
         return job.job_id
 
     def _retry_if_failed(self, job: DatasetJob) -> DatasetJob:
@@ -194,7 +216,12 @@ class AbortDatasetJobOperator(BaseOperator):
     ui_color = "#e3d9f2"
 
     def __init__(
-        self, *, dataset_id: str, job_id: str, job_type: str | None = None, conn_id: str = DEFAULT_CONN_ID,
+        self,
+        *,
+        dataset_id: str,
+        job_id: str,
+        job_type: str | None = None,
+        conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.models import Job, JobStatus, SubmitJobRequest
-from airflow_jobwait.models.base import first_error
+from airflow_jobwait.models.base import first_error, with_extra_fields
 from airflow_jobwait.operators.resumable import ResumableJobWaitMixin, chained_key, instance_key
 from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES
 
@@ -19,8 +19,12 @@ if TYPE_CHECKING:
 
 MAX_RESUBMISSIONS = 20
 # Which operator argument feeds each top-level field of the submit body, for error messages.
-_ARGUMENT_OF = {"model": "model_id/model_version", "input": "inputs/input_type", "explain": "explain",
-                "test": "test_controls", "<root>": "arguments"}
+_ARGUMENT_OF = {
+    "model": "model_id/model_version",
+    "input": "inputs/input_type",
+    "explain": "explain",
+    "<root>": "arguments",
+}
 
 
 class SubmitJobOperator(ResumableJobWaitMixin, BaseOperator):
@@ -48,13 +52,13 @@ class SubmitJobOperator(ResumableJobWaitMixin, BaseOperator):
         ``ResultsReference`` (job id, result keys) is pushed instead (default 1 MB).
     :param cancel_on_kill: Cancel the job when the task is killed or marked by a user while waiting.
     :param soft_fail: Skip instead of failing when the job ends in failure.
-    :param test_controls: Reference service only: override the job's ``duration_s``, ``outcome``
-        and ``fail_inputs`` (``jobs-api.md`` [ext]) for demos and tests.
+    :param extra_body: More top-level fields of the submit body (templated), for service options
+        this provider does not model; may not replace a field the operator sets.
     :param durable: Keep the job id in ``task_state_store`` to resume on retry (default ``True``).
     """
 
-    template_fields: Sequence[str] = ("model_id", "model_version", "inputs", "test_controls")
-    template_fields_renderers = {"inputs": "json", "test_controls": "json"}
+    template_fields: Sequence[str] = ("model_id", "model_version", "inputs", "extra_body")
+    template_fields_renderers = {"inputs": "json", "extra_body": "json"}
     ui_color = "#cfe8d8"
 
     def __init__(
@@ -73,7 +77,7 @@ class SubmitJobOperator(ResumableJobWaitMixin, BaseOperator):
         cancel_on_kill: bool = True,
         soft_fail: bool = False,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
-        test_controls: dict[str, Any] | None = None,
+        extra_body: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -82,11 +86,16 @@ class SubmitJobOperator(ResumableJobWaitMixin, BaseOperator):
         self.inputs = inputs
         self.input_type = input_type
         self.explain = explain
-        self.test_controls = test_controls
+        self.extra_body = extra_body
         self.init_wait(
-            conn_id=conn_id, wait_for_completion=wait_for_completion, deferrable=deferrable,
-            poll_interval=poll_interval, wait_timeout=wait_timeout, cancel_on_kill=cancel_on_kill,
-            soft_fail=soft_fail, max_xcom_bytes=max_xcom_bytes,
+            conn_id=conn_id,
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            wait_timeout=wait_timeout,
+            cancel_on_kill=cancel_on_kill,
+            soft_fail=soft_fail,
+            max_xcom_bytes=max_xcom_bytes,
         )
 
     def build_request(self) -> SubmitJobRequest:
@@ -98,13 +107,14 @@ class SubmitJobOperator(ResumableJobWaitMixin, BaseOperator):
             "model": {"identifier": self.model_id, "version": self.model_version},
             "input": {"type": self.input_type, "sources": self.inputs},
             "explain": self.explain,
-            "test": self.test_controls,
         }
         try:
-            return SubmitJobRequest.model_validate(body)
+            return SubmitJobRequest.model_validate(with_extra_fields(body, self.extra_body))
         except ValidationError as err:
             where, why = first_error(err)
-            raise ValueError(f"invalid job argument {where!r} ({_ARGUMENT_OF[where.split('.')[0]]}): {why}") from None
+            raise ValueError(
+                f"invalid job argument {where!r} ({_ARGUMENT_OF.get(where.split('.')[0], 'extra_body')}): {why}"
+            ) from None
 
     def before_submit(self, context: Context) -> None:
         self.build_request()

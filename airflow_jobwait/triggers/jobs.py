@@ -132,7 +132,11 @@ class JobTrigger(BaseTrigger):
             self.log.error("%s, but its results could not be read: %s", outcome.message, err)
             return TaskFailedEvent()
         pushed, size = fit_for_xcom(
-            results, job_id=outcome.job_id, job_kind=self.job_kind, job_ref=self.job_ref, conn_id=self.conn_id,
+            results,
+            job_id=outcome.job_id,
+            job_kind=self.job_kind,
+            job_ref=self.job_ref,
+            conn_id=self.conn_id,
             max_bytes=self.max_xcom_bytes,
         )
         if size is not None:

@@ -35,7 +35,7 @@ def submit(outcome: str = "COMPLETED", duration_s: float = 1.0, **kwargs: Any) -
         task_id="submit",
         model_id="wordcount",
         inputs=INPUTS,
-        test_controls={"duration_s": duration_s, "outcome": outcome},
+        extra_body={"test": {"duration_s": duration_s, "outcome": outcome}},
         poll_interval=0.3,
         **kwargs,
     )
@@ -98,7 +98,7 @@ with DAG(
             task_id="submit",
             model_id="wordcount",
             inputs=INPUTS,
-            test_controls={"duration_s": 1.0},
+            extra_body={"test": {"duration_s": 1.0}},
             wait_for_completion=True,
             poll_interval=0.3,
         ).output
@@ -107,7 +107,7 @@ with DAG(
 # Dynamic task mapping: one job per input set, one deferred wait per job.
 with dag("jobwait_test_mapped"):
     mapped_submit = SubmitJobOperator.partial(
-        task_id="submit", model_id="wordcount", test_controls={"duration_s": 1.0}
+        task_id="submit", model_id="wordcount", extra_body={"test": {"duration_s": 1.0}}
     ).expand(inputs=[{"a": {"input.txt": "one"}}, {"a": {"input.txt": "one two"}}, {"a": {"input.txt": "a b c"}}])
     mapped_wait = JobSensor.partial(task_id="wait", poll_interval=0.3, timeout=60).expand(job_id=mapped_submit.output)
 

@@ -15,10 +15,10 @@ from typing import Any
 from airflow.sdk import DAG, task
 from pydantic import BaseModel
 
-from airflow_jobwait.client import datasets as tb
 from airflow_jobwait.hooks.datasets import DatasetJobsHook
 from airflow_jobwait.operators.compute import SubmitComputeTaskOperator
 from airflow_jobwait.operators.datasets import RetryDatasetJobOperator, SquashAndMergeOperator
+from tests import reference_datasets as reference
 
 DATASET = "{{ dag_run.conf['dataset_id'] }}"
 FAST = {"queuing_s": 0.05, "processing_s": 0.1}
@@ -49,8 +49,14 @@ class Sentences(BaseModel):
 
 with dag("jobwait_test_dataset_conflict_fix_retry"):
     merge = SquashAndMergeOperator(
-        task_id="merge", dataset_id=DATASET, title="add a fish", source_branch="conflicting", target_branch="main",
-        strategy="abort", poll_interval=0.1, test_controls=FAST,
+        task_id="merge",
+        dataset_id=DATASET,
+        title="add a fish",
+        source_branch="conflicting",
+        target_branch="main",
+        strategy="abort",
+        poll_interval=0.1,
+        extra_body={"test": FAST},
     )
 
     @task(trigger_rule="all_failed")
@@ -58,12 +64,15 @@ with dag("jobwait_test_dataset_conflict_fix_retry"):
         """Resolve the conflict on the source branch: take main's README."""
         dataset_id = dag_run.conf["dataset_id"]
         hook = DatasetJobsHook()
-        readme = hook.call(tb.branch_for_test(dataset_id, "main"))["files"]["README.md"]
-        hook.call(tb.commit_for_test(dataset_id, "conflicting", {"README.md": readme}))
+        readme = hook.call(reference.branch(dataset_id, "main"))["files"]["README.md"]
+        hook.call(reference.commit(dataset_id, "conflicting", {"README.md": readme}))
 
     retry = RetryDatasetJobOperator(
-        task_id="retry", dataset_id=DATASET, job_id="{{ ti.xcom_pull(task_ids='merge', key='job_id') }}",
-        job_type="squashAndMerge", poll_interval=0.1,
+        task_id="retry",
+        dataset_id=DATASET,
+        job_id="{{ ti.xcom_pull(task_ids='merge', key='job_id') }}",
+        job_type="squashAndMerge",
+        poll_interval=0.1,
     )
 
     @task
@@ -76,8 +85,14 @@ with dag("jobwait_test_dataset_conflict_fix_retry"):
 
 with dag("jobwait_test_dataset_clean_merge_blocking"):
     clean = SquashAndMergeOperator(
-        task_id="merge", dataset_id=DATASET, title="add a bird", source_branch="feature", target_branch="main",
-        deferrable=False, poll_interval=0.1, test_controls=FAST,
+        task_id="merge",
+        dataset_id=DATASET,
+        title="add a bird",
+        source_branch="feature",
+        target_branch="main",
+        deferrable=False,
+        poll_interval=0.1,
+        extra_body={"test": FAST},
     )
 
     @task
@@ -88,8 +103,13 @@ with dag("jobwait_test_dataset_clean_merge_blocking"):
 
 with dag("jobwait_test_compute_typed_result"):
     counted = SubmitComputeTaskOperator(
-        task_id="count", org_id=ORG, topic="demo", task="wordcount", parameters={"text": "one two three"},
-        result_model=WordCount, poll_interval=0.1,
+        task_id="count",
+        org_id=ORG,
+        topic="demo",
+        task="wordcount",
+        parameters={"text": "one two three"},
+        result_model=WordCount,
+        poll_interval=0.1,
     )
 
     @task
@@ -100,10 +120,19 @@ with dag("jobwait_test_compute_typed_result"):
 
 with dag("jobwait_test_compute_failures"):
     SubmitComputeTaskOperator(
-        task_id="failing", org_id=ORG, topic="demo", task="fail", parameters={"message": "disk on fire"},
+        task_id="failing",
+        org_id=ORG,
+        topic="demo",
+        task="fail",
+        parameters={"message": "disk on fire"},
         poll_interval=0.1,
     )
     SubmitComputeTaskOperator(
-        task_id="mismatch", org_id=ORG, topic="demo", task="wordcount", parameters={"text": "a"},
-        result_model=Sentences, poll_interval=0.1,
+        task_id="mismatch",
+        org_id=ORG,
+        topic="demo",
+        task="wordcount",
+        parameters={"text": "a"},
+        result_model=Sentences,
+        poll_interval=0.1,
     )

@@ -106,7 +106,7 @@ with dag("jobwait_test_results_from_job"):
         task_id="submit",
         model_id="wordcount",
         inputs={"first": {"input.txt": "one two three"}, "second": {"input.txt": "four five"}},
-        test_controls={"duration_s": 0.5, "fail_inputs": ["second"]},
+        extra_body={"test": {"duration_s": 0.5, "fail_inputs": ["second"]}},
         poll_interval=0.3,
     )
     wait = JobSensor(task_id="wait", job_id=submit.output, poll_interval=0.3, timeout=60)

@@ -191,10 +191,25 @@ class Postgres:
         self.proc = Proc(
             "postgres",
             [
-                str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                "-c", f"listen_addresses={HOST}", "-c", f"unix_socket_directories={self.root}",
-                "-c", "max_connections=300", "-c", "fsync=off", "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off", "-c", "shared_buffers=128MB",
+                str(self.bindir / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-c",
+                f"listen_addresses={HOST}",
+                "-c",
+                f"unix_socket_directories={self.root}",
+                "-c",
+                "max_connections=300",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "shared_buffers=128MB",
             ],
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C", "LC_ALL": "C"},
             log=logs / "postgres.log",
@@ -213,9 +228,24 @@ class Postgres:
             entry = pwd.getpwnam(self.user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
         done = subprocess.run(
-            [str(self.bindir / "initdb"), "-D", str(self.data), "-U", "airflow", "--auth=trust", "-E", "UTF8",
-             "--locale=C", "--no-sync"],
-            capture_output=True, text=True, timeout=120, env=self.proc.env, cwd=self.root, **_as_user(self.user),
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "airflow",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=self.proc.env,
+            cwd=self.root,
+            **_as_user(self.user),
         )
         if done.returncode != 0:
             raise HarnessError(f"initdb failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
@@ -320,6 +350,7 @@ class Airflow:
 
     def wait_dag(self, dag_id: str, timeout: float = 180, check: Callable[[], None] | None = None) -> None:
         """Wait until the dag-processor has parsed ``dag_id``, then unpause it."""
+
         def parsed() -> bool:
             if check:
                 check()
@@ -342,10 +373,15 @@ class Airflow:
         return str(self.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"])
 
     def wait_run(
-        self, dag_id: str, run_id: str, timeout: float, on_poll: Callable[[], None] | None = None,
+        self,
+        dag_id: str,
+        run_id: str,
+        timeout: float,
+        on_poll: Callable[[], None] | None = None,
         interval: float = 1.0,
     ) -> str:
         """Wait until the run is finished; return its state. ``on_poll`` runs before every look."""
+
         def finished() -> str | None:
             if on_poll:
                 on_poll()
@@ -358,9 +394,7 @@ class Airflow:
         """Task instances (every map index), newest state; filters as the REST API takes them."""
         found: list[dict[str, Any]] = []
         while True:
-            page = self.get(
-                f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100, offset=len(found), **filters
-            )
+            page = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100, offset=len(found), **filters)
             found += page["task_instances"]
             if len(found) >= page["total_entries"] or not page["task_instances"]:
                 return found
@@ -375,9 +409,9 @@ class Airflow:
 
     def tries(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> list[dict[str, Any]]:
         suffix = "" if map_index < 0 else f"/{map_index}"
-        return list(self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{suffix}/tries")[
-            "task_instances"
-        ])
+        return list(
+            self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{suffix}/tries")["task_instances"]
+        )
 
     def set_state(self, dag_id: str, run_id: str, task_id: str, map_index: int, state: str) -> None:
         """Mark a task instance as a user does in the UI (``failed``, ``success``, ``skipped``)."""
@@ -389,7 +423,9 @@ class Airflow:
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
         entry = self.get(
             f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
-            map_index=map_index, deserialize=True, stringify=False,
+            map_index=map_index,
+            deserialize=True,
+            stringify=False,
         )
         return entry["value"]
 
@@ -427,10 +463,16 @@ class Deployment:
         from cryptography.fernet import Fernet
 
         bundles = [
-            {"name": "examples", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-             "kwargs": {"path": str(REPO / "dags_examples")}},
-            {"name": "e2e", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-             "kwargs": {"path": str(E2E_DAGS)}},
+            {
+                "name": "examples",
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(REPO / "dags_examples")},
+            },
+            {
+                "name": "e2e",
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(E2E_DAGS)},
+            },
         ]
         if not hasattr(self, "_secrets"):
             self._secrets = {
@@ -440,52 +482,59 @@ class Deployment:
             }
         api = f"http://{HOST}:{self.api_port}"
         env.update(self._secrets)
-        env.update({
-            "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url,
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(E2E_DAGS),
-            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
-            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
-            "AIRFLOW__CORE__AUTH_MANAGER": (
-                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-            ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
-            "AIRFLOW__API__HOST": HOST,
-            "AIRFLOW__API__PORT": str(self.api_port),
-            "AIRFLOW__API__BASE_URL": api,
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API__EXPOSE_STACKTRACE": "True",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
-            # Fast scheduling and a fast takeover of a dead triggerer's triggers.
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-            "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
-            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-            # A triggerer silent this long loses its triggers to the other one. Not lower: a triggerer
-            # blocks for several seconds when it first renders a start_from_trigger task (it builds
-            # an in-process execution API), and a loaded 2-core machine stretches that.
-            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "20",
-            # The task supervisor notices its task process's exit at the latest after this long
-            # (the default 5 s adds up to 5 s to every task when the exit races the socket EOF).
-            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
-            # A task whose whole worker died is failed (and retried) after this long, not 5 minutes.
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-            "AIRFLOW_CONN_JOBWAIT_DEFAULT": json.dumps(
-                {"conn_type": "jobwait", "host": self.service.base_url, "password": API_KEY}
-            ),
-            "AIRFLOW_CONN_JOBWAIT_HTTP": json.dumps({
-                "conn_type": "http", "host": HOST, "port": self.service_port, "schema": "http",
-                "extra": {"Authorization": f"ApiKey {API_KEY}"},
-            }),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url,
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(E2E_DAGS),
+                "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
+                "AIRFLOW__CORE__AUTH_MANAGER": (
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+                ),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
+                "AIRFLOW__API__HOST": HOST,
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__BASE_URL": api,
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__API__EXPOSE_STACKTRACE": "True",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
+                # Fast scheduling and a fast takeover of a dead triggerer's triggers.
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
+                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+                # A triggerer silent this long loses its triggers to the other one. Not lower: a triggerer
+                # blocks for several seconds when it first renders a start_from_trigger task (it builds
+                # an in-process execution API), and a loaded 2-core machine stretches that.
+                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "20",
+                # The task supervisor notices its task process's exit at the latest after this long
+                # (the default 5 s adds up to 5 s to every task when the exit races the socket EOF).
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+                # A task whose whole worker died is failed (and retried) after this long, not 5 minutes.
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "AIRFLOW_CONN_JOBWAIT_DEFAULT": json.dumps(
+                    {"conn_type": "jobwait", "host": self.service.base_url, "password": API_KEY}
+                ),
+                "AIRFLOW_CONN_JOBWAIT_HTTP": json.dumps(
+                    {
+                        "conn_type": "http",
+                        "host": HOST,
+                        "port": self.service_port,
+                        "schema": "http",
+                        "extra": {"Authorization": f"ApiKey {API_KEY}"},
+                    }
+                ),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         return env
 
     def _proc(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Proc:
@@ -515,14 +564,28 @@ class Deployment:
         self.procs["postgres"] = self.postgres.proc
         self._proc(
             "service",
-            [sys.executable, "-m", "airflow_jobwait.server", "--host", HOST, "--port", str(self.service_port),
-             "--db", str(self.root / "service.sqlite"), "--test-controls"],
+            [
+                sys.executable,
+                "-m",
+                "jobwait_reference_service",
+                "--host",
+                HOST,
+                "--port",
+                str(self.service_port),
+                "--db",
+                str(self.root / "service.sqlite"),
+                "--test-controls",
+            ],
             env={**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}, "JOBWAIT_API_KEY": API_KEY},
         )
         (self.home / "passwords.json").write_text(json.dumps({"admin": self.password}))
         airflow = [sys.executable, "-m", "airflow"]
         migrate = subprocess.run(
-            [*airflow, "db", "migrate"], env=self.airflow_env(), capture_output=True, text=True, timeout=300,
+            [*airflow, "db", "migrate"],
+            env=self.airflow_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         (self.logs / "db-migrate.log").write_text(migrate.stdout + migrate.stderr)
         if migrate.returncode != 0:
@@ -592,7 +655,8 @@ class Deployment:
         rows = self.postgres.query(
             "SELECT ti.map_index, t.triggerer_id FROM task_instance ti JOIN trigger t ON t.id = ti.trigger_id "
             "WHERE ti.dag_id = %s AND ti.run_id = %s",
-            dag_id, run_id,
+            dag_id,
+            run_id,
         )
         return {int(index): triggerer for index, triggerer in rows}
 
@@ -663,9 +727,7 @@ class Sampler:
         return total
 
 
-def run_fanout(
-    deployment: Deployment, dag_id: str, n_jobs: int, duration_s: float, timeout: float
-) -> dict[str, Any]:
+def run_fanout(deployment: Deployment, dag_id: str, n_jobs: int, duration_s: float, timeout: float) -> dict[str, Any]:
     """Run a fan-out DAG, sampling all along; return its measures (``state`` may be ``timeout``)."""
     sampler = Sampler(deployment)
     before = {job["jobIdentifier"] for job in deployment.service.jobs()}

@@ -37,10 +37,7 @@ def submitted_job_ids(deployment: Deployment, dag_id: str, run_id: str, task_id:
 
 
 def waits(deployment: Deployment, run_id: str) -> dict[int, dict[str, Any]]:
-    return {
-        ti["map_index"]: ti
-        for ti in deployment.airflow.task_instances(FANOUT, run_id, task_id="one_job.wait")
-    }
+    return {ti["map_index"]: ti for ti in deployment.airflow.task_instances(FANOUT, run_id, task_id="one_job.wait")}
 
 
 def all_deferred(deployment: Deployment, run_id: str, count: int) -> dict[int, dict[str, Any]] | None:
@@ -148,8 +145,10 @@ def test_triggerer_failover(deployment: Deployment, record: Any) -> None:
         record("failover_takeover_s", round(time.monotonic() - killed, 1))
         record("failover_triggers_moved", len(moved))
         # Taken over while the jobs still ran: the survivor really waited on them.
-        assert {deployment.service.job(j)["status"] for j in
-                submitted_job_ids(deployment, FANOUT, run_id, "one_job.submit", n_jobs)} <= {"SUBMITTED", "IN_PROGRESS"}
+        assert {
+            deployment.service.job(j)["status"]
+            for j in submitted_job_ids(deployment, FANOUT, run_id, "one_job.submit", n_jobs)
+        } <= {"SUBMITTED", "IN_PROGRESS"}
 
         assert deployment.airflow.wait_run(FANOUT, run_id, timeout=180) == "success"
     finally:

@@ -38,6 +38,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from jobwait_reference_service.faults import ENV_VAR as FAULTS_ENV
+from jobwait_reference_service.faults_client import FaultControl, share_rules
+from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.client import results_store as results_api
 from airflow_jobwait.client.retry import RetryPolicy
@@ -45,10 +48,7 @@ from airflow_jobwait.client.wait_loop import WaitLoop
 from airflow_jobwait.exceptions import ApiError, Conflict, InvalidResponse, JobWaitError, TransportError
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.hooks.results import ResultsHook
-from airflow_jobwait.models import JobInput, JobStatus, JobTestControls, ModelRef, SubmitJobRequest, WaitOutcome
-from airflow_jobwait.server.faults import ENV_VAR as FAULTS_ENV
-from airflow_jobwait.server.faults_client import FaultControl, share_rules
-from airflow_jobwait.server.process import ServiceProcess
+from airflow_jobwait.models import JobInput, JobStatus, ModelRef, SubmitJobRequest, WaitOutcome
 from airflow_jobwait.triggers import JobTrigger
 
 T = TypeVar("T")
@@ -167,7 +167,7 @@ def plan(cfg: SoakConfig) -> list[Wait]:
             request = SubmitJobRequest(
                 model=ModelRef(identifier="echo", version="1.0"),
                 input=JobInput(sources=sources),
-                test=JobTestControls(duration_s=round(duration, 2), outcome=outcome.value, fail_inputs=fail_inputs),
+                test={"duration_s": round(duration, 2), "outcome": outcome.value, "fail_inputs": fail_inputs},
             )
             waits.append(
                 Wait(

@@ -37,7 +37,7 @@ def plan_jobs(params: dict[str, Any] | None = None, run_id: str | None = None) -
     return [
         {
             "inputs": {"text": {"input.txt": f"{run_id} job {i}"}},
-            "test_controls": {"duration_s": float(params["duration_s"])},
+            "extra_body": {"test": {"duration_s": float(params["duration_s"])}},
         }
         for i in range(int(params["n_jobs"]))
     ]
@@ -48,9 +48,12 @@ def plan_jobs(params: dict[str, Any] | None = None, run_id: str | None = None) -
 with _dag("jobwait_e2e_fanout", params=FANOUT_PARAMS, max_active_tasks=64):
 
     @task_group
-    def one_job(inputs: dict[str, Any], test_controls: dict[str, Any]) -> None:
+    def one_job(inputs: dict[str, Any], extra_body: dict[str, Any]) -> None:
         submitted = SubmitJobOperator(
-            task_id="submit", model_id="wordcount", inputs=inputs, test_controls=test_controls,
+            task_id="submit",
+            model_id="wordcount",
+            inputs=inputs,
+            extra_body=extra_body,
             weight_rule="upstream",
         )
         JobSensor(task_id="wait", job_id=submitted.output, poll_interval=3, timeout=900, weight_rule="upstream")
@@ -70,9 +73,12 @@ def job_done(response: Any) -> bool:
 with _dag("jobwait_e2e_fanout_poke", params=FANOUT_PARAMS, max_active_tasks=64):
 
     @task_group
-    def one_job_poke(inputs: dict[str, Any], test_controls: dict[str, Any]) -> None:
+    def one_job_poke(inputs: dict[str, Any], extra_body: dict[str, Any]) -> None:
         submitted = SubmitJobOperator(
-            task_id="submit", model_id="wordcount", inputs=inputs, test_controls=test_controls,
+            task_id="submit",
+            model_id="wordcount",
+            inputs=inputs,
+            extra_body=extra_body,
             weight_rule="upstream",
         )
         wait = HttpSensor(
@@ -101,7 +107,7 @@ with _dag(
         task_id="submit_and_wait",
         model_id="wordcount",
         inputs={"text": {"input.txt": "{{ run_id }}"}},
-        test_controls={"duration_s": 20.0},
+        extra_body={"test": {"duration_s": 20.0}},
         wait_for_completion=True,
         deferrable=False,
         poll_interval=1,
@@ -115,7 +121,7 @@ with _dag("jobwait_e2e_start_from_trigger"):
         task_id="submit",
         model_id="wordcount",
         inputs={"text": {"input.txt": "{{ run_id }}"}},
-        test_controls={"duration_s": 10.0},
+        extra_body={"test": {"duration_s": 10.0}},
     )
     waited = JobSensor(
         task_id="wait",

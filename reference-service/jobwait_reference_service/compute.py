@@ -1,4 +1,4 @@
-"""Compute tasks (Seequent Evo Compute API), section 3 of ``jobs-api.md``.
+"""Compute tasks (Seequent Evo Compute API), section 3 of ``docs/jobs-api.md``.
 
 Prefix ``/compute/orgs/{orgId}``, key as ``Authorization: Bearer <key>``. A submit answers exactly
 303 with an empty body and ``Location: /compute/orgs/{orgId}/{topic}/{task}/{jobId}/status``; a
@@ -29,11 +29,11 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
-from airflow_jobwait.server.auth import require_api_key
-from airflow_jobwait.server.compute_tasks import ParameterError, TaskFailure, find_task
-from airflow_jobwait.server.config import ServiceConfig
-from airflow_jobwait.server.db import Database
-from airflow_jobwait.server.due_loop import DueLoop
+from jobwait_reference_service.auth import require_api_key
+from jobwait_reference_service.compute_tasks import ParameterError, TaskFailure, find_task
+from jobwait_reference_service.config import ServiceConfig
+from jobwait_reference_service.db import Database
+from jobwait_reference_service.due_loop import DueLoop
 
 logger = logging.getLogger(__name__)
 

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 import requests
-
-from airflow_jobwait.server.faults import FaultRuleError, FaultState, parse_rule_set
-from airflow_jobwait.server.faults_client import FaultControl, share_rules
-from airflow_jobwait.server.process import ServiceProcess
+from jobwait_reference_service.faults import FaultRuleError, FaultState, parse_rule_set
+from jobwait_reference_service.faults_client import FaultControl, share_rules
+from jobwait_reference_service.process import ServiceProcess
 
 MODELS = "/api/models"
 

@@ -72,7 +72,7 @@ class ServiceProcess:
         """Start the process and wait until it answers ``/healthz``."""
         if self._proc is not None and self._proc.poll() is None:
             raise RuntimeError("the service is already running")
-        args = [sys.executable, "-m", "airflow_jobwait.server", "--host", self.host, "--port", str(self.port)]
+        args = [sys.executable, "-m", "jobwait_reference_service", "--host", self.host, "--port", str(self.port)]
         args += ["--db", str(self.db_path), *self.extra_args]
         if self.test_controls:
             args.append("--test-controls")

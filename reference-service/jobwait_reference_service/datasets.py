@@ -1,4 +1,4 @@
-"""Dataset jobs (TensorBay Open API), section 2 of ``jobs-api.md``.
+"""Dataset jobs (TensorBay Open API), section 2 of ``docs/jobs-api.md``.
 
 Prefix ``/gatewayv2/tensorbay-open-api/v1/datasets/{datasetId}``, key in ``X-Token``. Every error
 of this family (401, unknown paths and methods, validation) is ``{"code", "message"}`` because the
@@ -53,10 +53,10 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
-from airflow_jobwait.server import datasets_repo as repo
-from airflow_jobwait.server.config import ServiceConfig
-from airflow_jobwait.server.db import Database
-from airflow_jobwait.server.due_loop import DueLoop
+from jobwait_reference_service import datasets_repo as repo
+from jobwait_reference_service.config import ServiceConfig
+from jobwait_reference_service.db import Database
+from jobwait_reference_service.due_loop import DueLoop
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Results store family: the CHIME workflow Results backend (``jobs-api.md`` section 4).
+"""Results store family: the CHIME workflow Results backend (``docs/jobs-api.md`` section 4).
 
 Works are JSON documents kept whole in one SQLite table; MongoDB filters are evaluated in Python by
 the whitelist interpreter in ``mongo_query`` over the rows of the queried pipeline (narrowed in SQL
@@ -18,10 +18,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from airflow_jobwait.server.auth import require_api_key
-from airflow_jobwait.server.config import ServiceConfig
-from airflow_jobwait.server.db import Database
-from airflow_jobwait.server.mongo_query import QueryError, compile_projection, compile_query
+from jobwait_reference_service.auth import require_api_key
+from jobwait_reference_service.config import ServiceConfig
+from jobwait_reference_service.db import Database
+from jobwait_reference_service.mongo_query import QueryError, compile_projection, compile_query
 
 VERSION = "1.0.0"
 MAX_LIMIT = 10_000

@@ -1,4 +1,4 @@
-"""Dataset jobs (TensorBay Open API, section 2 of jobs-api.md) over real HTTP.
+"""Dataset jobs (TensorBay Open API, section 2 of docs/jobs-api.md) over real HTTP.
 
 Every test that changes repository state works on its own clone of ``demo-dataset`` (a test
 control), so tests never see each other's jobs, drafts or commits.
@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 import requests
-
-from airflow_jobwait.server.process import ServiceProcess
+from jobwait_reference_service.process import ServiceProcess
 
 ROOT = "/gatewayv2/tensorbay-open-api/v1"
 TERMINAL = {"SUCCESS", "FAILED", "ABORTED"}

@@ -8,8 +8,8 @@ import sys
 
 import uvicorn
 
-from airflow_jobwait.server.app import create_app
-from airflow_jobwait.server.config import ServiceConfig
+from jobwait_reference_service.app import create_app
+from jobwait_reference_service.config import ServiceConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 import requests
-
-from airflow_jobwait.server.process import ServiceProcess
+from jobwait_reference_service.process import ServiceProcess
 
 TOKEN_HEADER = "x-access-token"
 

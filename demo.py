@@ -16,13 +16,14 @@ import sys
 import time
 from pathlib import Path
 
+from jobwait_reference_service.process import ServiceProcess
+
 from airflow_jobwait.client import inference as api
 from airflow_jobwait.client.http import ClientConfig
 from airflow_jobwait.client.sync_transport import SyncClient
-from airflow_jobwait.server.process import ServiceProcess
 
 DAG_ID = "jobwait_inference_example"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parent
 
 
 def airflow_env(home: Path, service: ServiceProcess) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Inference jobs and results (Modzy API), section 1 of ``jobs-api.md``: prefix ``/api``.
+"""Inference jobs and results (Modzy API), section 1 of ``docs/jobs-api.md``: prefix ``/api``.
 
 HTTP layer only: request validation, response bodies and routes. Storage and the background
 progression of jobs live in ``inference_runner``; the built-in models in ``inference_models``.
@@ -34,11 +34,11 @@ from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from airflow_jobwait.server import inference_runner as store
-from airflow_jobwait.server.auth import require_api_key
-from airflow_jobwait.server.config import ServiceConfig
-from airflow_jobwait.server.db import Database
-from airflow_jobwait.server.inference_models import (
+from jobwait_reference_service import inference_runner as store
+from jobwait_reference_service.auth import require_api_key
+from jobwait_reference_service.config import ServiceConfig
+from jobwait_reference_service.db import Database
+from jobwait_reference_service.inference_models import (
     HARDWARE_REQUIREMENTS,
     MODELS,
     OUTPUT_NAME,
@@ -49,7 +49,7 @@ from airflow_jobwait.server.inference_models import (
     model_summary,
     version_detail,
 )
-from airflow_jobwait.server.inference_runner import (
+from jobwait_reference_service.inference_runner import (
     RUNNING,
     SUBMITTED,
     SUCCESSFUL,

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from airflow_jobwait.server.faults import CONTROL_PATH, KEY_HEADER
+from jobwait_reference_service.faults import CONTROL_PATH, KEY_HEADER
 
 
 def share_rules(mix: Sequence[tuple[float, dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Compute tasks (Seequent Evo Compute API, section 3 of jobs-api.md) over real HTTP."""
+"""Compute tasks (Seequent Evo Compute API, section 3 of docs/jobs-api.md) over real HTTP."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 import requests
-
-from airflow_jobwait.server.process import ServiceProcess
+from jobwait_reference_service.process import ServiceProcess
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 RUNNING = {"requested", "in progress", "cancelling"}

@@ -81,7 +81,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 
-from airflow_jobwait.server.config import ServiceConfig
+from jobwait_reference_service.config import ServiceConfig
 
 # Under uvicorn's error logger, so injected faults show in the service log at ``--log-level info``.
 logger = logging.getLogger("uvicorn.error.faults")

@@ -1,4 +1,4 @@
-"""The reference job service: one FastAPI app serving every API family of ``jobs-api.md``."""
+"""The reference job service: one FastAPI app serving every API family of ``docs/jobs-api.md``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from airflow_jobwait.server.config import ServiceConfig
-from airflow_jobwait.server.db import Database
-from airflow_jobwait.server.family import ApiFamily
-from airflow_jobwait.server.faults import install_fault_injection
+from jobwait_reference_service.config import ServiceConfig
+from jobwait_reference_service.db import Database
+from jobwait_reference_service.family import ApiFamily
+from jobwait_reference_service.faults import install_fault_injection
 
 # Each module exposes ``create(config, db) -> ApiFamily`` (see ``family.py``).
 FAMILY_MODULES: tuple[str, ...] = ("inference", "results_store", "datasets", "compute")
@@ -109,7 +109,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     """Build the app for ``config``: every family's routes, persistence and background work."""
     db = Database(config.db_path)
     families: list[ApiFamily] = [
-        importlib.import_module(f"airflow_jobwait.server.{name}").create(config, db) for name in FAMILY_MODULES
+        importlib.import_module(f"jobwait_reference_service.{name}").create(config, db) for name in FAMILY_MODULES
     ]
 
     @asynccontextmanager

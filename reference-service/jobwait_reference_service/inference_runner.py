@@ -18,9 +18,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from airflow_jobwait.server.db import Database
-from airflow_jobwait.server.due_loop import DueLoop
-from airflow_jobwait.server.inference_models import MODELS, ModelError, ModelSpec
+from jobwait_reference_service.db import Database
+from jobwait_reference_service.due_loop import DueLoop
+from jobwait_reference_service.inference_models import MODELS, ModelError, ModelSpec
 
 log = logging.getLogger(__name__)
 

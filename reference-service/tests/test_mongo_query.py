@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from airflow_jobwait.server.mongo_query import (
+from jobwait_reference_service.mongo_query import (
     MAX_DEPTH,
     SUPPORTED_OPERATORS,
     QueryError,

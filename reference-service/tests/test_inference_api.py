@@ -1,4 +1,4 @@
-"""Inference jobs family (Modzy API, section 1 of jobs-api.md) over real HTTP."""
+"""Inference jobs family (Modzy API, section 1 of docs/jobs-api.md) over real HTTP."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 import requests
-
-from airflow_jobwait.server.process import ServiceProcess
+from jobwait_reference_service.process import ServiceProcess
 
 TERMINAL = {"COMPLETED", "TIMEDOUT", "CANCELED", "FAILED"}
 PLAIN_KEY = "plainpub.plain-secret-value"

@@ -1,0 +1,5 @@
+import sys
+
+from jobwait_reference_service.cli import main
+
+sys.exit(main())
