@@ -75,18 +75,30 @@ class JobWaitMixin:
         """
         limits = [t for t in (timeout, self.execution_timeout and self.execution_timeout.total_seconds()) if t]
         timeout = min(limits) if limits else None
-        trigger = JobTrigger(
-            job_id=job_id,
-            conn_id=self.conn_id,
-            poll_interval=self.poll_interval,
-            deadline=deadline_after(timeout),
-            cancel_on_kill=self.cancel_on_kill,
-            job_kind=self.job_kind,
-            job_ref=self.job_ref,
-            progress_interval=self.progress_interval,
-        )
+        trigger = JobTrigger(**self.trigger_kwargs(job_id, deadline=deadline_after(timeout)))
         backstop = None if timeout is None else timedelta(seconds=timeout) + DEFERRAL_TIMEOUT_GRACE
         self.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
+
+    def trigger_kwargs(self, job_id: str, *, deadline: float | None = None, end_task: bool = False) -> dict[str, Any]:
+        """The ``JobTrigger`` kwargs of this task's wait, for a deferral or ``start_from_trigger``.
+
+        :param job_id: The job, or a template the triggerer renders (``start_from_trigger``).
+        :param deadline: Absolute epoch seconds when the wait gives up.
+        :param end_task: The trigger ends the task itself (``start_from_trigger``).
+        """
+        return {
+            "job_id": job_id,
+            "conn_id": self.conn_id,
+            "poll_interval": self.poll_interval,
+            "deadline": deadline,
+            "cancel_on_kill": self.cancel_on_kill,
+            "job_kind": self.job_kind,
+            "job_ref": self.job_ref,
+            "progress_interval": self.progress_interval,
+            "end_task": end_task,
+            "soft_fail": self.soft_fail,
+            "max_xcom_bytes": self.max_xcom_bytes,
+        }
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger fired: results on success, else the matching error."""

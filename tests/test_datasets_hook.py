@@ -157,16 +157,17 @@ async def run_trigger(trigger: JobTrigger) -> WaitOutcome:
 
 
 @pytest.mark.parametrize(
-    ("source", "test", "expected"),
+    ("source", "test", "expected", "reason"),
     [
-        ("feature", FAST, JobStatus.COMPLETED),
-        ("conflicting", FAST, JobStatus.FAILED),
-        ("feature", {**FAST, "outcome": "FAILED", "error_message": "boom"}, JobStatus.FAILED),
-        ("feature", SLOW, JobStatus.CANCELED),
+        ("feature", FAST, JobStatus.COMPLETED, None),
+        # A conflict's errorMessage names the conflicting file.
+        ("conflicting", FAST, JobStatus.FAILED, "README.md"),
+        ("feature", {**FAST, "outcome": "FAILED", "error_message": "boom"}, JobStatus.FAILED, "boom"),
+        ("feature", SLOW, JobStatus.CANCELED, None),
     ],
 )
 async def test_trigger_runs_a_dataset_job_to_each_terminal_status(
-    hook: DatasetJobsHook, dataset: str, source: str, test: dict, expected: JobStatus
+    hook: DatasetJobsHook, dataset: str, source: str, test: dict, expected: JobStatus, reason: str | None
 ) -> None:
     job = await asyncio.to_thread(hook.squash_and_merge, dataset, "t", source, "main", extra_body={"test": test})
     ref = {"dataset_id": dataset, "job_type": "squashAndMerge"}
@@ -178,6 +179,11 @@ async def test_trigger_runs_a_dataset_job_to_each_terminal_status(
         await asyncio.to_thread(hook.abort, dataset, job.job_id)
     outcome = await task
     assert outcome.kind == "terminal" and outcome.status is expected
+    # The job's errorMessage travels in the event: nobody asks the service again for it.
+    if reason is None:
+        assert outcome.reason is None
+    else:
+        assert outcome.reason is not None and reason in outcome.reason and reason in outcome.message
 
 
 async def test_async_twin_reads_the_same_job(hook: DatasetJobsHook, dataset: str) -> None:

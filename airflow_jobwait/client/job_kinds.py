@@ -27,7 +27,7 @@ class JobState:
 
     :param status: The common status.
     :param native_status: The status as the kind's API spells it.
-    :param message: Error or progress message, when the API gives one.
+    :param message: Why a job failed (its error), or how far a running one got, when the API says.
     :param progress: Percent done, when the API gives it.
     """
 
@@ -117,7 +117,8 @@ def _compute_ref(job_id: str, ref: Mapping[str, str]) -> ComputeJobRef:
 def _compute_state(job_id: str) -> Callable[[ComputeStatus], JobState]:
     def convert(body: ComputeStatus) -> JobState:
         status = _native(_COMPUTE_STATUS, body.status, f"compute job {job_id}")
-        message = body.message or (body.error.describe() if body.error else None)
+        # A failed or cancelled job's Error says why; a running job's message says how far it got.
+        message = body.error.describe() if body.error else body.message
         return JobState(status=status, native_status=body.status, message=message, progress=body.progress)
 
     return convert

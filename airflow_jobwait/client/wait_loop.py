@@ -6,6 +6,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+from airflow_jobwait.client.job_kinds import JobState
 from airflow_jobwait.client.retry import TRANSIENT_STATUSES
 from airflow_jobwait.exceptions import ApiError, InvalidResponse, JobWaitError, TransportError
 from airflow_jobwait.models.events import WaitOutcome
@@ -55,16 +56,23 @@ class WaitLoop:
     def __post_init__(self) -> None:
         self.poll_interval = check_poll_interval(self.poll_interval)
 
-    def on_status(self, status: JobStatus) -> WaitOutcome | None:
-        """A poll succeeded: the outcome if the job is terminal, else ``None``."""
+    def on_status(self, status: JobStatus, reason: str | None = None) -> WaitOutcome | None:
+        """A poll succeeded: the outcome if the job is terminal, else ``None``.
+
+        :param reason: What the service said about a job that did not complete (kept in the outcome).
+        """
         self.polls += 1
         self.consecutive_errors = 0
         self.last_status = status
-        if status.is_terminal:
-            return WaitOutcome(
-                kind="terminal", job_id=self.job_id, status=status, message=f"job {self.job_id} ended {status.value}"
-            )
-        return None
+        if not status.is_terminal:
+            return None
+        reason = None if status is JobStatus.COMPLETED else reason or None
+        message = f"job {self.job_id} ended {status.value}" + (f": {reason}" if reason else "")
+        return WaitOutcome(kind="terminal", job_id=self.job_id, status=status, message=message, reason=reason)
+
+    def on_state(self, state: JobState) -> WaitOutcome | None:
+        """``on_status`` for a kind's ``JobState``: its message is the reason of a failure."""
+        return self.on_status(state.status, state.message)
 
     def on_error(self, error: JobWaitError) -> WaitOutcome | None:
         """A poll failed: an error outcome if it is permanent or the error budget is spent, else ``None``."""

@@ -156,7 +156,7 @@ class JobsHook(BaseHook):
         call = status_call(job_kind, job_id, job_ref)
         while True:
             try:
-                outcome = loop.on_status(self.client.call(call).status)
+                outcome = loop.on_state(self.client.call(call))
             except JobWaitError as err:
                 outcome = loop.on_error(err)
             if outcome is not None:

@@ -16,7 +16,9 @@ class WaitOutcome(BaseModel):
         deadline passed first) or ``error`` (the service refused or kept failing).
     :param job_id: The job waited on.
     :param status: The job's last known status.
-    :param message: One human sentence, safe to log (no credentials).
+    :param message: One human sentence, safe to log (no credentials); names the reason when known.
+    :param reason: Why the job failed, as the service said it in the status the wait saw last
+        (a dataset job's ``errorMessage``, a compute task's Error), so that nobody has to ask again.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -25,6 +27,7 @@ class WaitOutcome(BaseModel):
     job_id: str
     status: JobStatus | None = None
     message: str
+    reason: str | None = None
 
     @property
     def succeeded(self) -> bool:

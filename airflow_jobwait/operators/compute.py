@@ -8,16 +8,12 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from pydantic import BaseModel
 
-from airflow_jobwait.exceptions import JobError
 from airflow_jobwait.hooks.compute import ComputeHook
-from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.models import WaitOutcome
 from airflow_jobwait.models.compute import ComputeJobRef
-from airflow_jobwait.operators.resumable import ResumableJobWaitMixin
-from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES
+from airflow_jobwait.operators.resumable import ResumableJobWaitOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,7 +37,7 @@ def resolve_model(result_model: type[BaseModel] | str | None) -> type[BaseModel]
     return model
 
 
-class SubmitComputeTaskOperator(ResumableJobWaitMixin, BaseOperator):
+class SubmitComputeTaskOperator(ResumableJobWaitOperator):
     """Submit a compute task; push its id (key ``job_id``) and ``job_ref``; wait (deferrable by
     default) and return its results, validated against ``result_model``, as JSON.
 
@@ -55,15 +51,13 @@ class SubmitComputeTaskOperator(ResumableJobWaitMixin, BaseOperator):
     :param parameters: The task's parameters (templated).
     :param result_model: Pydantic model (class or import path) the results must fit; a mismatch
         fails the task naming the field.
-    :param conn_id: Airflow connection of type ``jobwait``.
-    :param wait_for_completion: Wait and return the results; otherwise return ``{"job_id", **job_ref}``.
-    :param deferrable: Wait in the triggerer (default) rather than in the worker.
-    :param poll_interval: Seconds between polls while waiting.
-    :param wait_timeout: Seconds to wait at most.
-    :param cancel_on_kill: Cancel the job when the task is killed while waiting.
-    :param soft_fail: Skip instead of failing when the job fails.
+    :param wait_for_completion: Wait and return the results; otherwise return
+        ``{"job_id", **job_ref}`` (default ``True``).
     :param extra_body: More top-level fields of the submit body (templated), for service options
         this provider does not model; may not replace a field the operator sets.
+    :param kwargs: The wait options of ``ResumableJobWaitOperator`` (``conn_id``, ``deferrable``,
+        ``poll_interval``, ``wait_timeout``, ``cancel_on_kill``, ``soft_fail``, ``max_xcom_bytes``,
+        ``durable``) and ``BaseOperator``'s.
     """
 
     template_fields: Sequence[str] = ("org_id", "topic", "task", "parameters", "extra_body")
@@ -79,14 +73,6 @@ class SubmitComputeTaskOperator(ResumableJobWaitMixin, BaseOperator):
         task: str,
         parameters: dict[str, Any],
         result_model: type[BaseModel] | str | None = None,
-        conn_id: str = DEFAULT_CONN_ID,
-        wait_for_completion: bool = True,
-        deferrable: bool = True,
-        poll_interval: float = 5.0,
-        wait_timeout: float | None = None,
-        cancel_on_kill: bool = True,
-        soft_fail: bool = False,
-        max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
         extra_body: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -97,16 +83,6 @@ class SubmitComputeTaskOperator(ResumableJobWaitMixin, BaseOperator):
         self.parameters = parameters
         self.result_model = result_model
         self.extra_body = extra_body
-        self.init_wait(
-            conn_id=conn_id,
-            wait_for_completion=wait_for_completion,
-            deferrable=deferrable,
-            poll_interval=poll_interval,
-            wait_timeout=wait_timeout,
-            cancel_on_kill=cancel_on_kill,
-            soft_fail=soft_fail,
-            max_xcom_bytes=max_xcom_bytes,
-        )
 
     @property  # type: ignore[override]
     def job_ref(self) -> dict[str, str]:  # from the rendered fields, also after a deferral
@@ -132,15 +108,10 @@ class SubmitComputeTaskOperator(ResumableJobWaitMixin, BaseOperator):
         return {"job_id": job_id, **self.job_ref}
 
     def finish_wait(self, outcome: WaitOutcome) -> dict[str, Any]:
-        ref = ComputeJobRef(job_id=outcome.job_id, **self.job_ref)
-        if outcome.kind == "terminal" and not outcome.succeeded:
-            try:
-                self.hook.get_results(ref)
-            except JobError as err:
-                outcome = outcome.model_copy(update={"message": f"{outcome.message}: {err.title}: {err.detail}"})
-        if not outcome.succeeded:
+        if not outcome.succeeded:  # the outcome names the task's Error, from its last status
             return super().finish_wait(outcome)
         self.log.info("%s", outcome.message)
+        ref = ComputeJobRef(job_id=outcome.job_id, **self.job_ref)
         model = resolve_model(self.result_model)
         if model is None:
             return self.bounded_for_xcom(ref.job_id, self.hook.get_results(ref))

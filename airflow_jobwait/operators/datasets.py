@@ -12,8 +12,7 @@ from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.hooks.datasets import DatasetJobsHook
 from airflow_jobwait.models import WaitOutcome
 from airflow_jobwait.models.datasets import DatasetJob
-from airflow_jobwait.operators.resumable import ResumableJobWaitMixin, instance_key
-from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES
+from airflow_jobwait.operators.resumable import ResumableJobWaitOperator, instance_key
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 RETRYABLE = ("FAILED", "ABORTED")
 
 
-class _DatasetOperator(ResumableJobWaitMixin, BaseOperator):
+class _DatasetOperator(ResumableJobWaitOperator):
     """Start a dataset job (``job_kind="dataset"``), wait, and on success return its draft
     (squash-and-merge) or the job itself as JSON; on failure fail with the job's ``errorMessage``."""
 
@@ -33,28 +32,10 @@ class _DatasetOperator(ResumableJobWaitMixin, BaseOperator):
         self,
         *,
         dataset_id: str,
-        conn_id: str = DEFAULT_CONN_ID,
-        wait_for_completion: bool = True,
-        deferrable: bool = True,
-        poll_interval: float = 5.0,
-        wait_timeout: float | None = None,
-        cancel_on_kill: bool = True,
-        soft_fail: bool = False,
-        max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.dataset_id = dataset_id
-        self.init_wait(
-            conn_id=conn_id,
-            wait_for_completion=wait_for_completion,
-            deferrable=deferrable,
-            poll_interval=poll_interval,
-            wait_timeout=wait_timeout,
-            cancel_on_kill=cancel_on_kill,
-            soft_fail=soft_fail,
-            max_xcom_bytes=max_xcom_bytes,
-        )
 
     @property  # type: ignore[override]
     def job_ref(self) -> dict[str, str]:  # the rendered dataset id, also after a deferral
@@ -68,11 +49,7 @@ class _DatasetOperator(ResumableJobWaitMixin, BaseOperator):
         return DatasetJobsHook(self.conn_id)
 
     def finish_wait(self, outcome: WaitOutcome) -> dict[str, Any]:
-        if outcome.kind == "terminal" and not outcome.succeeded:
-            reason = self.hook.get_job(self.dataset_id, outcome.job_id).error_message
-            if reason:
-                outcome = outcome.model_copy(update={"message": f"{outcome.message}: {reason}"})
-        if not outcome.succeeded:
+        if not outcome.succeeded:  # the outcome names the job's errorMessage, from its last status
             return super().finish_wait(outcome)
         self.log.info("%s", outcome.message)
         job = self.hook.get_job(self.dataset_id, outcome.job_id, self.job_type)
@@ -98,15 +75,12 @@ class SquashAndMergeOperator(_DatasetOperator):
     :param strategy: ``abort`` (a conflict fails the job), ``override`` (source wins), ``skip`` (target wins).
     :param draft_title: The draft's title (templated).
     :param draft_description: The draft's description (templated).
-    :param conn_id: Airflow connection of type ``jobwait``.
-    :param wait_for_completion: Wait and return the draft; otherwise return the job id.
-    :param deferrable: Wait in the triggerer (default) rather than in the worker.
-    :param poll_interval: Seconds between polls while waiting.
-    :param wait_timeout: Seconds to wait at most.
-    :param cancel_on_kill: Abort the job when the task is killed while waiting.
-    :param soft_fail: Skip instead of failing when the job fails.
+    :param wait_for_completion: Wait and return the draft; otherwise return the job id (default ``True``).
     :param extra_body: More top-level fields of the submit body (templated), for service options
         this provider does not model; may not replace a field the operator sets.
+    :param kwargs: The wait options of ``ResumableJobWaitOperator`` (``conn_id``, ``deferrable``,
+        ``poll_interval``, ``wait_timeout``, ``cancel_on_kill``, ``soft_fail``, ``max_xcom_bytes``,
+        ``durable``) and ``BaseOperator``'s.
     """
 
     template_fields: Sequence[str] = (

@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from pydantic import ValidationError
 
-from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.models import Job, JobStatus, SubmitJobRequest
 from airflow_jobwait.models.base import first_error, with_extra_fields
-from airflow_jobwait.operators.resumable import ResumableJobWaitMixin, chained_key, instance_key
-from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES
+from airflow_jobwait.operators.resumable import ResumableJobWaitOperator, chained_key, instance_key
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -27,7 +24,7 @@ _ARGUMENT_OF = {
 }
 
 
-class SubmitJobOperator(ResumableJobWaitMixin, BaseOperator):
+class SubmitJobOperator(ResumableJobWaitOperator):
     """Submit an inference job; push its id to XCom (key ``job_id``); optionally wait for it.
 
     Retries never duplicate a job. The job id is kept in ``task_state_store``: a retry waits
@@ -43,23 +40,19 @@ class SubmitJobOperator(ResumableJobWaitMixin, BaseOperator):
     :param model_version: Model version (templated).
     :param input_type: ``text``, ``embedded``, ... as the service accepts.
     :param explain: Ask the model for explanations.
-    :param conn_id: Airflow connection of type ``jobwait``.
-    :param wait_for_completion: Wait for the job and return its results; otherwise return the job id.
-    :param deferrable: Wait in the triggerer (default) rather than in the worker.
-    :param poll_interval: Seconds between polls while waiting.
-    :param wait_timeout: Seconds to wait at most (``None``: no limit beyond ``execution_timeout``).
-    :param max_xcom_bytes: Results larger than this (JSON) are not pushed whole: a
-        ``ResultsReference`` (job id, result keys) is pushed instead (default 1 MB).
-    :param cancel_on_kill: Cancel the job when the task is killed or marked by a user while waiting.
-    :param soft_fail: Skip instead of failing when the job ends in failure.
+    :param wait_for_completion: Wait for the job and return its results; otherwise return the job
+        id (default ``False``).
     :param extra_body: More top-level fields of the submit body (templated), for service options
         this provider does not model; may not replace a field the operator sets.
-    :param durable: Keep the job id in ``task_state_store`` to resume on retry (default ``True``).
+    :param kwargs: The wait options of ``ResumableJobWaitOperator`` (``conn_id``, ``deferrable``,
+        ``poll_interval``, ``wait_timeout``, ``cancel_on_kill``, ``soft_fail``, ``max_xcom_bytes``,
+        ``durable``) and ``BaseOperator``'s.
     """
 
     template_fields: Sequence[str] = ("model_id", "model_version", "inputs", "extra_body")
     template_fields_renderers = {"inputs": "json", "extra_body": "json"}
     ui_color = "#cfe8d8"
+    waits_by_default = False
 
     def __init__(
         self,
@@ -69,14 +62,6 @@ class SubmitJobOperator(ResumableJobWaitMixin, BaseOperator):
         model_version: str = "1.0",
         input_type: str = "text",
         explain: bool = False,
-        conn_id: str = DEFAULT_CONN_ID,
-        wait_for_completion: bool = False,
-        deferrable: bool = True,
-        poll_interval: float = 5.0,
-        wait_timeout: float | None = None,
-        cancel_on_kill: bool = True,
-        soft_fail: bool = False,
-        max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
         extra_body: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -87,16 +72,6 @@ class SubmitJobOperator(ResumableJobWaitMixin, BaseOperator):
         self.input_type = input_type
         self.explain = explain
         self.extra_body = extra_body
-        self.init_wait(
-            conn_id=conn_id,
-            wait_for_completion=wait_for_completion,
-            deferrable=deferrable,
-            poll_interval=poll_interval,
-            wait_timeout=wait_timeout,
-            cancel_on_kill=cancel_on_kill,
-            soft_fail=soft_fail,
-            max_xcom_bytes=max_xcom_bytes,
-        )
 
     def build_request(self) -> SubmitJobRequest:
         """The submit body from the (rendered) arguments.

@@ -6,11 +6,12 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import ResumableJobMixin
+from airflow.sdk import BaseOperator, ResumableJobMixin
 
 from airflow_jobwait.client.job_kinds import cancel_call, status_call
 from airflow_jobwait.client.wait_loop import check_poll_interval, check_timeout
 from airflow_jobwait.exceptions import Conflict, JobWaitError, NotFound
+from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
 
@@ -39,8 +40,9 @@ def chained_key(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-class ResumableJobWaitMixin(JobWaitMixin, ResumableJobMixin):
-    """Submit a job, remember its id in ``task_state_store``, wait for it; on a retry, resume.
+class ResumableJobWaitOperator(JobWaitMixin, ResumableJobMixin, BaseOperator):
+    """Base of the submitting operators: submit a job, remember its id in ``task_state_store``,
+    wait for it; on a retry, resume.
 
     Airflow's ``ResumableJobMixin`` drives the retry: a stored job that still runs is waited on
     again, one that completed gives its results without a new submit, one that ended in failure
@@ -48,34 +50,44 @@ class ResumableJobWaitMixin(JobWaitMixin, ResumableJobMixin):
     key (``instance_key``) with the submit, so a worker that dies between the submit and storing
     the id still gets the same job back on its retry.
 
-    Subclasses implement ``submit_job(context) -> job id`` and call ``init_wait`` from ``__init__``.
+    Subclasses implement ``submit_job(context) -> job id``; the wait options below are theirs too
+    (and, like every operator argument, may come from ``default_args``).
+
+    :param conn_id: Airflow connection of type ``jobwait``.
+    :param wait_for_completion: Wait for the job and return what it produced; otherwise return
+        right after the submit (default: the operator's ``waits_by_default``).
+    :param deferrable: Wait in the triggerer (default) rather than in the worker.
+    :param poll_interval: Seconds between polls while waiting.
+    :param wait_timeout: Seconds to wait at most (``None``: no limit beyond ``execution_timeout``).
+    :param cancel_on_kill: Cancel the job when the task is killed, or marked by a user, while waiting.
+    :param soft_fail: Skip instead of failing when the job ends in failure.
+    :param max_xcom_bytes: Results larger than this (JSON) are not pushed whole: a
+        ``ResultsReference`` (job id, result keys) is pushed instead (default 1 MB).
+    :param durable: Keep the job id in ``task_state_store`` to resume on retry (default ``True``).
+    :raises ValueError: ``poll_interval`` or ``wait_timeout`` is out of range (named), at parse
+        time: never after a job was submitted.
     """
 
     external_id_key = "job_id"
+    #: ``wait_for_completion`` when the DAG does not say.
+    waits_by_default = True
 
-    wait_for_completion: bool
-    deferrable: bool
-    wait_timeout: float | None
-
-    def init_wait(
+    def __init__(
         self,
         *,
-        conn_id: str,
-        wait_for_completion: bool,
-        deferrable: bool,
-        poll_interval: float,
-        wait_timeout: float | None,
-        cancel_on_kill: bool,
-        soft_fail: bool,
+        conn_id: str = DEFAULT_CONN_ID,
+        wait_for_completion: bool | None = None,
+        deferrable: bool = True,
+        poll_interval: float = 5.0,
+        wait_timeout: float | None = None,
+        cancel_on_kill: bool = True,
+        soft_fail: bool = False,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
+        **kwargs: Any,
     ) -> None:
-        """Check and store the wait options every submitting operator takes (see its ``:param:`` list).
-
-        :raises ValueError: ``poll_interval`` or ``wait_timeout`` is out of range (named), at parse
-            time: never after a job was submitted.
-        """
+        super().__init__(**kwargs)
         self.conn_id = conn_id
-        self.wait_for_completion = wait_for_completion
+        self.wait_for_completion = self.waits_by_default if wait_for_completion is None else wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = check_poll_interval(poll_interval)
         self.wait_timeout = check_timeout(wait_timeout, "wait_timeout")

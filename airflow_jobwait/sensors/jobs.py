@@ -74,26 +74,6 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         kwargs.setdefault("poke_interval", check_poll_interval(poll_interval))
         super().__init__(**kwargs)
         kind_calls(job_kind)  # fail at parse time on an unknown kind
-        if start_from_trigger:
-            self.start_from_trigger = True
-            self.start_trigger_args = StartTriggerArgs(
-                trigger_cls=f"{JobTrigger.__module__}.{JobTrigger.__qualname__}",
-                trigger_kwargs={
-                    "job_id": as_template(job_id),
-                    "conn_id": conn_id,
-                    "poll_interval": poll_interval,
-                    "cancel_on_kill": cancel_on_kill,
-                    "job_kind": job_kind,
-                    "job_ref": job_ref,
-                    "progress_interval": self.progress_interval,
-                    # The trigger ends the task itself: it never resumes on a worker.
-                    "end_task": True,
-                    "soft_fail": self.soft_fail,
-                    "max_xcom_bytes": max_xcom_bytes,
-                },
-                next_method="execute_complete",
-                timeout=timedelta(seconds=self.timeout),
-            )
         self.job_id = job_id
         self.job_kind = job_kind
         self.job_ref = job_ref
@@ -102,6 +82,15 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
         self.max_xcom_bytes = max_xcom_bytes
+        if start_from_trigger:
+            self.start_from_trigger = True
+            self.start_trigger_args = StartTriggerArgs(
+                trigger_cls=f"{JobTrigger.__module__}.{JobTrigger.__qualname__}",
+                # The trigger ends the task itself: it never resumes on a worker.
+                trigger_kwargs=self.trigger_kwargs(as_template(job_id), end_task=True),
+                next_method="execute_complete",
+                timeout=timedelta(seconds=self.timeout),
+            )
 
     def execute(self, context: Context) -> Any:
         self.push_link(context, self.job_id)
@@ -116,7 +105,7 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
     def poke(self, context: Context) -> bool | PokeReturnValue:
         state = self.hook.call(status_call(self.job_kind, self.job_id, self.job_ref))
         self.log.info("%s job %s is %s", self.job_kind, self.job_id, state.native_status)
-        outcome = WaitLoop(self.job_id, self.poll_interval).on_status(state.status)
+        outcome = WaitLoop(self.job_id, self.poll_interval).on_state(state)
         if outcome is None:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self.finish_wait(outcome))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import time
 from collections.abc import AsyncIterator
@@ -93,22 +94,8 @@ class JobTrigger(BaseTrigger):
         self.max_xcom_bytes = max_xcom_bytes
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "job_id": self.job_id,
-                "conn_id": self.conn_id,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "cancel_on_kill": self.cancel_on_kill,
-                "job_kind": self.job_kind,
-                "job_ref": self.job_ref,
-                "progress_interval": self.progress_interval,
-                "end_task": self.end_task,
-                "soft_fail": self.soft_fail,
-                "max_xcom_bytes": self.max_xcom_bytes,
-            },
-        )
+        # Every constructor argument is kept under its own name: the signature is the list.
+        return f"{type(self).__module__}.{type(self).__qualname__}", {name: getattr(self, name) for name in _KWARGS}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         outcome = await self.wait()
@@ -171,7 +158,7 @@ class JobTrigger(BaseTrigger):
         while True:
             try:
                 state = await client.call(call)
-                outcome = loop.on_status(state.status)
+                outcome = loop.on_state(state)
                 if outcome is None and time.monotonic() - last_progress >= self.progress_interval:
                     last_progress = time.monotonic()
                     await self.log_progress(client, state, last_progress - started)
@@ -265,6 +252,9 @@ class JobTrigger(BaseTrigger):
             return False
         key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
         return str(states.get(ti.run_id, {}).get(key)) == TaskInstanceState.DEFERRED.value
+
+
+_KWARGS = tuple(inspect.signature(JobTrigger.__init__).parameters)[1:]
 
 
 def check_deadline(deadline: float | None) -> float | None:
