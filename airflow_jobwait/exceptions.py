@@ -33,7 +33,11 @@ class ApiError(JobWaitError):
     :param method: HTTP method of the request.
     :param path: Path of the request (no query string, never a credential).
     :param retry_after: Seconds the service asked the client to wait (``Retry-After``), if it did.
+    :ivar code: The service's own error code where its error body carries one (TensorBay's
+        ``code``, set by the dataset jobs client), else ``None``.
     """
+
+    code: str | None = None
 
     def __init__(
         self, status: int, body: Any, method: str = "", path: str = "", retry_after: float | None = None

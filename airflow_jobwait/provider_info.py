@@ -30,6 +30,7 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": INTEGRATION,
                 "python-modules": [
+                    "airflow_jobwait.hooks.base",
                     "airflow_jobwait.hooks.jobs",
                     "airflow_jobwait.hooks.results",
                     "airflow_jobwait.hooks.datasets",

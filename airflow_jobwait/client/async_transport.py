@@ -35,7 +35,7 @@ class AsyncClient:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
-                ssl=None if self.config.verify else False,
+                ssl=self.config.verify,  # True: aiohttp's default verification; False: none
                 keepalive_timeout=60,
             )
             self._session = aiohttp.ClientSession(

@@ -59,7 +59,7 @@ def expect_ok(request: HttpRequest, response: HttpResponse, ok: tuple[int, ...] 
         expect(request, response, ok)
     except ApiError as err:
         body = err.body if isinstance(err.body, dict) else {}
-        err.code = body.get("code")  # type: ignore[attr-defined]
+        err.code = body.get("code")
         if err.code is not None:
             err.args = (
                 f"{request.method} {request.path} answered {err.status}: {err.code}: {body.get('message', '')}".strip(),

@@ -9,14 +9,14 @@ from pydantic import BaseModel, ValidationError
 
 from airflow_jobwait.client import compute as api
 from airflow_jobwait.exceptions import InvalidResponse
-from airflow_jobwait.hooks.jobs import JobsHook
+from airflow_jobwait.hooks.base import JobWaitHook
 from airflow_jobwait.models.base import first_error
 from airflow_jobwait.models.compute import ComputeJobRef, ComputeStatus
 
 R = TypeVar("R", bound=BaseModel)
 
 
-class ComputeHook(JobsHook):
+class ComputeHook(JobWaitHook):
     """Submit compute tasks, read their status and (typed) results, cancel them.
 
     Same connection as ``JobsHook`` (Host = base URL, Password = key, sent as ``Authorization:
@@ -55,9 +55,7 @@ class ComputeHook(JobsHook):
     @overload
     def get_results(self, ref: ComputeJobRef, result_model: type[R]) -> R: ...
 
-    def get_results(  # type: ignore[override]
-        self, ref: ComputeJobRef, result_model: type[R] | None = None
-    ) -> dict[str, Any] | R:
+    def get_results(self, ref: ComputeJobRef, result_model: type[R] | None = None) -> dict[str, Any] | R:
         """The results of a succeeded job, validated against ``result_model`` if given.
 
         :raises JobPendingError: Still running.

@@ -10,12 +10,12 @@ from pydantic import ValidationError
 
 from airflow_jobwait.client import datasets as api
 from airflow_jobwait.exceptions import InvalidResponse
-from airflow_jobwait.hooks.jobs import JobsHook
+from airflow_jobwait.hooks.base import JobWaitHook
 from airflow_jobwait.models.base import first_error
 from airflow_jobwait.models.datasets import DatasetJob, DatasetJobList, Draft, DraftList, SquashAndMergeArguments
 
 
-class DatasetJobsHook(JobsHook):
+class DatasetJobsHook(JobWaitHook):
     """Create, inspect, retry, abort and delete dataset jobs; find a merge's draft.
 
     Same connection as ``JobsHook`` (Host = base URL, Password = access key, sent as ``X-Token``).
@@ -107,13 +107,11 @@ class DatasetJobsHook(JobsHook):
             dataset_id, title, "basicSearch", arguments, request_id=request_id, extra_body=extra_body
         )
 
-    def get_job(self, dataset_id: str, job_id: str, job_type: str | None = None) -> DatasetJob:  # type: ignore[override]
+    def get_job(self, dataset_id: str, job_id: str, job_type: str | None = None) -> DatasetJob:
         """Return the job's current state."""
         return self.call(api.get_job(dataset_id, job_id, job_type))
 
-    async def aget_job(  # type: ignore[override]
-        self, dataset_id: str, job_id: str, job_type: str | None = None
-    ) -> DatasetJob:
+    async def aget_job(self, dataset_id: str, job_id: str, job_type: str | None = None) -> DatasetJob:
         """``get_job`` in the triggerer, over the pooled async client."""
         return await self.acall(api.get_job(dataset_id, job_id, job_type))
 
@@ -131,7 +129,7 @@ class DatasetJobsHook(JobsHook):
     def retry_job(self, dataset_id: str, job_id: str, job_type: str | None = None) -> None:
         """Run a ``FAILED`` or ``ABORTED`` job again (400 ``InvalidParamsValue`` otherwise).
 
-        Named ``retry_job`` because ``JobsHook.retry`` is the hook's ``RetryPolicy``.
+        Named ``retry_job`` because ``JobWaitHook.retry`` is the hook's ``RetryPolicy``.
         """
         self.call(api.retry_job(dataset_id, job_id, job_type))
 
