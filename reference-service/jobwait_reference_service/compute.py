@@ -16,7 +16,6 @@ set how long a job stays ``requested``, runs, and takes to finish cancelling.
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 import time
 import uuid
@@ -34,8 +33,6 @@ from jobwait_reference_service.compute_tasks import ParameterError, TaskFailure,
 from jobwait_reference_service.config import ServiceConfig
 from jobwait_reference_service.db import Database
 from jobwait_reference_service.due_loop import DueLoop
-
-logger = logging.getLogger(__name__)
 
 ROOT = "/compute"
 JOB_PATH = f"{ROOT}/orgs/{{org_id}}/{{topic}}/{{task}}/{{job_id}}"
@@ -143,7 +140,8 @@ class ComputeTasks:
     def __init__(self, config: ServiceConfig, db: Database) -> None:
         self.config = config
         self.db = db
-        self.loop = DueLoop("compute-tasks", self._advance_due)
+        steps = {"requested": self._start_run, "in progress": self._run, "cancelling": self._finish_cancel}
+        self.loop = DueLoop.for_table("compute-tasks", db, "cp_jobs", steps, self._fail_internal)
         auth = Depends(require_api_key(config.api_key, "Authorization", "Bearer"))
         self.router = APIRouter(route_class=ComputeRoute, dependencies=[auth])
         self.router.add_api_route(f"{ROOT}/orgs/{{org_id}}/{{topic}}/{{task}}", self.submit, methods=["POST"])
@@ -294,47 +292,14 @@ class ComputeTasks:
             "cancelled": "cancelled",
         }.get(status, status)
 
-    # -- background progression --
+    # -- background progression (steps of ``DueLoop.for_table``) --
 
-    def _advance_due(self, now: float) -> float | None:
-        conn = self.db.connection()
-        due = conn.execute(
-            "SELECT job_id FROM cp_jobs WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT 200", (now,)
-        ).fetchall()
-        for row in due:
-            try:
-                self._advance_job(row["job_id"], now)
-            except Exception:
-                logger.exception("compute job %s could not advance", row["job_id"])
-                self._finish_failed(
-                    row["job_id"], TaskFailure("Internal error", "the service failed running the job", 500, "internal")
-                )
-        next_due = conn.execute("SELECT MIN(due_at) AS t FROM cp_jobs WHERE due_at IS NOT NULL").fetchone()["t"]
-        return None if next_due is None else float(next_due)
-
-    def _advance_job(self, job_id: str, now: float) -> None:
-        with self.db.transaction() as tx:
-            # Re-read under the write lock: a cancel may have changed the job since it was listed.
-            row = tx.execute(
-                "SELECT * FROM cp_jobs WHERE job_id = ? AND due_at IS NOT NULL AND due_at <= ?", (job_id, now)
-            ).fetchone()
-            if row is None:
-                return
-            if row["status"] == "requested":
-                tx.execute(
-                    "UPDATE cp_jobs SET status = 'in progress', started_at = ?, due_at = ? WHERE job_id = ?",
-                    (now, now + row["run_s"], job_id),
-                )
-            elif row["status"] == "in progress":
-                self._run(tx, row, now)
-            elif row["status"] == "cancelling":
-                tx.execute(
-                    "UPDATE cp_jobs SET status = 'cancelled', finished_at = ?, due_at = NULL, error = ? "
-                    "WHERE job_id = ?",
-                    (now, json.dumps(_cancelled_error()), job_id),
-                )
-            else:  # a terminal job never keeps a due time; heal if one did
-                tx.execute("UPDATE cp_jobs SET due_at = NULL WHERE job_id = ?", (job_id,))
+    @staticmethod
+    def _start_run(tx: sqlite3.Connection, row: sqlite3.Row, now: float) -> None:
+        tx.execute(
+            "UPDATE cp_jobs SET status = 'in progress', started_at = ?, due_at = ? WHERE job_id = ?",
+            (now, now + row["run_s"], row["job_id"]),
+        )
 
     @staticmethod
     def _run(tx: sqlite3.Connection, row: sqlite3.Row, now: float) -> None:
@@ -357,16 +322,20 @@ class ComputeTasks:
             (now, json.dumps(results), row["job_id"]),
         )
 
-    def _finish_failed(self, job_id: str, failure: TaskFailure) -> None:
-        error = ComputeError(failure.status, failure.title, failure.detail, failure.slug).body
-        try:
-            with self.db.transaction() as tx:
-                tx.execute(
-                    "UPDATE cp_jobs SET status = 'failed', finished_at = ?, due_at = NULL, error = ? WHERE job_id = ?",
-                    (time.time(), json.dumps(error), job_id),
-                )
-        except Exception:
-            logger.exception("compute job %s could not be marked failed", job_id)
+    @staticmethod
+    def _finish_cancel(tx: sqlite3.Connection, row: sqlite3.Row, now: float) -> None:
+        tx.execute(
+            "UPDATE cp_jobs SET status = 'cancelled', finished_at = ?, due_at = NULL, error = ? WHERE job_id = ?",
+            (now, json.dumps(_cancelled_error()), row["job_id"]),
+        )
+
+    @staticmethod
+    def _fail_internal(tx: sqlite3.Connection, job_id: str, now: float) -> None:
+        error = ComputeError(500, "Internal error", "the service failed running the job", "internal").body
+        tx.execute(
+            "UPDATE cp_jobs SET status = 'failed', finished_at = ?, due_at = NULL, error = ? WHERE job_id = ?",
+            (now, json.dumps(error), job_id),
+        )
 
 
 def create(config: ServiceConfig, db: Database) -> ComputeTasks:

@@ -270,7 +270,8 @@ class DatasetJobs:
         self.config = config
         self.db = db
         self._expected_key = config.api_key.encode()
-        self.loop = DueLoop("dataset-jobs", self._advance_due)
+        steps = {"QUEUING": self._start_processing, "PROCESSING": self._process}
+        self.loop = DueLoop.for_table("dataset-jobs", db, "tb_jobs", steps, self._fail_internal)
         self.router = APIRouter(route_class=TensorBayRoute, dependencies=[Depends(self._require_token)])
         self._add_routes()
 
@@ -473,45 +474,22 @@ class DatasetJobs:
                 return TensorBayError(405, "Forbidden", f"method {request.method} is not allowed here").response()
         return _not_found(f"no such resource: {request.method} {request.url.path}").response()
 
-    # -- background progression --
+    # -- background progression (steps of ``DueLoop.for_table``) --
 
-    def _advance_due(self, now: float) -> float | None:
-        conn = self.db.connection()
-        due = conn.execute(
-            "SELECT job_id FROM tb_jobs WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT 200", (now,)
-        ).fetchall()
-        for row in due:
-            try:
-                self._advance_job(row["job_id"], now)
-            except Exception:
-                logger.exception("dataset job %s could not advance", row["job_id"])
-                self._fail_internal(row["job_id"])
-        next_due = conn.execute("SELECT MIN(due_at) AS t FROM tb_jobs WHERE due_at IS NOT NULL").fetchone()["t"]
-        return None if next_due is None else float(next_due)
+    @staticmethod
+    def _start_processing(tx: sqlite3.Connection, job: sqlite3.Row, now: float) -> None:
+        tx.execute(
+            "UPDATE tb_jobs SET status = 'PROCESSING', started_at = ?, due_at = ? WHERE job_id = ?",
+            (int(now), now + job["processing_s"], job["job_id"]),
+        )
 
-    def _advance_job(self, job_id: str, now: float) -> None:
-        with self.db.transaction() as tx:
-            # Re-read under the write lock: an abort, retry or delete may have won the race.
-            job = tx.execute(
-                "SELECT * FROM tb_jobs WHERE job_id = ? AND due_at IS NOT NULL AND due_at <= ?", (job_id, now)
-            ).fetchone()
-            if job is None:
-                return
-            if job["status"] == "QUEUING":
-                tx.execute(
-                    "UPDATE tb_jobs SET status = 'PROCESSING', started_at = ?, due_at = ? WHERE job_id = ?",
-                    (int(now), now + job["processing_s"], job_id),
-                )
-                return
-            if job["status"] != "PROCESSING":  # a terminal job never keeps a due time; heal if one did
-                tx.execute("UPDATE tb_jobs SET due_at = NULL WHERE job_id = ?", (job_id,))
-                return
-            try:
-                result = self._execute(tx, job)
-            except (repo.RepoError, ValueError) as error:
-                self._finish(tx, job_id, "FAILED", now, error_message=str(error))
-            else:
-                self._finish(tx, job_id, "SUCCESS", now, result=result)
+    def _process(self, tx: sqlite3.Connection, job: sqlite3.Row, now: float) -> None:
+        try:
+            result = self._execute(tx, job)
+        except (repo.RepoError, ValueError) as error:
+            self._finish(tx, job["job_id"], "FAILED", now, error_message=str(error))
+        else:
+            self._finish(tx, job["job_id"], "SUCCESS", now, result=result)
 
     def _execute(self, tx: sqlite3.Connection, job: sqlite3.Row) -> dict[str, Any]:
         if job["forced_error"]:
@@ -559,12 +537,9 @@ class DatasetJobs:
             (status, int(now), None if result is None else json.dumps(result), error_message, job_id),
         )
 
-    def _fail_internal(self, job_id: str) -> None:
-        try:
-            with self.db.transaction() as tx:
-                self._finish(tx, job_id, "FAILED", time.time(), error_message="internal error while running the job")
-        except Exception:
-            logger.exception("dataset job %s could not be marked FAILED", job_id)
+    @staticmethod
+    def _fail_internal(tx: sqlite3.Connection, job_id: str, now: float) -> None:
+        DatasetJobs._finish(tx, job_id, "FAILED", now, error_message="internal error while running the job")
 
     # -- test controls --
 
