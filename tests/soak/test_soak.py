@@ -167,7 +167,9 @@ def plan(cfg: SoakConfig) -> list[Wait]:
             request = SubmitJobRequest(
                 model=ModelRef(identifier="echo", version="1.0"),
                 input=JobInput(sources=sources),
-                test={"duration_s": round(duration, 2), "outcome": outcome.value, "fail_inputs": fail_inputs},
+                # The reference service's test controls, as an extra body field (None: leave out).
+                test={"duration_s": round(duration, 2), "outcome": outcome.value}
+                | ({"fail_inputs": fail_inputs} if fail_inputs is not None else {}),
             )
             waits.append(
                 Wait(
