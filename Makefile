@@ -19,10 +19,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python demo.py
 
-# The same checks as .pre-commit-config.yaml: lint and formatting (mypy joins once the package is clean).
+# The same checks as .pre-commit-config.yaml: lint, formatting, types of the provider package.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The e2e tests (tests/e2e) start a private PostgreSQL cluster: install the server binaries
 # (Debian package) when they are missing. Root installs directly, anyone else through sudo.

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from airflow.sdk import BaseOperatorLink
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from airflow_jobwait.client.job_kinds import results_call
-from airflow_jobwait.hooks.jobs import JobsHook
+from airflow_jobwait.hooks.base import JobWaitHook
 from airflow_jobwait.links import JobLink, job_url
 from airflow_jobwait.models import WaitOutcome
 from airflow_jobwait.triggers.jobs import JobTrigger, deadline_after
@@ -19,6 +21,7 @@ __all__ = ["DEFAULT_MAX_XCOM_BYTES", "JobFailedError", "JobWaitMixin"]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.sdk.types import Logger
 
 
 # The scheduler's own deferral timeout is a backstop: it fires this long after the trigger's
@@ -38,7 +41,6 @@ class JobWaitMixin:
 
     conn_id: str
     job_kind: str = "inference"
-    job_ref: dict[str, str] | None = None
     poll_interval: float
     cancel_on_kill: bool
     soft_fail: bool
@@ -48,20 +50,26 @@ class JobWaitMixin:
     progress_interval: float = 60.0
     #: Raised when the wait's deadline passes (sensors: ``AirflowSensorTimeout``, no retry).
     wait_timeout_error: type[AirflowException] = JobFailedError
-    operator_extra_links = (JobLink(),)
+    operator_extra_links: Collection[BaseOperatorLink] = (JobLink(),)
 
     if TYPE_CHECKING:
 
         def defer(self, *, trigger: Any, method_name: str, kwargs: Any = None, timeout: Any = None) -> NoReturn: ...
 
         execution_timeout: timedelta | None
+        log: Logger  # BaseOperator's (a plain attribute, as ResumableJobMixin declares it)
 
         @property
-        def log(self) -> Any: ...
+        def job_ref(self) -> dict[str, str] | None:
+            """The kind's other path parameters: an attribute (sensor) or a property (operators)."""
+
+    else:
+        job_ref: dict[str, str] | None = None
 
     @cached_property
-    def hook(self) -> JobsHook:
-        return JobsHook(self.conn_id)
+    def hook(self) -> JobWaitHook:
+        """The connection's hook; the kind's calls go through its generic ``call``."""
+        return JobWaitHook(self.conn_id)
 
     def push_link(self, context: Context, job_id: str) -> None:
         """Push the "Job" link (empty without a ``job_url_template``): read back after every try."""

@@ -9,7 +9,9 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import DAG
 
+from airflow_jobwait.hooks.jobs import JobsHook
 from airflow_jobwait.hooks.results import ResultsHook
+from airflow_jobwait.models import JobInput, ModelRef, ResultsReference, SubmitJobRequest
 from airflow_jobwait.operators.results import DepositResultsOperator, QueryResultsOperator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,6 +73,31 @@ def test_operator_arguments_are_checked_at_parse_time() -> None:
         DepositResultsOperator(task_id="neither")
     with pytest.raises(ValueError, match="pipeline="):
         DepositResultsOperator(task_id="no_pipeline", job_results={})
+
+
+def test_deposit_fetches_results_too_large_for_xcom_through_the_reference(jobwait_conn: str) -> None:
+    """A ``ResultsReference`` (what a wait pushes instead of oversized results) is resolved by
+    reading the job's results from the inference connection it names: one work per input."""
+    jobs = JobsHook(jobwait_conn)
+    body = SubmitJobRequest(
+        model=ModelRef(identifier="echo", version="1.0"), input=JobInput(sources={"a": {"t": "x"}, "b": {"t": "y"}})
+    )
+    job = jobs.submit_job(body)
+    assert jobs.wait_for_job(job.job_identifier, 0.1, 30).succeeded
+    reference = ResultsReference(
+        job_id=job.job_identifier,
+        job_kind="inference",
+        job_ref={},
+        conn_id=jobwait_conn,
+        size_bytes=2_000_000,
+        result_keys=["a", "b"],
+    )
+    op = DepositResultsOperator(
+        task_id="deposit", job_results=reference.model_dump(), pipeline="too-large", conn_id=jobwait_conn
+    )
+    works = op.build_works()
+    assert sorted(work.id for work in works) == [f"{job.job_identifier}:a", f"{job.job_identifier}:b"]
+    assert all(work.pipeline == "too-large" and work.status == "success" for work in works)
 
 
 def test_query_operator_renders_json_and_numbers(jobwait_conn: str, mocker: Any) -> None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_jobwait.client import inference
 from airflow_jobwait.client import results_store as api
 from airflow_jobwait.client.results_store import NotLockedError, UnknownWorksError, WorkLike
 from airflow_jobwait.exceptions import JobWaitError
 from airflow_jobwait.hooks.base import JobWaitHook
-from airflow_jobwait.models import JobResults
 from airflow_jobwait.models.results_store import ResultsStoreInfo, Work
 
 #: Fields ``get_locked`` returns (``id`` is always kept), as the public client asks for them.
@@ -206,13 +204,6 @@ class ResultsHook(JobWaitHook):
                 raise JobWaitError(f"work {doc['id']!r} has 'results' that is not an object; cannot {verb} it")
             changes.append({"id": doc["id"], "results": {**(results or {}), "locked": locked}})
         return self.update(changes)
-
-    def get_results(self, job_id: str) -> JobResults:
-        """The results of inference job ``job_id``, to deposit them (same call as ``JobsHook.get_results``).
-
-        ``DepositResultsOperator`` fetches results too large for XCom through this hook.
-        """
-        return self.call(inference.get_results(job_id))
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the base URL and the key with ``GET /workflow/status``."""

@@ -84,7 +84,7 @@ class SubmitComputeTaskOperator(ResumableJobWaitOperator):
         self.result_model = result_model
         self.extra_body = extra_body
 
-    @property  # type: ignore[override]
+    @property
     def job_ref(self) -> dict[str, str]:  # from the rendered fields, also after a deferral
         try:
             org_id = str(uuid.UUID(self.org_id))
@@ -93,7 +93,7 @@ class SubmitComputeTaskOperator(ResumableJobWaitOperator):
         return {"org_id": org_id, "topic": self.topic, "task": self.task}
 
     @cached_property
-    def hook(self) -> ComputeHook:  # type: ignore[override]
+    def hook(self) -> ComputeHook:
         return ComputeHook(self.conn_id)
 
     def before_submit(self, context: Context) -> None:

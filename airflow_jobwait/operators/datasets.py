@@ -37,7 +37,7 @@ class _DatasetOperator(ResumableJobWaitOperator):
         super().__init__(**kwargs)
         self.dataset_id = dataset_id
 
-    @property  # type: ignore[override]
+    @property
     def job_ref(self) -> dict[str, str]:  # the rendered dataset id, also after a deferral
         ref = {"dataset_id": self.dataset_id}
         if self.job_type:
@@ -45,7 +45,7 @@ class _DatasetOperator(ResumableJobWaitOperator):
         return ref
 
     @cached_property
-    def hook(self) -> DatasetJobsHook:  # type: ignore[override]
+    def hook(self) -> DatasetJobsHook:
         return DatasetJobsHook(self.conn_id)
 
     def finish_wait(self, outcome: WaitOutcome) -> dict[str, Any]:

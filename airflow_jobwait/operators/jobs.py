@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from airflow_jobwait.hooks.jobs import JobsHook
 from airflow_jobwait.models import Job, JobStatus, SubmitJobRequest
 from airflow_jobwait.models.base import first_error, with_extra_fields
 from airflow_jobwait.operators.resumable import ResumableJobWaitOperator, chained_key, instance_key
@@ -90,6 +92,10 @@ class SubmitJobOperator(ResumableJobWaitOperator):
             raise ValueError(
                 f"invalid job argument {where!r} ({_ARGUMENT_OF.get(where.split('.')[0], 'extra_body')}): {why}"
             ) from None
+
+    @cached_property
+    def hook(self) -> JobsHook:
+        return JobsHook(self.conn_id)
 
     def before_submit(self, context: Context) -> None:
         self.build_request()

@@ -13,6 +13,7 @@ from airflow.sdk import BaseOperator
 from airflow_jobwait.client import results_store as api
 from airflow_jobwait.exceptions import Conflict
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
+from airflow_jobwait.hooks.jobs import JobsHook
 from airflow_jobwait.hooks.results import ResultsHook
 from airflow_jobwait.models.results_store import Work, works_from_job_results
 
@@ -125,7 +126,8 @@ class DepositResultsOperator(_ResultsStoreOperator):
             self.log.info("results of job %s were too large for XCom: fetching them", results.get("job_id"))
             if results.get("job_kind", "inference") != "inference":
                 raise ValueError(f"job_results must be inference job results, not {results.get('job_kind')!r}")
-            results = self.hook.get_results(str(results["job_id"]))
+            # Read from the inference service the reference names (its connection, not the store's).
+            results = JobsHook(str(results.get("conn_id") or self.conn_id)).get_results(str(results["job_id"]))
         if not isinstance(results, Mapping) and not hasattr(results, "job_identifier"):
             raise ValueError(f"job_results must be inference job results, got {type(results).__name__}")
         return works_from_job_results(

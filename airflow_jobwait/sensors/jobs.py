@@ -54,6 +54,7 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("job_id", "job_ref")
+    job_ref: dict[str, str] | None  # from the argument (templated); operators derive theirs
     ui_color = "#d8f0ff"
     wait_timeout_error = AirflowSensorTimeout
 
