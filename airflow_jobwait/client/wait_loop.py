@@ -86,6 +86,15 @@ class WaitLoop:
             )
         return None
 
+    def then(self, outcome: WaitOutcome | None, now: float | None = None) -> WaitOutcome | float:
+        """After a poll and its ``on_state``/``on_error``: the outcome that ends the wait (the
+        poll's own, or a timeout once the deadline has passed), or the seconds to sleep before the
+        next poll."""
+        if outcome is not None:
+            return outcome
+        delay = self.next_delay(now)
+        return self.timed_out() if delay is None else delay
+
     def next_delay(self, now: float | None = None) -> float | None:
         """Seconds until the next poll, or ``None`` when the deadline has passed."""
         now = time.time() if now is None else now

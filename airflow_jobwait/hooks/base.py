@@ -139,12 +139,10 @@ class JobWaitHook(BaseHook):
                 outcome = loop.on_state(self.client.call(call))
             except JobWaitError as err:
                 outcome = loop.on_error(err)
-            if outcome is not None:
-                return outcome
-            delay = loop.next_delay()
-            if delay is None:
-                return loop.timed_out()
-            time.sleep(delay)
+            step = loop.then(outcome)
+            if isinstance(step, WaitOutcome):
+                return step
+            time.sleep(step)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the base URL and the key with ``GET /api/models`` (the UI's Test button).

@@ -165,12 +165,10 @@ class JobTrigger(BaseTrigger):
             except JobWaitError as err:
                 self.log.warning("poll of job %s failed: %s", self.job_id, err)
                 outcome = loop.on_error(err)
-            if outcome is not None:
-                return outcome
-            delay = loop.next_delay()
-            if delay is None:
-                return loop.timed_out()
-            await asyncio.sleep(delay)
+            step = loop.then(outcome)
+            if isinstance(step, WaitOutcome):
+                return step
+            await asyncio.sleep(step)
 
     def _progress_logger(self) -> StatusCallback:
         """Progress from what the shared poller learns: status and time waited, at most once per
