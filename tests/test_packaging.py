@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
 from dataclasses import dataclass
 from email.parser import HeaderParser
@@ -30,7 +31,6 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 import pytest
-import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -249,15 +249,6 @@ def test_every_wheel_module_imports_in_the_fresh_venv(installed: Installed) -> N
     assert Path(result["package_file"]).is_relative_to(installed.site_packages), result["package_file"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "circular import: provider_info imports airflow_jobwait.hooks.connection, whose package __init__ "
-        "imports the hooks and so airflow, whose configuration loads the providers' entry points, this "
-        "one included, while it is half imported (AttributeError: partially initialized module "
-        "'airflow_jobwait.provider_info'). Remove this marker once provider_info imports nothing that imports airflow."
-    ),
-)
 def test_provider_entry_point_loads_first_in_a_fresh_interpreter(installed: Installed) -> None:
     """The entry point as the first import of a process, the way a tool that reads it by name loads it."""
     text = _read_from_wheel(installed, f"{_dist_info(installed)}/entry_points.txt")

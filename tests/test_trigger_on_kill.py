@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow.jobs.triggerer_job_runner import _USER_ACTION_CANCEL_MSG, TriggerRunner
@@ -62,7 +62,7 @@ async def test_triggerer_shutdown_or_redistribution_leaves_the_job_running(hook:
 
 async def test_deferral_timeout_leaves_the_job_running(hook: JobsHook) -> None:
     job_id = long_job(hook)
-    passed = datetime.now(timezone.utc) - timedelta(seconds=1)
+    passed = datetime.now(UTC) - timedelta(seconds=1)
     trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2)
     await cancel_inside_runner(trigger, _USER_ACTION_CANCEL_MSG, timeout_after=passed)
     assert (await hook.aget_job(job_id)).status in (JobStatus.SUBMITTED, JobStatus.IN_PROGRESS)

@@ -68,7 +68,7 @@ class AsyncClient:
             ) as resp:
                 body = await self._read_capped(resp, request)
                 return HttpResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+        except (TimeoutError, aiohttp.ClientError) as err:
             raise TransportError(f"{request.method} {request.path} failed: {type(err).__name__}: {err}") from None
 
     async def _read_capped(self, resp: aiohttp.ClientResponse, request: HttpRequest) -> bytes:

@@ -226,7 +226,7 @@ class JobTrigger(BaseTrigger):
             self.log.info("canceled %s job %s on user request", self.job_kind, self.job_id)
         except Conflict:
             self.log.info("job %s was already terminal; nothing to cancel", self.job_id)
-        except (JobWaitError, asyncio.TimeoutError, ValueError) as err:
+        except (TimeoutError, JobWaitError, ValueError) as err:
             self.log.warning("could not cancel job %s: %s", self.job_id, err)
 
     async def task_still_deferred(self) -> bool:

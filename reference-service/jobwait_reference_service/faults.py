@@ -353,7 +353,7 @@ async def _wait_for_disconnect(receive: Receive) -> None:
 
     try:
         await asyncio.wait_for(drain(), DISCONNECT_WAIT_S)
-    except (asyncio.TimeoutError, OSError, RuntimeError):
+    except (TimeoutError, OSError, RuntimeError):
         logger.warning("fault injection: uvicorn did not report the closed connection in time")
 
 

@@ -649,7 +649,7 @@ class InferenceFamily:
                     return changed
                 try:
                     await asyncio.wait_for(event.wait(), timeout=remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     return []
         finally:
             self.hub.unsubscribe(ids, event)

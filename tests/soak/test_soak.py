@@ -875,7 +875,7 @@ async def test_soak_under_faults(
         with instrumented(soak.tally, monkeypatch, tmp_path / "client.log"):
             try:
                 await asyncio.wait_for(soak.run(), cfg.budget)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 timed_out = True
             finally:
                 gc.collect()  # tasks that died unobserved report it when collected
