@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean postgres
+FLOOR_VENV := .venv-floor
+FLOOR_STAMP := $(FLOOR_VENV)/.installed
+
+.PHONY: demo test test-floor lint install clean postgres
 
 # Two distributions: the provider (.) and the reference service it is tested against.
 $(STAMP): pyproject.toml reference-service/pyproject.toml requirements/lock.txt
@@ -15,6 +18,14 @@ $(STAMP): pyproject.toml reference-service/pyproject.toml requirements/lock.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The lowest Airflow the provider declares (requirements/floor.txt): unit and DAG tests run there too.
+$(FLOOR_STAMP): pyproject.toml reference-service/pyproject.toml requirements/floor.txt
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOOR_VENV)/bin/python -m pip install --quiet -r requirements/floor.txt
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --no-deps -e . -e reference-service
+	touch $(FLOOR_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python demo.py
@@ -35,8 +46,15 @@ postgres:
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql \
 			>/dev/null && ls /usr/lib/postgresql/*/bin/initdb; fi
 
+# Unit and DAG tests on the floor: not the e2e deployment, the soak, the wheel build or the
+# reference service's own tests (they do not import Airflow).
+test-floor: $(FLOOR_STAMP)
+	$(FLOOR_VENV)/bin/python -m pytest -m "not e2e and not soak" --ignore=tests/e2e --ignore=tests/soak \
+		--ignore=tests/test_packaging.py --ignore=reference-service/tests
+
 test: lint postgres
 	$(BIN)/python -m pytest
+	$(MAKE) test-floor
 
 clean:
-	rm -rf $(VENV) airflow_home
+	rm -rf $(VENV) $(FLOOR_VENV) airflow_home

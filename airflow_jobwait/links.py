@@ -7,13 +7,12 @@ from string import Formatter
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from airflow.sdk import BaseHook, BaseOperatorLink
-from airflow.sdk.execution_time.xcom import XCom
+from airflow.providers.common.compat.sdk import BaseHook, BaseOperatorLink, XCom
 
 from airflow_jobwait.hooks.connection import base_url_of
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseOperator
+    from airflow.providers.common.compat.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.sdk import BaseOperatorLink
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowSkipException, BaseOperatorLink
 
 from airflow_jobwait.client.job_kinds import results_call
 from airflow_jobwait.hooks.base import JobWaitHook
@@ -20,7 +19,7 @@ from airflow_jobwait.xcom_size import DEFAULT_MAX_XCOM_BYTES, fit_for_xcom, log_
 __all__ = ["DEFAULT_MAX_XCOM_BYTES", "JobFailedError", "JobWaitMixin"]
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
     from airflow.sdk.types import Logger
 
 

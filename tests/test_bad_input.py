@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 import requests
-from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.providers.common.compat.sdk import AirflowNotFoundException
 from jobwait_reference_service.faults_client import FaultControl
 from jobwait_reference_service.process import ServiceProcess
 from pydantic import ValidationError

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import DAG
 
 from airflow_jobwait.client import inference as api
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.models import JobStatus
+from tests._compat import DagBag
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import DAG
 
 from airflow_jobwait.hooks.datasets import DatasetJobsHook
 from tests import reference_datasets as reference
+from tests._compat import AIRFLOW_V_3_3_PLUS, DagBag
 
 REPO = Path(__file__).resolve().parents[1]
+# The failure messages are read from the failure callback's context["exception"], which dag.test()
+# fills in from Airflow 3.3 (None before): below it only the task states are checked.
+READS_FAILURE_MESSAGES = AIRFLOW_V_3_3_PLUS
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +42,10 @@ def test_conflict_fails_then_fix_and_retry_completes(dags: dict[str, DAG], failu
     dataset_id = DatasetJobsHook().call(reference.clone_dataset())
     states = run(dags["jobwait_test_dataset_conflict_fix_retry"], dataset_id=dataset_id)
     assert states == {"merge": "failed", "fix": "success", "retry": "success", "check_draft": "success"}
-    message = failures.read_text()
-    assert message.startswith("merge: ") and "ended FAILED" in message
-    assert "conflicts on README.md" in message and "strategy 'override' or 'skip'" in message
+    if READS_FAILURE_MESSAGES:
+        message = failures.read_text()
+        assert message.startswith("merge: ") and "ended FAILED" in message
+        assert "conflicts on README.md" in message and "strategy 'override' or 'skip'" in message
     jobs = DatasetJobsHook().list_jobs(dataset_id).jobs
     assert [job.status for job in jobs] == ["SUCCESS"]  # the retry reran the same job
 
@@ -63,6 +67,8 @@ def test_compute_typed_result_downstream(dags: dict[str, DAG]) -> None:
 @pytest.mark.usefixtures("airflow_db", "jobwait_conn")
 def test_compute_failures_name_the_reason(dags: dict[str, DAG], failures: Path) -> None:
     assert run(dags["jobwait_test_compute_failures"]) == {"failing": "failed", "mismatch": "failed"}
+    if not READS_FAILURE_MESSAGES:
+        return
     lines = dict(line.split(": ", 1) for line in failures.read_text().splitlines())
     assert "ended FAILED: Task failed: disk on fire" in lines["failing"]
     assert "do not fit Sentences: field 'sentences'" in lines["mismatch"]

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import DAG
 
 from airflow_jobwait.hooks.jobs import JobsHook
 from airflow_jobwait.hooks.results import ResultsHook
 from airflow_jobwait.models import JobInput, ModelRef, ResultsReference, SubmitJobRequest
 from airflow_jobwait.operators.results import DepositResultsOperator, QueryResultsOperator
+from tests._compat import DagBag
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -35,7 +35,6 @@ import jobwait_reference_service as server_package
 import pytest
 import requests
 import structlog
-from airflow.dag_processing.dagbag import DagBag
 from jobwait_reference_service.mongo_query import SUPPORTED_OPERATORS, QueryError, compile_query
 from jobwait_reference_service.process import ServiceProcess
 from pytest_mock import MockerFixture
@@ -48,6 +47,7 @@ from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.hooks.results import ResultsHook
 from airflow_jobwait.sensors import JobSensor
 from airflow_jobwait.triggers import JobTrigger
+from tests._compat import DagBag
 from tests.conftest import API_KEY, CONN_ID, connection_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,7 +78,11 @@ def test_full_example_dag_run_never_shows_the_key(
     capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, mocker: MockerFixture
 ) -> None:
     from airflow.models.xcom import XComModel
-    from airflow.sdk._shared.secrets_masker import _secrets_masker, redact, reset_secrets_masker
+
+    from tests._compat import secrets_masker
+
+    _secrets_masker, redact = secrets_masker._secrets_masker, secrets_masker.redact
+    reset_secrets_masker = secrets_masker.reset_secrets_masker
     from airflow.utils.session import create_session
 
     reset_secrets_masker()

@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.models import JobInput, JobStatus, ModelRef, ResultsReference, SubmitJobRequest, WaitOutcome

@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_jobwait.client import inference
 from airflow_jobwait.client.async_transport import AsyncClient

@@ -16,7 +16,7 @@ from airflow_jobwait.models.compute import ComputeJobRef
 from airflow_jobwait.operators.resumable import ResumableJobWaitOperator
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 
 def resolve_model(result_model: type[BaseModel] | str | None) -> type[BaseModel] | None:

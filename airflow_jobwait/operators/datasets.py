@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.hooks.datasets import DatasetJobsHook
@@ -15,7 +15,7 @@ from airflow_jobwait.models.datasets import DatasetJob
 from airflow_jobwait.operators.resumable import ResumableJobWaitOperator, instance_key
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 RETRYABLE = ("FAILED", "ABORTED")
 

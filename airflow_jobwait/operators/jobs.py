@@ -14,7 +14,7 @@ from airflow_jobwait.models.base import first_error, with_extra_fields
 from airflow_jobwait.operators.resumable import ResumableJobWaitOperator, chained_key, instance_key
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 MAX_RESUBMISSIONS = 20
 # Which operator argument feeds each top-level field of the submit body, for error messages.

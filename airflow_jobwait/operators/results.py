@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_jobwait.client import results_store as api
 from airflow_jobwait.exceptions import Conflict
@@ -18,7 +18,7 @@ from airflow_jobwait.hooks.results import ResultsHook
 from airflow_jobwait.models.results_store import Work, works_from_job_results
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 #: XCom key under which ``DepositResultsOperator`` pushes the ids it deposited.
 WORK_IDS_KEY = "work_ids"

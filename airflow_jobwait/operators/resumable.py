@@ -6,17 +6,20 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, ResumableJobMixin
+# Below Airflow 3.3 (no task_state_store) compat's stand-in submits on every try; the request
+# key (instance_key) still gets a retry its first try's job where the service dedupes.
+from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 
 from airflow_jobwait.client.job_kinds import cancel_call, status_call
 from airflow_jobwait.client.wait_loop import check_poll_interval, check_timeout
 from airflow_jobwait.exceptions import Conflict, JobWaitError, NotFound
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.models import JobStatus, WaitOutcome
+from airflow_jobwait.version_compat import warn_unavailable
 from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 #: What ``get_job_status`` reports for a stored job the service no longer knows: resubmit.
 MISSING = "MISSING"
@@ -99,6 +102,7 @@ class ResumableJobWaitOperator(JobWaitMixin, ResumableJobMixin, BaseOperator):
 
     def execute(self, context: Context) -> Any:
         self.before_submit(context)
+        warn_unavailable("task_state_store")  # logs once, on an Airflow without it
         return self.execute_resumable(context)
 
     def before_submit(self, context: Context) -> None:

@@ -6,18 +6,18 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, XComArg
-from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue, XComArg
 from airflow.triggers.base import StartTriggerArgs
 
 from airflow_jobwait.client.job_kinds import kind_calls, status_call
-from airflow_jobwait.client.wait_loop import WaitLoop, check_poll_interval
+from airflow_jobwait.client.wait_loop import WaitLoop, check_poll_interval, check_timeout
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.triggers.jobs import JobTrigger
+from airflow_jobwait.version_compat import warn_unavailable
 from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 
 def as_template(value: Any) -> Any:
@@ -73,6 +73,8 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", check_poll_interval(poll_interval))
+        if isinstance(kwargs.get("timeout"), int | float):  # a ValueError naming it on every Airflow
+            check_timeout(kwargs["timeout"])
         super().__init__(**kwargs)
         kind_calls(job_kind)  # fail at parse time on an unknown kind
         self.job_id = job_id
@@ -83,7 +85,7 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
         self.max_xcom_bytes = max_xcom_bytes
-        if start_from_trigger:
+        if start_from_trigger and not warn_unavailable("start_from_trigger"):
             self.start_from_trigger = True
             self.start_trigger_args = StartTriggerArgs(
                 trigger_cls=f"{JobTrigger.__module__}.{JobTrigger.__qualname__}",

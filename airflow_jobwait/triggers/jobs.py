@@ -24,6 +24,7 @@ from airflow_jobwait.exceptions import Conflict, JobWaitError
 from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
 from airflow_jobwait.hooks.jobs import JobsHook
 from airflow_jobwait.models import JobStatus, WaitOutcome
+from airflow_jobwait.version_compat import warn_unavailable
 from airflow_jobwait.xcom_size import DEFAULT_MAX_XCOM_BYTES, fit_for_xcom, log_reference
 
 CANCEL_TIMEOUT = 10.0
@@ -98,6 +99,8 @@ class JobTrigger(BaseTrigger):
         return f"{type(self).__module__}.{type(self).__qualname__}", {name: getattr(self, name) for name in _KWARGS}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        if self.cancel_on_kill:
+            warn_unavailable("on_kill")  # logs once, on an Airflow without BaseTrigger.on_kill
         outcome = await self.wait()
         if self.end_task:
             yield await self.task_end_event(outcome)
