@@ -186,13 +186,15 @@ async def test_per_job_mode_from_the_connection_extra(
     assert max(seen_pollers) == 0
 
 
+# How real gateways answer a route they lack: not only 404/405/501 (issue "Real services").
+@pytest.mark.parametrize("status", [404, 405, 501, 400, 403, 415, 422])
 async def test_falls_back_to_per_job_when_the_batch_endpoint_is_missing(
-    hook: JobsHook, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+    hook: JobsHook, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch, status: int
 ) -> None:
     first, second = await asyncio.to_thread(submit_many, hook, 2, 1.0)
     conn_id = use_conn(monkeypatch, service, status_mode="auto")
-    # The probe (the first GET under /api/jobs) meets a 404, as from a service without the [ext] route.
-    rules = [{"kind": "status", "status": 404, "path_prefix": "/api/jobs", "methods": ["GET"], "count": 1}]
+    # The probe (the first GET under /api/jobs) meets what a service without the [ext] route answers.
+    rules = [{"kind": "status", "status": status, "path_prefix": "/api/jobs", "methods": ["GET"], "count": 1}]
     with FaultControl(service.base_url, service.api_key).injected(rules) as faults:
         before = await astats(service)
         result = await asyncio.wait_for(outcome_of(JobTrigger(first, conn_id, poll_interval=0.2)), LIMIT)

@@ -17,8 +17,10 @@ How a poller works:
 - Watch (``mode="auto"``, where the service offers it): ids whose status is known are handed to at
   most ``MAX_WATCHES`` long-polls of up to ``batch_size`` ids; a watch that returns is re-armed with
   the ids still waited on, topped up with unwatched ones. Ids no watch holds stay in the rounds.
-- Probing: a 404/405/501 from the batch endpoint (or ``PROBE_INVALID`` 200s in a row that are not
-  its shape, before it ever answered well) means the service has no batch status: every wait is
+- Probing: a 404/405/501 from the batch endpoint, any other client error (400, 403, 415, 422, ...
+  but not 408/425/429) before it ever answered well, or ``PROBE_INVALID`` 200s in a row that are
+  not its shape before then, means the service has no batch status: a real service answers its
+  unknown routes in many ways, and a probe must never end a wait. Every wait is
   handed back (``None``) to poll its job alone, and the connection is remembered as such for
   ``PROBE_TTL`` seconds. The same for watch, whose waits then stay in the rounds.
 - Ids a batch reply omits are unknown to the service, or not yet visible: each is checked with a
@@ -43,6 +45,7 @@ from airflow_jobwait.client import inference
 from airflow_jobwait.client.async_transport import AsyncClient
 from airflow_jobwait.client.http import ClientConfig
 from airflow_jobwait.client.pool import leased_client
+from airflow_jobwait.client.retry import TRANSIENT_STATUSES
 from airflow_jobwait.client.wait_loop import WaitLoop
 from airflow_jobwait.exceptions import ApiError, InvalidResponse, JobWaitError
 from airflow_jobwait.models import JobStatus, WaitOutcome
@@ -103,8 +106,13 @@ class _Capabilities:
 
     def missing(self, endpoint: str, error: JobWaitError) -> bool:
         """Does this failure of ``endpoint`` (``batch``/``watch``) mean the service lacks it?"""
-        if isinstance(error, ApiError) and error.status in MISSING_ENDPOINT:
-            return True
+        if isinstance(error, ApiError):
+            if error.status in MISSING_ENDPOINT:
+                return True
+            # Unproven, a client error is how this service answers a route it lacks (a bad key, if
+            # that is what it is, fails each wait on its own poll after the fallback).
+            unproven = getattr(self, endpoint) is None
+            return unproven and 400 <= error.status < 500 and error.status not in TRANSIENT_STATUSES
         if isinstance(error, InvalidResponse) and getattr(self, endpoint) is None:
             self.invalid[endpoint] = self.invalid.get(endpoint, 0) + 1
             return self.invalid[endpoint] >= PROBE_INVALID
