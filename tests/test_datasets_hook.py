@@ -9,6 +9,7 @@ import pytest
 from airflow.triggers.base import TriggerEvent
 from jobwait_reference_service.process import ServiceProcess
 
+from airflow_jobwait.client import datasets as api
 from airflow_jobwait.client.http import HttpResponse
 from airflow_jobwait.client.job_kinds import cancel_call, results_call, status_call
 from airflow_jobwait.exceptions import ApiError, InvalidResponse, NotFound, Unauthorized
@@ -192,3 +193,19 @@ async def test_async_twin_reads_the_same_job(hook: DatasetJobsHook, dataset: str
     assert twin.job_id == job.job_id and twin.job_type == "squashAndMerge"
     assert wait(hook, dataset, job) is JobStatus.COMPLETED
     assert (await hook.aget_job(dataset, job.job_id)).status == "SUCCESS"
+
+
+def test_a_create_reply_with_only_the_id_reads_as_the_sdk_reads_it() -> None:
+    """TensorBay answers a create with ``{"jobId", "createdAt"}``; the tensorbay SDK (1.24.2,
+    ``JobMixin._create_job``) completes it from the request: title, jobType, arguments, QUEUING."""
+    arguments = {"title": "t", "sourceBranchName": "feature", "targetBranchName": "main", "strategy": "abort"}
+    call = api.create_job("ds-1", "t", "squashAndMerge", arguments, "req-1")
+    job = call.parse(HttpResponse(200, {}, json.dumps({"jobId": "job-1", "createdAt": 1700000000}).encode()))
+    assert (job.job_id, job.created_at, job.status) == ("job-1", 1700000000, "QUEUING")
+    assert (job.job_type, job.title, job.arguments) == ("squashAndMerge", "t", arguments)
+    # A reply that says more (our service, or a repeated X-Request-Id) keeps what it says.
+    full = {"jobId": "job-1", "createdAt": 1, "status": "SUCCESS", "title": "t", "result": {"draftNumber": 3}}
+    job = call.parse(HttpResponse(200, {}, json.dumps(full).encode()))
+    assert job.status == "SUCCESS" and job.draft_number == 3
+    with pytest.raises(InvalidResponse, match="jobId"):
+        call.parse(HttpResponse(200, {}, json.dumps({"createdAt": 1}).encode()))

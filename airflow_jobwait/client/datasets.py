@@ -112,7 +112,17 @@ def create_job(
         headers=(("X-Request-Id", request_id),),
         idempotent=True,
     )
-    return _model(request, DatasetJob, f"created {job_type} job")
+    what = f"created {job_type} job"
+    # TensorBay answers a create with {"jobId", "createdAt"} only; its SDK fills in the rest from
+    # the request, a new job being QUEUING. What the reply does carry wins.
+    known = {**body, "status": "QUEUING"}
+
+    def parse(response: HttpResponse) -> DatasetJob:
+        expect_ok(request, response)
+        reply = decode_json(response, what)
+        return validate(DatasetJob, {**known, **reply} if isinstance(reply, dict) else reply, what)
+
+    return Call(request, parse)
 
 
 def get_job(dataset_id: str, job_id: str, job_type: str | None = None) -> Call[DatasetJob]:
