@@ -27,14 +27,13 @@ REPO = Path(__file__).resolve().parent
 
 
 def airflow_env(home: Path, service: ServiceProcess) -> dict[str, str]:
-    connection = {"conn_type": "jobwait", "host": service.base_url, "password": service.api_key}
     return {
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags_examples"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW_CONN_JOBWAIT_DEFAULT": json.dumps(connection),
+        **service.connection_env(),
     }
 
 

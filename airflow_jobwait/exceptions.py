@@ -70,6 +70,10 @@ class ServerError(ApiError):
     """5xx: the service failed; usually worth a retry."""
 
 
+class TokenError(JobWaitError):
+    """The OAuth2 token endpoint refused to issue an access token (the message names its URL)."""
+
+
 def _describe(body: Any) -> str:
     if isinstance(body, dict):
         for key in ("detail", "message", "error", "title"):

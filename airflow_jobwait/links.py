@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from airflow.providers.common.compat.sdk import BaseHook, BaseOperatorLink, XCom
 
-from airflow_jobwait.hooks.connection import base_url_of
+from airflow_jobwait.hooks.connection import ConnectionFields, base_url_of, connection_type_named
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseOperator
@@ -46,7 +46,12 @@ def job_url(conn_id: str, job_id: str, job_ref: dict[str, str] | None = None) ->
         return None
     values = {key: quote(str(value), safe="") for key, value in (job_ref or {}).items()}
     values["job_id"] = quote(job_id, safe="")
-    values["base_url"] = base_url_of(conn_id, conn.host, conn.schema, conn.port).rstrip("/")
+    kind = connection_type_named(conn.conn_type)
+    fields = ConnectionFields(conn_id, conn.host, conn.schema, conn.port, conn.login, conn.password)
+    try:
+        values["base_url"] = base_url_of(kind, fields) if kind else (conn.host or "").rstrip("/")
+    except ValueError:  # no Host: the link may still not need {base_url}
+        values["base_url"] = ""
     try:
         unknown = [name for _, name, _, _ in Formatter().parse(template) if name and name not in values]
         if unknown:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_jobwait import __version__
-from airflow_jobwait.hooks.connection import CONN_FIELDS, CONN_TYPE, UI_FIELD_BEHAVIOUR
+from airflow_jobwait.hooks.connection import CONNECTION_TYPES
 
 INTEGRATION = "Job Wait"
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Describe hooks, operators, sensors, triggers and the ``jobwait`` connection type."""
+    """Describe hooks, operators, sensors, triggers and the four connection types."""
     return {
         "package-name": "airflow-jobwait",
         "name": "Job Wait",
@@ -52,13 +52,5 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_jobwait.sensors.jobs"]}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_jobwait.triggers.jobs"]}],
         "extra-links": ["airflow_jobwait.links.JobLink"],
-        "connection-types": [
-            {
-                "hook-class-name": "airflow_jobwait.hooks.jobs.JobsHook",
-                "hook-name": "Job Wait",
-                "connection-type": CONN_TYPE,
-                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
-                "conn-fields": CONN_FIELDS,
-            }
-        ],
+        "connection-types": [kind.provider_info() for kind in CONNECTION_TYPES],
     }

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.providers.common.compat.sdk import AirflowException, AirflowSkipException, BaseOperatorLink
 
 from airflow_jobwait.client.job_kinds import results_call
+from airflow_jobwait.hooks import hook_class
 from airflow_jobwait.hooks.base import JobWaitHook
 from airflow_jobwait.links import JobLink, job_url
 from airflow_jobwait.models import WaitOutcome
@@ -67,8 +68,8 @@ class JobWaitMixin:
 
     @cached_property
     def hook(self) -> JobWaitHook:
-        """The connection's hook; the kind's calls go through its generic ``call``."""
-        return JobWaitHook(self.conn_id)
+        """The job kind's hook on the connection; the kind's calls go through its generic ``call``."""
+        return hook_class(self.job_kind)(self.conn_id)
 
     def push_link(self, context: Context, job_id: str) -> None:
         """Push the "Job" link (empty without a ``job_url_template``): read back after every try."""

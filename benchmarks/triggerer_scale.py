@@ -320,7 +320,7 @@ def _child_env(base_url: str, mode: str, home: Path) -> dict[str, str]:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             f"AIRFLOW_CONN_{JOBS_CONN.upper()}": json.dumps(
                 {
-                    "conn_type": "jobwait",
+                    "conn_type": "modzy",
                     "host": base_url,
                     "password": API_KEY,
                     "extra": {"status_mode": STATUS_MODE.get(mode, "auto")},

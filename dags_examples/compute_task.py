@@ -1,7 +1,7 @@
 """Run a compute task, wait in the triggerer, use its typed result downstream.
 
-Needs a connection ``jobwait_default`` (type ``jobwait``: Host = the service's base URL,
-Password = key, sent as ``Authorization: Bearer``).
+Needs a connection ``evo_default`` (type ``evo``: Host = the Evo hub URL; Login = an OAuth2
+client ID and Password = its secret, or Password = an access token).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Squash a feature branch onto ``main`` as a draft; on failure (e.g. a conflict fixed meanwhile)
 the task's retry retries the same dataset job on the service rather than creating another.
 
-Needs a connection ``jobwait_default`` (type ``jobwait``: Host = the service's base URL,
-Password = access key, sent as ``X-Token``). The dataset is the ``dataset_id`` param.
+Needs a connection ``tensorbay_default`` (type ``tensorbay``: Password = the AccessKey; Host =
+the site URL, empty for gas.graviti.com/.cn). The dataset is the ``dataset_id`` param.
 """
 
 from __future__ import annotations

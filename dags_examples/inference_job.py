@@ -1,7 +1,7 @@
 """Submit a small inference job, wait for it in the triggerer, use its per-input outputs downstream.
 
-Needs a connection ``jobwait_default`` (type ``jobwait``: Host = the service's base URL,
-Password = API key). ``make demo`` runs this DAG against the bundled reference service.
+Needs a connection ``modzy_default`` (type ``modzy``: Host = the API URL, e.g.
+https://app.modzy.com/api; Password = the API key). ``make demo`` runs this DAG against the bundled reference service.
 """
 
 from __future__ import annotations

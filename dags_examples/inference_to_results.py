@@ -4,8 +4,8 @@ submit → wait (in the triggerer) → deposit one work per input → lock them 
 back → print a summary. Work ids are ``"<job id>:<source key>"``, so every run deposits new works
 (no 409 on re-runs), and a retried deposit recognises its own earlier works.
 
-Needs a connection ``jobwait_default`` (type ``jobwait``: Host = the service's base URL,
-Password = API key); the same key opens the inference API and the results store.
+Needs two connections: ``modzy_default`` (type ``modzy``) for the inference jobs and
+``chime_results_default`` (type ``chime_results``: Host = the results base URL) for the store.
 """
 
 from __future__ import annotations

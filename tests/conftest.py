@@ -32,11 +32,15 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
     ]
 )
 
-from jobwait_reference_service.process import ServiceProcess  # noqa: E402
+from jobwait_reference_service.process import DEFAULT_CONN_IDS, FAMILY_PATHS, ServiceProcess  # noqa: E402
 
 # Modzy-style key: the part before the dot is the public access key identifier.
 API_KEY = "pubkey123.s3cr3t-test-key-never-logged"
-CONN_ID = "jobwait_default"
+#: The default connection of each family's type (what operators use when they name none).
+MODZY_CONN, TENSORBAY_CONN, EVO_CONN, CHIME_CONN = DEFAULT_CONN_IDS.values()
+CONN_ID = MODZY_CONN
+#: Connection type -> (default connection id, the family's base path on the reference service).
+FAMILIES = {family: (DEFAULT_CONN_IDS[family], FAMILY_PATHS[family]) for family in DEFAULT_CONN_IDS}
 
 
 @pytest.fixture(scope="session")
@@ -57,12 +61,29 @@ def airflow_db() -> Path:
     return _AIRFLOW_HOME
 
 
-def connection_json(service: ServiceProcess, **extra: object) -> str:
-    return json.dumps({"conn_type": "jobwait", "host": service.base_url, "password": service.api_key, "extra": extra})
+def connection_json(service: ServiceProcess, conn_type: str = "modzy", **extra: object) -> str:
+    """A connection of ``conn_type`` to the reference service, as an ``AIRFLOW_CONN_*`` value."""
+    host = service.base_url + FAMILIES[conn_type][1]
+    return json.dumps({"conn_type": conn_type, "host": host, "password": service.api_key, "extra": extra})
+
+
+def set_connection(
+    monkeypatch: pytest.MonkeyPatch,
+    service: ServiceProcess,
+    conn_type: str,
+    conn_id: str | None = None,
+    **extra: object,
+) -> str:
+    """Point ``conn_id`` (default: the type's ``*_default``) at the service; answers the id."""
+    conn_id = conn_id or FAMILIES[conn_type][0]
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", connection_json(service, conn_type, **extra))
+    return conn_id
 
 
 @pytest.fixture
 def jobwait_conn(service: ServiceProcess, monkeypatch: pytest.MonkeyPatch) -> str:
-    """``jobwait_default`` pointing at the session's service (an environment-variable connection)."""
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(service))
+    """The four families' default connections pointing at the session's service (environment
+    variables); answers the Modzy one's id."""
+    for name, value in service.connection_env().items():
+        monkeypatch.setenv(name, value)
     return CONN_ID

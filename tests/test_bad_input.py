@@ -54,7 +54,7 @@ from airflow_jobwait.operators.compute import SubmitComputeTaskOperator
 from airflow_jobwait.sensors import JobSensor
 from airflow_jobwait.triggers import JobTrigger
 from airflow_jobwait.waiting import JobFailedError
-from tests.conftest import API_KEY, CONN_ID, connection_json
+from tests.conftest import API_KEY, CONN_ID, FAMILIES, connection_json
 
 ORG = str(uuid.UUID(int=8))
 DATASET = "demo-dataset"
@@ -165,20 +165,21 @@ class Ctx:
     compute: ComputeHook = field(init=False)
 
     def __post_init__(self) -> None:
-        self.jobs = JobsHook(CONN_ID)
-        self.results = ResultsHook(CONN_ID)
-        self.datasets = DatasetJobsHook(CONN_ID)
-        self.compute = ComputeHook(CONN_ID)
+        # Each family on its default connection (of its own type) to the service.
+        self.jobs, self.results = JobsHook(), ResultsHook()
+        self.datasets, self.compute = DatasetJobsHook(), ComputeHook()
 
-    def conn(self, conn_id: str, **fields: Any) -> str:
-        """Define connection ``conn_id``: the service's, with ``fields`` (``extra`` merged) overriding."""
-        base = json.loads(connection_json(self.service))
+    def conn(self, conn_id: str, conn_type: str = "modzy", **fields: Any) -> str:
+        """Define connection ``conn_id`` of ``conn_type``: the service's, with ``fields`` (``extra``
+        merged) overriding."""
+        base = json.loads(connection_json(self.service, conn_type))
         extra = {**base["extra"], **fields.pop("extra", {})}
         self.monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({**base, **fields, "extra": extra}))
         return conn_id
 
     def stub_hook(self, cls: type[JobsHook] = JobsHook) -> Any:
-        return cls(self.conn(STUB_CONN, host=self.stub.base_url))
+        # The stub answers at the paths the service has: the family's base path is kept.
+        return cls(self.conn(STUB_CONN, cls.conn_type, host=self.stub.base_url + FAMILIES[cls.conn_type][1]))
 
     def raw(self, method: str, path: str, auth: AuthScheme, body: Any = None, params: tuple = ()) -> Any:
         """A request the provider's own helpers would refuse, sent through its core: 2xx JSON or raise."""
@@ -207,8 +208,9 @@ def _work(pipeline: str, work_id: str, **fields: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def world(service: ServiceProcess) -> World:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(service))
-        results, jobs = ResultsHook(CONN_ID), JobsHook(CONN_ID)
+        for name, value in service.connection_env().items():
+            patch.setenv(name, value)
+        results, jobs = ResultsHook(), JobsHook()
         pipeline = f"bad-input-{uuid.uuid4().hex[:8]}"
         locked_id, unlocked_id = f"{pipeline}-locked", f"{pipeline}-unlocked"
         results.deposit([_work(pipeline, locked_id), _work(pipeline, unlocked_id)])
@@ -1019,21 +1021,23 @@ CASES: list[Case] = [
     Case(
         "service-wrong-key-results",
         "service",
-        lambda c: ResultsHook(c.conn("jw_wrong", password=WRONG_KEY)).count(c.world.pipeline, {}),
+        lambda c: ResultsHook(c.conn("jw_wrong", "chime_results", password=WRONG_KEY)).count(c.world.pipeline, {}),
         Unauthorized,
         ("401", "'x-access-token'"),
     ),
     Case(
         "service-wrong-key-datasets",
         "service",
-        lambda c: DatasetJobsHook(c.conn("jw_wrong", password=WRONG_KEY)).list_jobs(DATASET),
+        lambda c: DatasetJobsHook(c.conn("jw_wrong", "tensorbay", password=WRONG_KEY)).list_jobs(DATASET),
         Unauthorized,
         ("401", "X-Token"),
     ),
     Case(
         "service-wrong-key-compute",
         "service",
-        lambda c: ComputeHook(c.conn("jw_wrong", password=WRONG_KEY)).submit(ORG, "demo", "wordcount", {"text": "a"}),
+        lambda c: ComputeHook(c.conn("jw_wrong", "evo", password=WRONG_KEY)).submit(
+            ORG, "demo", "wordcount", {"text": "a"}
+        ),
         Unauthorized,
         ("401", "'Authorization'"),
     ),

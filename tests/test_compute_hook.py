@@ -19,7 +19,7 @@ from airflow_jobwait.hooks.compute import ComputeHook
 from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.models.compute import ComputeJobRef
 from airflow_jobwait.triggers import JobTrigger
-from tests.conftest import CONN_ID, connection_json
+from tests.conftest import EVO_CONN, connection_json
 
 ORG = str(uuid.UUID(int=42))
 
@@ -34,7 +34,7 @@ class Wrong(BaseModel):
 
 @pytest.fixture
 def hook(jobwait_conn: str) -> ComputeHook:
-    return ComputeHook(jobwait_conn)
+    return ComputeHook(EVO_CONN)
 
 
 def wait(hook: ComputeHook, ref: ComputeJobRef) -> JobStatus | None:
@@ -86,9 +86,11 @@ def test_documented_errors(hook: ComputeHook, service: ServiceProcess, monkeypat
         hook.submit(ORG, "demo", "nope", {})
     with pytest.raises(NotFound):
         hook.get_status(ComputeJobRef(org_id=ORG, topic="demo", task="sleep", job_id=str(uuid.UUID(int=7))))
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(service).replace(service.api_key, "bad"))
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{EVO_CONN.upper()}", connection_json(service, "evo").replace(service.api_key, "bad")
+    )
     with pytest.raises(Unauthorized):
-        ComputeHook(CONN_ID).submit(ORG, "demo", "wordcount", {"text": "x"})
+        ComputeHook(EVO_CONN).submit(ORG, "demo", "wordcount", {"text": "x"})
 
 
 @pytest.mark.parametrize(

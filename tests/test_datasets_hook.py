@@ -18,7 +18,7 @@ from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.models.datasets import DatasetJob
 from airflow_jobwait.triggers import JobTrigger
 from tests import reference_datasets as reference
-from tests.conftest import CONN_ID, connection_json
+from tests.conftest import TENSORBAY_CONN, connection_json
 
 FAST = {"queuing_s": 0.05, "processing_s": 0.1}
 SLOW = {"queuing_s": 30}
@@ -26,7 +26,7 @@ SLOW = {"queuing_s": 30}
 
 @pytest.fixture
 def hook(jobwait_conn: str) -> DatasetJobsHook:
-    return DatasetJobsHook(jobwait_conn)
+    return DatasetJobsHook(TENSORBAY_CONN)
 
 
 @pytest.fixture
@@ -129,9 +129,11 @@ def test_documented_errors(
         hook.list_jobs("no-such-dataset")
     with pytest.raises(ValueError, match="dataset_id"):
         hook.get_job("a/b", "x")
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(service).replace(service.api_key, "bad"))
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{TENSORBAY_CONN.upper()}", connection_json(service, "tensorbay").replace(service.api_key, "bad")
+    )
     with pytest.raises(Unauthorized, match="Unauthorized"):
-        DatasetJobsHook(CONN_ID).list_jobs(dataset)
+        DatasetJobsHook(TENSORBAY_CONN).list_jobs(dataset)
 
 
 def test_kind_mapping_rejects_unknown_status_and_missing_ref() -> None:

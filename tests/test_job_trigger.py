@@ -24,7 +24,7 @@ from airflow_jobwait.models import (
 )
 from airflow_jobwait.triggers import JobTrigger
 from tests._compat import AIRFLOW_V_3_3_PLUS
-from tests.conftest import connection_json
+from tests.conftest import set_connection
 
 
 def submit(hook: JobsHook, **test: object) -> str:
@@ -55,9 +55,8 @@ def hook(jobwait_conn: str) -> JobsHook:
 
 
 def use_mode(monkeypatch: pytest.MonkeyPatch, service: ServiceProcess, status_mode: str) -> str:
-    """Point ``jobwait_default`` at the service with the given ``status_mode`` extra."""
-    monkeypatch.setenv("AIRFLOW_CONN_JOBWAIT_DEFAULT", connection_json(service, status_mode=status_mode))
-    return "jobwait_default"
+    """Point ``modzy_default`` at the service with the given ``status_mode`` extra."""
+    return set_connection(monkeypatch, service, "modzy", status_mode=status_mode)
 
 
 # Where each mode's status requests go: one job's URL alone, or the batch and watch endpoints too.

@@ -7,9 +7,10 @@ from typing import TypeVar
 
 import aiohttp
 
+from airflow_jobwait.client.credentials import async_token_source
 from airflow_jobwait.client.http import Call, ClientConfig, HttpRequest, HttpResponse
 from airflow_jobwait.client.retry import RetryPolicy, RetryState
-from airflow_jobwait.exceptions import ApiError, InvalidResponse, TransportError
+from airflow_jobwait.exceptions import ApiError, InvalidResponse, TransportError, Unauthorized
 
 T = TypeVar("T")
 
@@ -30,6 +31,9 @@ class AsyncClient:
         self.retry = retry or RetryPolicy()
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        # One token for every trigger that shares this client: one token request per expiry,
+        # however many waits run on the connection.
+        self._tokens = async_token_source(config.api_key, config.oauth, verify=config.verify, timeout=config.timeout)
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -48,22 +52,30 @@ class AsyncClient:
     async def call(self, call: Call[T]) -> T:
         """Send the request (retrying transient failures) and parse the answer."""
         retry = RetryState(self.retry, call.request)
+        refreshed = False
         while True:
             try:
                 return call.parse(await self.send(call.request))
+            except Unauthorized as err:
+                # As SyncClient.call: one new token and one more try after a 401.
+                if err.status == 401 and not refreshed and await self._tokens.refresh():
+                    refreshed = True
+                    continue
+                await asyncio.sleep(retry.after_failure(err))
             except (TransportError, ApiError) as err:
                 await asyncio.sleep(retry.after_failure(err))
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         """One attempt: bytes out, bytes in, no interpretation."""
         session = self._ensure_session()
+        credential = await self._tokens.token()
         try:
             async with session.request(
                 request.method,
                 self.config.url(request.path),
                 params=list(request.params),
                 json=request.json_body,
-                headers=self.config.headers_for(request),
+                headers=self.config.headers_for(request, credential),
                 allow_redirects=False,
             ) as resp:
                 body = await self._read_capped(resp, request)

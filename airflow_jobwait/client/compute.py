@@ -89,6 +89,24 @@ def get_results(ref: ComputeJobRef) -> Call[dict[str, Any]]:
     return Call(request, parse)
 
 
+def list_workspaces(org_id: str, limit: int = 1) -> Call[int]:
+    """``GET /workspace/orgs/{orgId}/workspaces?limit=N`` (Evo Workspaces API): the cheapest
+    authenticated read of the hub, for the connection test; answers how many workspaces came back."""
+    request = HttpRequest(
+        "GET", f"/workspace/orgs/{path_segment(org_id, 'org_id')}/workspaces", AUTH, params=(("limit", str(limit)),)
+    )
+
+    def parse(response: HttpResponse) -> int:
+        expect(request, response, (200,))
+        body = decode_json(response, "workspace list")
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list):
+            raise InvalidResponse("workspace list has no 'results' list", field="results")
+        return len(results)
+
+    return Call(request, parse)
+
+
 def cancel(ref: ComputeJobRef) -> Call[None]:
     """``DELETE …/{jobId}``: exactly 204; cancelling a terminal or cancelling job changes nothing."""
     request = HttpRequest("DELETE", _job_path(ref), AUTH)

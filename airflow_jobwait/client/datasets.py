@@ -15,7 +15,7 @@ from airflow_jobwait.client.http import (
     path_segment,
     validate,
 )
-from airflow_jobwait.exceptions import ApiError
+from airflow_jobwait.exceptions import ApiError, InvalidResponse
 from airflow_jobwait.models.base import with_extra_fields
 from airflow_jobwait.models.datasets import DATASET_JOB_STATUSES, DatasetJob, DatasetJobList, DraftList
 
@@ -129,6 +129,21 @@ def get_job(dataset_id: str, job_id: str, job_type: str | None = None) -> Call[D
     """``GET /datasets/{id}/jobs/{jobId}?jobType=``."""
     request = HttpRequest("GET", _job_path(dataset_id, job_id), AUTH, params=_type_param(job_type))
     return _model(request, DatasetJob, f"dataset job {job_id}")
+
+
+def get_user() -> Call[str]:
+    """``GET /users``: the key's user (TensorBay SDK ``GAS.get_user``); answers its ``nickname``."""
+    request = HttpRequest("GET", f"{API_ROOT}/users", AUTH)
+
+    def parse(response: HttpResponse) -> str:
+        expect_ok(request, response)
+        body = decode_json(response, "user info")
+        name = body.get("nickname") if isinstance(body, dict) else None
+        if not isinstance(name, str):
+            raise InvalidResponse("user info has no 'nickname' string", field="nickname")
+        return name
+
+    return Call(request, parse)
 
 
 def list_jobs(

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
+from airflow_jobwait.client.credentials import OAuth2ClientCredentials
 from airflow_jobwait.exceptions import (
     ApiError,
     Conflict,
@@ -42,7 +43,9 @@ class AuthScheme:
     prefix: str = ""
 
     def render(self, api_key: str) -> dict[str, str]:
-        return {self.header: f"{self.prefix}{api_key}"}
+        # No key, no header: a service that takes unauthenticated requests (CHIME's results
+        # store, for now) gets none rather than an empty credential.
+        return {self.header: f"{self.prefix}{api_key}"} if api_key else {}
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,8 @@ class ClientConfig:
     :param timeout: Seconds for one request (connect + read).
     :param verify: Verify TLS certificates.
     :param max_response_bytes: Larger response bodies are refused with ``InvalidResponse``.
+    :param oauth: Get access tokens by OAuth2 client credentials (``api_key`` is then unused).
+    :param default_headers: Headers sent with every request (e.g. Evo's ``API-Preview``).
     """
 
     base_url: str
@@ -105,6 +110,8 @@ class ClientConfig:
     verify: bool = True
     max_response_bytes: int = 16 * 1024 * 1024
     user_agent: str = "airflow-jobwait"
+    oauth: OAuth2ClientCredentials | None = None
+    default_headers: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
@@ -114,9 +121,15 @@ class ClientConfig:
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
 
-    def headers_for(self, request: HttpRequest) -> dict[str, str]:
-        headers = {"Accept": "application/json", "User-Agent": self.user_agent, **dict(request.headers)}
-        headers.update(request.auth.render(self.api_key))
+    def headers_for(self, request: HttpRequest, credential: str) -> dict[str, str]:
+        """The request's headers with ``credential`` (the key, or the current access token)."""
+        headers = {
+            "Accept": "application/json",
+            "User-Agent": self.user_agent,
+            **dict(self.default_headers),
+            **dict(request.headers),
+        }
+        headers.update(request.auth.render(credential))
         return headers
 
 

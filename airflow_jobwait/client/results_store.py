@@ -1,5 +1,8 @@
 """Calls of the results store (CHIME workflow Results API, ``docs/jobs-api.md`` §4).
 
+Paths are relative to the results base URL, as workflow-core's ``Results`` client takes it
+(``https://frb.chimenet.ca/workflow/results``, ``http://localhost:8005``).
+
 One builder per wire call. Inputs are checked here, before any request, with errors naming the
 field; MongoDB queries themselves are checked by the service (400 naming the operator).
 """
@@ -26,7 +29,6 @@ from airflow_jobwait.models.base import first_error, json_problem
 from airflow_jobwait.models.results_store import DEPOSIT_STATUSES, ResultsStoreInfo, Work
 
 AUTH = AuthScheme("x-access-token")
-PREFIX = "/workflow"
 #: Largest ``limit`` of a view; ``0`` means no limit (the public client's ``-1``).
 MAX_LIMIT = 10_000
 NO_LIMIT = 0
@@ -217,13 +219,13 @@ def _check_unique(payload: list[dict[str, Any]]) -> None:
 
 
 def info() -> Call[ResultsStoreInfo]:
-    """``GET /workflow/version`` (answers without a key too)."""
-    return json_model(HttpRequest("GET", f"{PREFIX}/version", AUTH), ResultsStoreInfo, "results store version", (200,))
+    """``GET {base}/version`` (answers without a key too)."""
+    return json_model(HttpRequest("GET", "/version", AUTH), ResultsStoreInfo, "results store version", (200,))
 
 
 def status() -> Call[dict[str, int]]:
-    """``GET /workflow/status``: number of works per pipeline."""
-    request = HttpRequest("GET", f"{PREFIX}/status", AUTH)
+    """``GET {base}/status``: number of works per pipeline."""
+    request = HttpRequest("GET", "/status", AUTH)
 
     def parse(response: HttpResponse) -> dict[str, int]:
         expect(request, response, (200,))
@@ -234,12 +236,12 @@ def status() -> Call[dict[str, int]]:
 
 
 def deposit(works: Sequence[WorkLike]) -> Call[dict[str, bool]]:
-    """``POST /workflow/results``: store new works, all or none (409 naming ids that exist).
+    """``POST {base}/results``: store new works, all or none (409 naming ids that exist).
 
     Not retried after a lost answer: the first attempt may have stored the works, and a second one
     would then be a 409.
     """
-    request = HttpRequest("POST", f"{PREFIX}/results", AUTH, json_body=deposit_payload(works), idempotent=False)
+    request = HttpRequest("POST", "/results", AUTH, json_body=deposit_payload(works), idempotent=False)
 
     def parse(response: HttpResponse) -> dict[str, bool]:
         expect(request, response, (200,))
@@ -249,18 +251,18 @@ def deposit(works: Sequence[WorkLike]) -> Call[dict[str, bool]]:
 
 
 def update(works: Sequence[WorkLike]) -> Call[bool]:
-    """``PUT /workflow/results``: merge each work's fields into the stored one, matched by ``id``.
+    """``PUT {base}/results``: merge each work's fields into the stored one, matched by ``id``.
 
     404 naming unknown ids; 409 naming locked works changed in anything but ``results.locked``.
     """
-    return _bool_call(HttpRequest("PUT", f"{PREFIX}/results", AUTH, json_body=update_payload(works)), "update answer")
+    return _bool_call(HttpRequest("PUT", "/results", AUTH, json_body=update_payload(works)), "update answer")
 
 
 def delete(pipeline: str, ids: Sequence[str]) -> Call[bool]:
-    """``DELETE /workflow/results?<pipeline>=<id>&...``: unknown ids are ignored; 409 naming locked ones."""
+    """``DELETE {base}/results?<pipeline>=<id>&...``: unknown ids are ignored; 409 naming locked ones."""
     pipeline = check_pipeline(pipeline)
     params = tuple((pipeline, work_id) for work_id in check_ids(ids))
-    return _bool_call(HttpRequest("DELETE", f"{PREFIX}/results", AUTH, params=params), "delete answer")
+    return _bool_call(HttpRequest("DELETE", "/results", AUTH, params=params), "delete answer")
 
 
 def view_body(
@@ -284,11 +286,11 @@ def view(
     skip: int = 0,
     limit: int = 100,
 ) -> Call[list[Work]]:
-    """``POST /workflow/view``: works of ``pipeline`` matching ``query``, in insertion order.
+    """``POST {base}/view``: works of ``pipeline`` matching ``query``, in insertion order.
 
     :param limit: 1..10000; 0 or -1: no limit.
     """
-    request = HttpRequest("POST", f"{PREFIX}/view", AUTH, json_body=view_body(pipeline, query, projection, skip, limit))
+    request = HttpRequest("POST", "/view", AUTH, json_body=view_body(pipeline, query, projection, skip, limit))
 
     def parse(response: HttpResponse) -> list[Work]:
         expect(request, response, (200,))
@@ -305,7 +307,7 @@ def view_documents(
     limit: int = 100,
 ) -> Call[list[dict[str, Any]]]:
     """``view`` answering the stored JSON documents as they are, for changes that must not alter them."""
-    request = HttpRequest("POST", f"{PREFIX}/view", AUTH, json_body=view_body(pipeline, query, projection, skip, limit))
+    request = HttpRequest("POST", "/view", AUTH, json_body=view_body(pipeline, query, projection, skip, limit))
 
     def parse(response: HttpResponse) -> list[dict[str, Any]]:
         expect(request, response, (200,))
@@ -320,9 +322,9 @@ def view_documents(
 
 
 def count(pipeline: str, query: Mapping[str, Any]) -> Call[int]:
-    """``POST /workflow/view/count``: number of works of ``pipeline`` matching ``query``."""
+    """``POST {base}/view/count``: number of works of ``pipeline`` matching ``query``."""
     body = {"query": {**check_query(query), "pipeline": check_pipeline(pipeline)}}
-    request = HttpRequest("POST", f"{PREFIX}/view/count", AUTH, json_body=body)
+    request = HttpRequest("POST", "/view/count", AUTH, json_body=body)
 
     def parse(response: HttpResponse) -> int:
         expect(request, response, (200,))

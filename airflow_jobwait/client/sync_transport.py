@@ -7,9 +7,10 @@ from typing import TypeVar
 
 import requests
 
+from airflow_jobwait.client.credentials import sync_token_source
 from airflow_jobwait.client.http import Call, ClientConfig, HttpRequest, HttpResponse
 from airflow_jobwait.client.retry import RetryPolicy, RetryState
-from airflow_jobwait.exceptions import ApiError, InvalidResponse, TransportError
+from airflow_jobwait.exceptions import ApiError, InvalidResponse, TransportError, Unauthorized
 
 T = TypeVar("T")
 
@@ -26,13 +27,25 @@ class SyncClient:
         self.retry = retry or RetryPolicy()
         self._session = requests.Session()
         self._session.verify = config.verify
+        self._tokens = sync_token_source(config.api_key, config.oauth, verify=config.verify, timeout=config.timeout)
 
     def call(self, call: Call[T]) -> T:
-        """Send the request (retrying transient failures) and parse the answer."""
+        """Send the request (retrying transient failures) and parse the answer.
+
+        A 401 with a refreshable token (OAuth2) gets one new token and one more try, as the Evo
+        SDK does: the token may have been revoked or expired early. A 401 was not processed, so
+        sending again is safe even for a submit.
+        """
         retry = RetryState(self.retry, call.request)
+        refreshed = False
         while True:
             try:
                 return call.parse(self.send(call.request))
+            except Unauthorized as err:
+                if err.status == 401 and not refreshed and self._tokens.refresh():
+                    refreshed = True
+                    continue
+                time.sleep(retry.after_failure(err))
             except (TransportError, ApiError) as err:
                 time.sleep(retry.after_failure(err))
 
@@ -44,7 +57,7 @@ class SyncClient:
                 self.config.url(request.path),
                 params=list(request.params),
                 json=request.json_body,
-                headers=self.config.headers_for(request),
+                headers=self.config.headers_for(request, self._tokens.token()),
                 timeout=self.config.timeout,
                 # Per request: requests lets REQUESTS_CA_BUNDLE override a session-level verify=False.
                 verify=self.config.verify,

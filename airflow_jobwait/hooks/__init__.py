@@ -1,4 +1,4 @@
-"""Hooks: one per API family, all on the ``jobwait`` connection type, siblings on ``JobWaitHook``.
+"""Hooks: one per API family and connection type, siblings on ``JobWaitHook``.
 
 The hook classes are imported on first use, not with this package: ``get_provider_info`` reads
 ``hooks.connection`` while Airflow itself may still be importing (it loads every provider's info
@@ -25,6 +25,22 @@ _MODULE_OF = {
     "ResultsHook": "results",
 }
 __all__ = ["ComputeHook", "DatasetJobsHook", "JobWaitHook", "JobsHook", "ResultsHook"]
+
+
+#: The hook that reads a job kind's statuses and results.
+HOOK_OF_KIND = {"inference": "JobsHook", "dataset": "DatasetJobsHook", "compute": "ComputeHook"}
+
+
+def hook_class(job_kind: str) -> type[JobWaitHook]:
+    """The hook class of a job kind, whose connection type the wait's connection is.
+
+    :raises ValueError: Not a known job kind.
+    """
+    name = HOOK_OF_KIND.get(job_kind)
+    if name is None:
+        raise ValueError(f"job_kind must be one of {sorted(HOOK_OF_KIND)}, got {job_kind!r}")
+    hook: type[JobWaitHook] = __getattr__(name)
+    return hook
 
 
 def __getattr__(name: str) -> Any:

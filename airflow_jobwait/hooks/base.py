@@ -1,4 +1,4 @@
-"""``JobWaitHook``: what every hook of a ``jobwait`` connection shares, whatever its API family."""
+"""``JobWaitHook``: what every family hook shares, whatever its service and connection type."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_jobwait.client import inference
 from airflow_jobwait.client.async_transport import AsyncClient
 from airflow_jobwait.client.http import Call, ClientConfig
 from airflow_jobwait.client.job_kinds import status_call
@@ -19,11 +18,10 @@ from airflow_jobwait.client.pool import leased_client
 from airflow_jobwait.client.retry import RetryPolicy
 from airflow_jobwait.client.sync_transport import SyncClient
 from airflow_jobwait.client.wait_loop import WaitLoop, check_timeout
-from airflow_jobwait.exceptions import JobWaitError
+from airflow_jobwait.exceptions import ApiError, JobWaitError, TokenError, TransportError
 from airflow_jobwait.hooks.connection import (
-    CONN_TYPE,
-    DEFAULT_CONN_ID,
-    UI_FIELD_BEHAVIOUR,
+    ConnectionFields,
+    ConnectionType,
     StatusPolling,
     client_config,
     status_polling,
@@ -36,33 +34,45 @@ T = TypeVar("T")
 class JobWaitHook(BaseHook):
     """The connection, the clients, prepared calls and the blocking wait, for every API family.
 
-    The family hooks (``JobsHook``, ``DatasetJobsHook``, ``ComputeHook``, ``ResultsHook``)
-    subclass it side by side and add their own API's methods. Blocking calls use a pooled
-    ``requests`` session; ``acall`` and ``async_client`` run in the triggerer over one ``aiohttp``
-    session shared by every trigger of the event loop that uses the same connection.
+    The family hooks (``JobsHook`` for Modzy, ``DatasetJobsHook`` for TensorBay, ``ComputeHook``
+    for Seequent Evo, ``ResultsHook`` for the CHIME results store) subclass it side by side: each
+    names its connection type and adds its own API's methods and connection test. Blocking calls
+    use a pooled ``requests`` session; ``acall`` and ``async_client`` run in the triggerer over one
+    ``aiohttp`` session shared by every trigger of the event loop that uses the same connection.
 
-    :param jobwait_conn_id: Airflow connection of type ``jobwait`` (Host = base URL,
-        Password = API key, extra: ``timeout``, ``verify``, ``max_response_bytes``, ``job_url_template``).
+    :param jobwait_conn_id: The Airflow connection (default: the family's ``<type>_default``).
     :param retry: Retry policy for transient failures (default: 5 attempts, full-jitter backoff).
     """
 
+    #: The family's connection type: form, defaults, base URL and credential rules.
+    connection_type: ClassVar[ConnectionType]
     conn_name_attr = "jobwait_conn_id"
-    default_conn_name = DEFAULT_CONN_ID
-    conn_type = CONN_TYPE
-    hook_name = "Job Wait"
+    # Set from connection_type for each family hook (Airflow reads them for its forms and Test).
+    conn_type: ClassVar[str]
+    hook_name: ClassVar[str]
+    default_conn_name: ClassVar[str]
 
-    def __init__(self, jobwait_conn_id: str = DEFAULT_CONN_ID, retry: RetryPolicy | None = None, **kwargs: Any):
+    def __init__(self, jobwait_conn_id: str | None = None, retry: RetryPolicy | None = None, **kwargs: Any):
         super().__init__(**kwargs)
-        self.jobwait_conn_id = jobwait_conn_id
+        self.jobwait_conn_id = jobwait_conn_id or self.default_conn_name
         self.retry = retry or RetryPolicy()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("connection_type")
+        if kind is not None:  # Airflow reads these class attributes for the connection form
+            cls.conn_type = kind.conn_type
+            cls.hook_name = kind.hook_name
+            cls.default_conn_name = kind.default_conn_id
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Relabel the generic connection form: Host is the base URL, Password the API key."""
+        """Relabel the generic connection form for the service (Host, Login, Password)."""
+        behaviour = cls.connection_type.ui_field_behaviour()
         return {
-            "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
-            "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
-            "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
+            "hidden_fields": behaviour["hidden-fields"],
+            "relabeling": behaviour["relabeling"],
+            "placeholders": behaviour["placeholders"],
         }
 
     @classmethod
@@ -76,7 +86,16 @@ class JobWaitHook(BaseHook):
     def client_config(self) -> ClientConfig:
         """Settings of the connection, read once per hook (blocking: workers only)."""
         conn = self.get_connection(self.jobwait_conn_id)
-        return client_config(conn.conn_id, conn.host, conn.schema, conn.port, conn.password, conn.extra_dejson)
+        return client_config(self.connection_type, self._fields(conn, conn.extra_dejson))
+
+    @cached_property
+    def extra(self) -> dict[str, Any]:
+        """The connection's extra (blocking: workers only)."""
+        return dict(self.get_connection(self.jobwait_conn_id).extra_dejson)
+
+    @staticmethod
+    def _fields(conn: Any, extra: dict[str, Any]) -> ConnectionFields:
+        return ConnectionFields(conn.conn_id, conn.host, conn.schema, conn.port, conn.login, conn.password, extra)
 
     async def aclient_config(self) -> ClientConfig:
         """Settings of the connection, read without blocking the event loop."""
@@ -86,10 +105,7 @@ class JobWaitHook(BaseHook):
         """Client settings and status-polling extras of the connection, in one non-blocking read."""
         conn = await get_async_connection(self.jobwait_conn_id, self)
         extra = await get_async_extra_dejson(conn)
-        return (
-            client_config(conn.conn_id, conn.host, conn.schema, conn.port, conn.password, extra),
-            status_polling(conn.conn_id, extra),
-        )
+        return client_config(self.connection_type, self._fields(conn, extra)), status_polling(conn.conn_id, extra)
 
     @cached_property
     def client(self) -> SyncClient:
@@ -145,16 +161,41 @@ class JobWaitHook(BaseHook):
             time.sleep(step)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the base URL and the key with ``GET /api/models`` (the UI's Test button).
+        """The connection form's Test button: the service's cheapest authenticated read.
 
-        The inference API's model list, for every family hook that does not check its own API
-        (``ResultsHook`` does).
+        :return: Success, and a message that says what was reached, or what to fix.
         """
         try:
-            models = self.client.call(inference.list_models())
+            return True, self.check_connection()
         except (JobWaitError, ValueError) as err:
-            return False, str(err)
-        return True, f"connected to {self.client_config.base_url}: {len(models)} model(s) available"
+            return False, self.explain_failure(err)
+
+    def check_connection(self) -> str:
+        """Make the family's cheapest authenticated read; say what it found.
+
+        :raises JobWaitError: The service refused or could not be reached.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no connection check")
+
+    def explain_failure(self, err: Exception) -> str:
+        """What a failed connection test means, and what to change in the connection."""
+        kind = self.connection_type
+        where = self.jobwait_conn_id
+        if isinstance(err, TokenError):
+            return f"{err}. Check the client ID (Login), the secret (Password) and the extras token_url and scopes."
+        if isinstance(err, ApiError) and err.status == 401:
+            field = "Password (client secret or access token)" if kind.conn_type == "evo" else "Password"
+            return f"{kind.service} refused the credential (401 on {err.path}): check {field} of {where!r}."
+        if isinstance(err, ApiError) and err.status == 403:
+            return f"{kind.service} answered 403 on {err.path}: the credential works but may not use this: {err}"
+        if isinstance(err, ApiError) and err.status == 404:
+            return (
+                f"{kind.service} answered 404 on {err.path}: is Host the service's base URL? "
+                f"It looks like {kind.example_url}"
+            )
+        if isinstance(err, TransportError):
+            return f"could not reach {kind.service}: {err}. Check Host ({kind.example_url}) and the network."
+        return str(err)
 
     # ---- async (triggerer) --------------------------------------------------------------
 

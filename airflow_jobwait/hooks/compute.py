@@ -1,4 +1,4 @@
-"""``ComputeHook``: compute tasks (Seequent Evo Compute API) over a ``jobwait`` connection."""
+"""``ComputeHook``: Seequent Evo compute tasks, and the ``evo`` connection type."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from airflow_jobwait.client import compute as api
 from airflow_jobwait.exceptions import InvalidResponse
 from airflow_jobwait.hooks.base import JobWaitHook
+from airflow_jobwait.hooks.connection import EVO, evo_org_id
 from airflow_jobwait.models.base import first_error
 from airflow_jobwait.models.compute import ComputeJobRef, ComputeStatus
 
@@ -19,15 +20,44 @@ R = TypeVar("R", bound=BaseModel)
 class ComputeHook(JobWaitHook):
     """Submit compute tasks, read their status and (typed) results, cancel them.
 
-    Same connection as ``JobsHook`` (Host = base URL, Password = key, sent as ``Authorization:
-    Bearer``). Wait for a job with ``wait_for_job(ref.job_id, job_kind="compute", job_ref=ref.job_ref)``.
+    A connection of type ``evo`` (default ``evo_default``): Host = the hub URL
+    (``https://350mt.api.seequent.com``), extra ``org_id`` = the organisation. Credentials: Login =
+    an OAuth2 client ID and Password = its secret (client-credentials tokens from the extra
+    ``token_url``, default Seequent's, with the extra ``scopes``; refreshed before they expire and
+    once on a 401), or Login empty and Password = an access token. The token is sent as
+    ``Authorization: Bearer``; extra ``api_preview`` sends ``API-Preview: opt-in``. Wait for a job
+    with ``wait_for_job(ref.job_id, job_kind="compute", job_ref=ref.job_ref)``.
     """
 
-    hook_name = "Job Wait (compute tasks)"
+    connection_type = EVO
+
+    @property
+    def org_id(self) -> str | None:
+        """The connection's organisation (extra ``org_id``), ``None`` if it names none."""
+        return evo_org_id(self.jobwait_conn_id, self.extra)
+
+    def resolve_org_id(self, org_id: str | None) -> str:
+        """``org_id``, or the connection's.
+
+        :raises ValueError: Neither names one.
+        """
+        resolved = org_id or self.org_id
+        if not resolved:
+            raise ValueError(
+                f"org_id is not set: pass org_id, or set the extra 'org_id' of connection {self.jobwait_conn_id!r}"
+            )
+        return resolved
+
+    def check_connection(self) -> str:
+        """``GET /workspace/orgs/{org_id}/workspaces?limit=1``: the hub, the organisation and the token
+        (fetched first with client credentials) in one read."""
+        org_id = self.resolve_org_id(None)
+        self.client.call(api.list_workspaces(org_id, limit=1))
+        return f"connected to Seequent Evo at {self.client_config.base_url}, organisation {org_id}"
 
     def submit(
         self,
-        org_id: str,
+        org_id: str | None,
         topic: str,
         task: str,
         parameters: Mapping[str, Any],
@@ -35,11 +65,12 @@ class ComputeHook(JobWaitHook):
     ) -> ComputeJobRef:
         """Submit a task; the job is read from the 303's ``Location`` (which is not followed).
 
+        :param org_id: The organisation; ``None``: the connection's extra ``org_id``.
         :param extra_body: More top-level fields of the submit body, for service options this
             provider does not model; may not replace ``parameters``.
         :raises InvalidResponse: No 303 ``Location``, or one not naming a job (field ``Location``).
         """
-        return self.call(api.submit(org_id, topic, task, parameters, extra_body))
+        return self.call(api.submit(self.resolve_org_id(org_id), topic, task, parameters, extra_body))
 
     def get_status(self, ref: ComputeJobRef) -> ComputeStatus:
         """The job's native status, progress, message and error."""

@@ -1,4 +1,4 @@
-"""``DatasetJobsHook``: dataset jobs (TensorBay Open API) over a ``jobwait`` connection."""
+"""``DatasetJobsHook``: TensorBay dataset jobs (Open API), and the ``tensorbay`` connection type."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from airflow_jobwait.client import datasets as api
 from airflow_jobwait.exceptions import InvalidResponse
 from airflow_jobwait.hooks.base import JobWaitHook
+from airflow_jobwait.hooks.connection import TENSORBAY
 from airflow_jobwait.models.base import first_error
 from airflow_jobwait.models.datasets import DatasetJob, DatasetJobList, Draft, DraftList, SquashAndMergeArguments
 
@@ -18,12 +19,19 @@ from airflow_jobwait.models.datasets import DatasetJob, DatasetJobList, Draft, D
 class DatasetJobsHook(JobWaitHook):
     """Create, inspect, retry, abort and delete dataset jobs; find a merge's draft.
 
-    Same connection as ``JobsHook`` (Host = base URL, Password = access key, sent as ``X-Token``).
+    A connection of type ``tensorbay`` (default ``tensorbay_default``): Password = the AccessKey
+    (sent as ``X-Token``); Host = the site URL, empty for the key's own (``ACCESSKEY-…``:
+    https://gas.graviti.com, ``Accesskey-…``: https://gas.graviti.cn), as the TensorBay SDK does.
     Errors carry TensorBay's ``code`` and ``message`` (``err.code``). Wait for a job with
     ``wait_for_job(job_id, job_kind="dataset", job_ref={"dataset_id": ...})``.
     """
 
-    hook_name = "Job Wait (dataset jobs)"
+    connection_type = TENSORBAY
+
+    def check_connection(self) -> str:
+        """``GET /users``: whose key this is (the TensorBay SDK's ``get_user``)."""
+        name = self.call(api.get_user())
+        return f"connected to TensorBay at {self.client_config.base_url} as {name!r}"
 
     def create_job(
         self,

@@ -1,9 +1,10 @@
-"""``JobsHook``: the inference jobs API (Modzy wire format) for workers and triggers."""
+"""``JobsHook``: Modzy's inference jobs API, and the ``modzy`` connection type."""
 
 from __future__ import annotations
 
 from airflow_jobwait.client import inference as api
 from airflow_jobwait.hooks.base import JobWaitHook
+from airflow_jobwait.hooks.connection import MODZY
 from airflow_jobwait.models import Job, JobResults, SubmitJobRequest
 
 
@@ -12,13 +13,22 @@ class JobsHook(JobWaitHook):
 
     Blocking calls (``submit_job``, ``get_job``, ...) use a pooled ``requests`` session; the
     ``a``-prefixed twins run in the triggerer over one ``aiohttp`` session shared by every trigger
-    of the event loop that uses the same connection. The connection, ``call``/``acall``,
-    ``wait_for_job`` and ``test_connection`` (``GET /api/models``) come from ``JobWaitHook``.
+    of the event loop that uses the same connection. The connection, ``call``/``acall`` and
+    ``wait_for_job`` come from ``JobWaitHook``.
 
-    :param jobwait_conn_id: Airflow connection of type ``jobwait`` (Host = base URL,
-        Password = API key, extra: ``timeout``, ``verify``, ``max_response_bytes``, ``job_url_template``).
+    :param jobwait_conn_id: Airflow connection of type ``modzy`` (default ``modzy_default``):
+        Host = the API URL, with or without ``/api`` (``https://app.modzy.com/api``), Password =
+        the API key (``<public key id>.<secret>``); extras ``timeout``, ``verify``,
+        ``max_response_bytes``, ``job_url_template``, ``status_mode``, ``batch_size``.
     :param retry: Retry policy for transient failures (default: 5 attempts, full-jitter backoff).
     """
+
+    connection_type = MODZY
+
+    def check_connection(self) -> str:
+        """``GET /api/models``: the model list, as the Modzy SDK checks its client."""
+        models = self.client.call(api.list_models())
+        return f"connected to Modzy at {self.client_config.base_url}: {len(models)} model(s) available"
 
     # ---- blocking calls (workers) -------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""``ResultsHook``: the results store (CHIME workflow Results API) over a ``jobwait`` connection."""
+"""``ResultsHook``: the CHIME results store (workflow Results API), and its ``chime_results`` connection type."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from airflow_jobwait.client import results_store as api
 from airflow_jobwait.client.results_store import NotLockedError, UnknownWorksError, WorkLike
 from airflow_jobwait.exceptions import JobWaitError
 from airflow_jobwait.hooks.base import JobWaitHook
+from airflow_jobwait.hooks.connection import CHIME_RESULTS
 from airflow_jobwait.models.results_store import ResultsStoreInfo, Work
 
 #: Fields ``get_locked`` returns (``id`` is always kept), as the public client asks for them.
@@ -18,21 +19,23 @@ LOCKED_PROJECTION: dict[str, bool] = {"event": True, "plots": True, "products": 
 class ResultsHook(JobWaitHook):
     """Deposit, query, lock, unlock, update and delete works in the results store.
 
-    Same connection as ``JobsHook`` (Host = base URL, Password = API key, sent as
-    ``x-access-token``). The methods follow the public CHIME workflow ``Results`` client, with
+    A connection of type ``chime_results`` (default ``chime_results_default``): Host = the results
+    base URL as workflow-core takes it (``https://frb.chimenet.ca/workflow/results``,
+    ``http://localhost:8005``), Password = the token, sent as ``x-access-token`` (optional, as in
+    workflow-core). The methods follow the public CHIME workflow ``Results`` client, with
     typed answers: views return ``Work`` models. The service's refusals raise the usual errors:
     ``Conflict`` (409: an id exists already, or a work is locked; the message names the ids),
     ``NotFound`` (404: update of unknown ids) and ``ApiError`` with status 400 (a query operator
     outside the supported subset, named). Bad arguments raise ``ValueError`` before any request.
 
-    :param jobwait_conn_id: Airflow connection of type ``jobwait``.
+    :param jobwait_conn_id: Airflow connection of type ``chime_results``.
     :param retry: Retry policy for transient failures.
     """
 
-    hook_name = "Job Wait (results store)"
+    connection_type = CHIME_RESULTS
 
     def info(self) -> ResultsStoreInfo:
-        """The version of the results store (``GET /workflow/version``)."""
+        """The version of the results store (``GET {base}/version``)."""
         return self.call(api.info())
 
     def status(self) -> dict[str, int]:
@@ -205,13 +208,10 @@ class ResultsHook(JobWaitHook):
             changes.append({"id": doc["id"], "results": {**(results or {}), "locked": locked}})
         return self.update(changes)
 
-    def test_connection(self) -> tuple[bool, str]:
-        """Check the base URL and the key with ``GET /workflow/status``."""
-        try:
-            pipelines = self.status()
-        except (JobWaitError, ValueError) as err:
-            return False, str(err)
-        return True, f"connected to {self.client_config.base_url}: results store with {len(pipelines)} pipeline(s)"
+    def check_connection(self) -> str:
+        """``GET {base}/status``: the works per pipeline (the store's ``version`` needs no token)."""
+        pipelines = self.status()
+        return f"connected to the CHIME results store at {self.client_config.base_url}: {len(pipelines)} pipeline(s)"
 
 
 def _is_locked(doc: Mapping[str, Any]) -> bool:

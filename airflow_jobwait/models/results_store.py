@@ -98,7 +98,7 @@ class Work(WireModel):
 
 
 class ResultsStoreInfo(WireModel):
-    """Answer of ``GET /workflow/version``: ``version`` and whatever else the service says."""
+    """Answer of ``GET {base}/version``: ``version`` and whatever else the service says."""
 
     model_config = ConfigDict(alias_generator=None, populate_by_name=True, extra="allow", frozen=True)
 

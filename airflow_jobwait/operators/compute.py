@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import uuid
 from collections.abc import Sequence
@@ -45,7 +46,7 @@ class SubmitComputeTaskOperator(ResumableJobWaitOperator):
     resumes the stored task, and submits again only if that one failed (or was never stored
     because the worker died right after the submit).
 
-    :param org_id: Organisation UUID (templated).
+    :param org_id: Organisation UUID (templated); default: the connection's extra ``org_id``.
     :param topic: Task topic, e.g. ``demo`` (templated).
     :param task: Task name, e.g. ``wordcount`` (templated).
     :param parameters: The task's parameters (templated).
@@ -68,7 +69,7 @@ class SubmitComputeTaskOperator(ResumableJobWaitOperator):
     def __init__(
         self,
         *,
-        org_id: str,
+        org_id: str | None = None,
         topic: str,
         task: str,
         parameters: dict[str, Any],
@@ -86,10 +87,9 @@ class SubmitComputeTaskOperator(ResumableJobWaitOperator):
 
     @property
     def job_ref(self) -> dict[str, str]:  # from the rendered fields, also after a deferral
-        try:
-            org_id = str(uuid.UUID(self.org_id))
-        except (TypeError, ValueError):
-            org_id = self.org_id
+        org_id = self.hook.resolve_org_id(self.org_id)
+        with contextlib.suppress(TypeError, ValueError):
+            org_id = str(uuid.UUID(org_id))
         return {"org_id": org_id, "topic": self.topic, "task": self.task}
 
     @cached_property

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
+from airflow_jobwait.hooks.connection import TENSORBAY
 from airflow_jobwait.hooks.datasets import DatasetJobsHook
 from airflow_jobwait.models import WaitOutcome
 from airflow_jobwait.models.datasets import DatasetJob
@@ -183,7 +183,7 @@ class AbortDatasetJobOperator(BaseOperator):
     :param dataset_id: The dataset (templated).
     :param job_id: The job (templated).
     :param job_type: ``squashAndMerge`` or ``basicSearch``, to check the job's type (optional).
-    :param conn_id: Airflow connection of type ``jobwait``.
+    :param conn_id: Airflow connection of type ``tensorbay`` (default ``tensorbay_default``).
     """
 
     template_fields: Sequence[str] = ("dataset_id", "job_id")
@@ -195,7 +195,7 @@ class AbortDatasetJobOperator(BaseOperator):
         dataset_id: str,
         job_id: str,
         job_type: str | None = None,
-        conn_id: str = DEFAULT_CONN_ID,
+        conn_id: str = TENSORBAY.default_conn_id,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

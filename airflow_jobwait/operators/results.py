@@ -12,7 +12,7 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_jobwait.client import results_store as api
 from airflow_jobwait.exceptions import Conflict
-from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
+from airflow_jobwait.hooks.connection import CHIME_RESULTS
 from airflow_jobwait.hooks.jobs import JobsHook
 from airflow_jobwait.hooks.results import ResultsHook
 from airflow_jobwait.models.results_store import Work, works_from_job_results
@@ -29,7 +29,7 @@ class _ResultsStoreOperator(BaseOperator):
 
     ui_color = "#f0e4d0"
 
-    def __init__(self, *, conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+    def __init__(self, *, conn_id: str = CHIME_RESULTS.default_conn_id, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
 
@@ -78,7 +78,7 @@ class DepositResultsOperator(_ResultsStoreOperator):
     :param function: ``function`` of the works made from ``job_results`` (templated).
     :param tags: ``tags`` of the works made from ``job_results`` (templated).
     :param event: ``event`` of the works made from ``job_results`` (templated).
-    :param conn_id: Airflow connection of type ``jobwait``.
+    :param conn_id: Airflow connection of type ``chime_results`` (default ``chime_results_default``).
     """
 
     template_fields: Sequence[str] = ("works", "job_results", "pipeline", "site", "user", "function", "tags", "event")
@@ -127,7 +127,8 @@ class DepositResultsOperator(_ResultsStoreOperator):
             if results.get("job_kind", "inference") != "inference":
                 raise ValueError(f"job_results must be inference job results, not {results.get('job_kind')!r}")
             # Read from the inference service the reference names (its connection, not the store's).
-            results = JobsHook(str(results.get("conn_id") or self.conn_id)).get_results(str(results["job_id"]))
+            inference_conn = str(results["conn_id"]) if results.get("conn_id") else None
+            results = JobsHook(inference_conn).get_results(str(results["job_id"]))
         if not isinstance(results, Mapping) and not hasattr(results, "job_identifier"):
             raise ValueError(f"job_results must be inference job results, got {type(results).__name__}")
         return works_from_job_results(
@@ -188,7 +189,7 @@ class QueryResultsOperator(_ResultsStoreOperator):
     :param projection: ``{field: true|false}`` (templated); ``id`` is always kept.
     :param skip: Number of matching works to skip (templated).
     :param limit: At most this many works, 1..10000; ``0`` or ``-1``: no limit (templated).
-    :param conn_id: Airflow connection of type ``jobwait``.
+    :param conn_id: Airflow connection of type ``chime_results`` (default ``chime_results_default``).
     """
 
     template_fields: Sequence[str] = ("pipeline", "query", "projection", "skip", "limit")
@@ -246,7 +247,7 @@ class LockResultsOperator(_IdsOperator):
 
     :param pipeline: Name of the pipeline (templated).
     :param ids: Ids of the works (templated; e.g. ``deposit.output["work_ids"]``).
-    :param conn_id: Airflow connection of type ``jobwait``.
+    :param conn_id: Airflow connection of type ``chime_results`` (default ``chime_results_default``).
     """
 
     def execute(self, context: Context) -> list[str]:
@@ -262,7 +263,7 @@ class UnlockResultsOperator(_IdsOperator):
     :param pipeline: Name of the pipeline (templated).
     :param ids: Ids of the works (templated).
     :param force: Must be ``True``; otherwise the task fails, saying so.
-    :param conn_id: Airflow connection of type ``jobwait``.
+    :param conn_id: Airflow connection of type ``chime_results`` (default ``chime_results_default``).
     """
 
     def __init__(self, *, pipeline: str, ids: Sequence[str] | str, force: bool = False, **kwargs: Any) -> None:
@@ -281,7 +282,7 @@ class DeleteResultsOperator(_IdsOperator):
 
     :param pipeline: Name of the pipeline (templated).
     :param ids: Ids of the works (templated).
-    :param conn_id: Airflow connection of type ``jobwait``.
+    :param conn_id: Airflow connection of type ``chime_results`` (default ``chime_results_default``).
     """
 
     def execute(self, context: Context) -> list[str]:

@@ -13,7 +13,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 from airflow_jobwait.client.job_kinds import cancel_call, status_call
 from airflow_jobwait.client.wait_loop import check_poll_interval, check_timeout
 from airflow_jobwait.exceptions import Conflict, JobWaitError, NotFound
-from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
+from airflow_jobwait.hooks import hook_class
 from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.version_compat import warn_unavailable
 from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
@@ -56,7 +56,8 @@ class ResumableJobWaitOperator(JobWaitMixin, ResumableJobMixin, BaseOperator):
     Subclasses implement ``submit_job(context) -> job id``; the wait options below are theirs too
     (and, like every operator argument, may come from ``default_args``).
 
-    :param conn_id: Airflow connection of type ``jobwait``.
+    :param conn_id: Airflow connection of the job kind's type (default: ``modzy_default``,
+        ``tensorbay_default`` or ``evo_default``).
     :param wait_for_completion: Wait for the job and return what it produced; otherwise return
         right after the submit (default: the operator's ``waits_by_default``).
     :param deferrable: Wait in the triggerer (default) rather than in the worker.
@@ -78,7 +79,7 @@ class ResumableJobWaitOperator(JobWaitMixin, ResumableJobMixin, BaseOperator):
     def __init__(
         self,
         *,
-        conn_id: str = DEFAULT_CONN_ID,
+        conn_id: str | None = None,
         wait_for_completion: bool | None = None,
         deferrable: bool = True,
         poll_interval: float = 5.0,
@@ -89,7 +90,7 @@ class ResumableJobWaitOperator(JobWaitMixin, ResumableJobMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.conn_id = conn_id
+        self.conn_id = conn_id or hook_class(self.job_kind).default_conn_name
         self.wait_for_completion = self.waits_by_default if wait_for_completion is None else wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = check_poll_interval(poll_interval)

@@ -11,7 +11,7 @@ from airflow.triggers.base import StartTriggerArgs
 
 from airflow_jobwait.client.job_kinds import kind_calls, status_call
 from airflow_jobwait.client.wait_loop import WaitLoop, check_poll_interval, check_timeout
-from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
+from airflow_jobwait.hooks import hook_class
 from airflow_jobwait.triggers.jobs import JobTrigger
 from airflow_jobwait.version_compat import warn_unavailable
 from airflow_jobwait.waiting import DEFAULT_MAX_XCOM_BYTES, JobWaitMixin
@@ -38,7 +38,8 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
     deadline and fails the task as a sensor timeout, which Airflow does not retry.
 
     :param job_id: The job to wait for (templated; e.g. ``submit.output``).
-    :param conn_id: Airflow connection of type ``jobwait``.
+    :param conn_id: Airflow connection of the job kind's type (default: ``modzy_default``,
+        ``tensorbay_default`` or ``evo_default``).
     :param poll_interval: Seconds between polls of the service (also the poke interval).
     :param deferrable: Wait in the triggerer (default) rather than in a worker slot.
     :param max_xcom_bytes: Results larger than this (JSON) are not pushed whole: a
@@ -62,7 +63,7 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         self,
         *,
         job_id: str,
-        conn_id: str = DEFAULT_CONN_ID,
+        conn_id: str | None = None,
         poll_interval: float = 5.0,
         deferrable: bool = True,
         cancel_on_kill: bool = True,
@@ -80,7 +81,7 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         self.job_id = job_id
         self.job_kind = job_kind
         self.job_ref = job_ref
-        self.conn_id = conn_id
+        self.conn_id = conn_id or hook_class(job_kind).default_conn_name
         self.poll_interval = poll_interval
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill

@@ -21,8 +21,8 @@ from airflow_jobwait.client.job_kinds import JobState, cancel_call, progress_cal
 from airflow_jobwait.client.pool import leased_client
 from airflow_jobwait.client.wait_loop import WaitLoop, check_poll_interval
 from airflow_jobwait.exceptions import Conflict, JobWaitError
-from airflow_jobwait.hooks.connection import DEFAULT_CONN_ID
-from airflow_jobwait.hooks.jobs import JobsHook
+from airflow_jobwait.hooks import hook_class
+from airflow_jobwait.hooks.base import JobWaitHook
 from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.version_compat import warn_unavailable
 from airflow_jobwait.xcom_size import DEFAULT_MAX_XCOM_BYTES, fit_for_xcom, log_reference
@@ -51,7 +51,8 @@ class JobTrigger(BaseTrigger):
     API key is read from the connection each time the trigger starts, on whichever triggerer.
 
     :param job_id: The job to wait for.
-    :param conn_id: Airflow connection of type ``jobwait``.
+    :param conn_id: Airflow connection of the job kind's type (default: ``modzy_default``,
+        ``tensorbay_default`` or ``evo_default``).
     :param poll_interval: Seconds between polls.
     :param deadline: Absolute epoch seconds when the wait gives up (``None``: never); absolute so
         that a trigger restarted on another triggerer keeps its original deadline.
@@ -68,7 +69,7 @@ class JobTrigger(BaseTrigger):
     def __init__(
         self,
         job_id: str,
-        conn_id: str = DEFAULT_CONN_ID,
+        conn_id: str | None = None,
         poll_interval: float = 5.0,
         deadline: float | None = None,
         cancel_on_kill: bool = True,
@@ -85,7 +86,7 @@ class JobTrigger(BaseTrigger):
         self.job_kind = job_kind
         self.job_ref = dict(job_ref or {})
         self.job_id = job_id
-        self.conn_id = conn_id
+        self.conn_id = conn_id or hook_class(job_kind).default_conn_name
         self.poll_interval = check_poll_interval(poll_interval)
         self.deadline = check_deadline(deadline)
         self.cancel_on_kill = cancel_on_kill
@@ -93,6 +94,11 @@ class JobTrigger(BaseTrigger):
         self.end_task = end_task
         self.soft_fail = soft_fail
         self.max_xcom_bytes = max_xcom_bytes
+
+    @property
+    def hook(self) -> JobWaitHook:
+        """The job kind's hook on the wait's connection (cheap: it reads the connection when used)."""
+        return hook_class(self.job_kind)(self.conn_id)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         # Every constructor argument is kept under its own name: the signature is the list.
@@ -117,7 +123,7 @@ class JobTrigger(BaseTrigger):
             self.log.error("%s", outcome.message)
             return TaskFailedEvent()
         try:
-            results = await JobsHook(self.conn_id).acall(results_call(self.job_kind, outcome.job_id, self.job_ref))
+            results = await self.hook.acall(results_call(self.job_kind, outcome.job_id, self.job_ref))
         except JobWaitError as err:
             self.log.error("%s, but its results could not be read: %s", outcome.message, err)
             return TaskFailedEvent()
@@ -144,7 +150,7 @@ class JobTrigger(BaseTrigger):
         # job_id first. A bad id fails this trigger alone, never the poller it would join.
         status_call(self.job_kind, self.job_id, self.job_ref)
         loop = WaitLoop(self.job_id, self.poll_interval, self.deadline)
-        config, polling = await JobsHook(self.conn_id).asettings()
+        config, polling = await self.hook.asettings()
         if self.job_kind == "inference" and polling.mode != "per_job":
             outcome = await wait_coalesced(
                 self.conn_id, config, self.job_id, loop, polling.mode, polling.batch_size, self._progress_logger()
@@ -225,7 +231,7 @@ class JobTrigger(BaseTrigger):
             return
         try:
             cancel = cancel_call(self.job_kind, self.job_id, self.job_ref)
-            await asyncio.wait_for(JobsHook(self.conn_id).acall(cancel), CANCEL_TIMEOUT)
+            await asyncio.wait_for(self.hook.acall(cancel), CANCEL_TIMEOUT)
             self.log.info("canceled %s job %s on user request", self.job_kind, self.job_id)
         except Conflict:
             self.log.info("job %s was already terminal; nothing to cancel", self.job_id)

@@ -148,6 +148,8 @@ class ComputeTasks:
         self.router.add_api_route(f"{JOB_PATH}/status", self.get_status, methods=["GET"])
         self.router.add_api_route(JOB_PATH, self.get_results, methods=["GET"])
         self.router.add_api_route(JOB_PATH, self.cancel, methods=["DELETE"])
+        # Evo's Workspaces API on the same hub: clients read it to check a hub, org and token.
+        self.router.add_api_route("/workspace/orgs/{org_id}/workspaces", self.list_workspaces, methods=["GET"])
         # Last: anything else under /compute gets an Error body rather than FastAPI's default.
         self.router.add_api_route(
             f"{ROOT}/{{rest:path}}",
@@ -163,6 +165,16 @@ class ComputeTasks:
         await self.loop.stop()
 
     # -- routes --
+
+    async def list_workspaces(self, org_id: str, request: Request, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """``GET /workspace/orgs/{orgId}/workspaces``: this service holds no workspaces, so an
+        empty page in the shape of Evo's ``ListWorkspacesResponse``."""
+        _org(org_id)
+        url = str(request.url.remove_query_params(["offset"]))
+        return {
+            "results": [],
+            "links": {"count": 0, "total": 0, "first": url, "last": url, "next": None, "previous": None},
+        }
 
     async def submit(self, org_id: str, topic: str, task: str, request: Request) -> Response:
         org = _org(org_id)

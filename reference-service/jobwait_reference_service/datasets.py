@@ -312,6 +312,7 @@ class DatasetJobs:
         r.add_api_route(f"{PREFIX}/jobs/{{job_id}}/retry", self.retry_job, methods=["POST"])
         r.add_api_route(f"{PREFIX}/jobs/{{job_id}}/abort", self.abort_job, methods=["POST"])
         r.add_api_route(f"{PREFIX}/drafts", self.list_drafts, methods=["GET"])
+        r.add_api_route(f"{API_ROOT}/users", self.get_user, methods=["GET"])
         if self.config.test_controls:
             r.add_api_route(TEST_PREFIX, self.test_clone, methods=["POST"])
             r.add_api_route(f"{TEST_PREFIX}/{{dataset_id}}/commits", self.test_commit, methods=["POST"])
@@ -331,6 +332,10 @@ class DatasetJobs:
             methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
             include_in_schema=False,
         )
+
+    async def get_user(self) -> dict[str, Any]:
+        """``GET /users``: the key's user, as the TensorBay SDK's ``GAS.get_user`` reads it."""
+        return {"nickname": "reference-user", "email": None, "mobile": None, "description": "", "team": None}
 
     async def create_job(self, dataset_id: str, request: Request) -> dict[str, Any]:
         body = await _json_object(request)

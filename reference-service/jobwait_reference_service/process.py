@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,40 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+
+#: Where each API family lives on this service, relative to ``base_url``: the base URL a client of
+#: the real service would be given (CHIME's results store has a base path of its own).
+FAMILY_PATHS = {"modzy": "", "tensorbay": "", "evo": "", "chime_results": "/workflow"}
+#: The default Airflow connection id of each family's connection type in airflow-jobwait.
+DEFAULT_CONN_IDS = {
+    "modzy": "modzy_default",
+    "tensorbay": "tensorbay_default",
+    "evo": "evo_default",
+    "chime_results": "chime_results_default",
+}
+
+
+def connection_env(
+    base_url: str, api_key: str, extra: Mapping[str, Mapping[str, object]] | None = None
+) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` variables pointing every family's default connection at a service.
+
+    Plain JSON, as Airflow reads connections from the environment; nothing here imports Airflow.
+
+    :param base_url: The service's base URL.
+    :param api_key: Its key.
+    :param extra: Per family, the connection's extra (e.g. ``{"evo": {"org_id": ...}}``).
+    """
+    env = {}
+    for family, conn_id in DEFAULT_CONN_IDS.items():
+        conn = {
+            "conn_type": family,
+            "host": base_url + FAMILY_PATHS[family],
+            "password": api_key,
+            "extra": dict((extra or {}).get(family, {})),
+        }
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+    return env
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -63,6 +98,14 @@ class ServiceProcess:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    def family_url(self, family: str) -> str:
+        """The base URL of one API family (``modzy``, ``tensorbay``, ``evo``, ``chime_results``)."""
+        return self.base_url + FAMILY_PATHS[family]
+
+    def connection_env(self, extra: Mapping[str, Mapping[str, object]] | None = None) -> dict[str, str]:
+        """``connection_env`` for this service and its key."""
+        return connection_env(self.base_url, self.api_key, extra)
 
     @property
     def pid(self) -> int | None:

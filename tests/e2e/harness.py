@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
+from jobwait_reference_service.process import connection_env
 
 REPO = Path(__file__).resolve().parents[2]
 E2E_DAGS = Path(__file__).resolve().parent / "dags"
@@ -520,9 +521,7 @@ class Deployment:
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-                "AIRFLOW_CONN_JOBWAIT_DEFAULT": json.dumps(
-                    {"conn_type": "jobwait", "host": self.service.base_url, "password": API_KEY}
-                ),
+                **connection_env(self.service.base_url, API_KEY),
                 "AIRFLOW_CONN_JOBWAIT_HTTP": json.dumps(
                     {
                         "conn_type": "http",

@@ -54,7 +54,8 @@ from airflow_jobwait.triggers import JobTrigger
 T = TypeVar("T")
 
 API_KEY = "soakkey.s3cr3t-soak-key-never-logged"
-CONN_ID = "jobwait_soak"
+CONN_ID = "modzy_default"  # the families' default connections, pointed at the soak's service
+RESULTS_CONN = "chime_results_default"
 PIPELINE = "soak"
 CLIENT_TIMEOUT = 5.0  # connection extra "timeout": seconds per request
 DELAY_S = 6.0  # the "delay" fault answers after the client gave up
@@ -292,7 +293,7 @@ class Soak:
     def results_hook(self) -> ResultsHook:
         hook = getattr(self._local, "results", None)
         if hook is None:
-            hook = self._local.results = ResultsHook(CONN_ID, retry=SYNC_RETRY)
+            hook = self._local.results = ResultsHook(RESULTS_CONN, retry=SYNC_RETRY)
         return hook
 
     def persist(self, what: str, fn: Callable[[], T]) -> T:
@@ -864,8 +865,8 @@ async def test_soak_under_faults(
     extra: dict[str, Any] = {"timeout": CLIENT_TIMEOUT}
     if cfg.status_mode:
         extra["status_mode"] = cfg.status_mode
-    conn = {"conn_type": "jobwait", "host": proc.base_url, "password": API_KEY, "extra": extra}
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
+    for name, value in proc.connection_env({"modzy": extra, "chime_results": {"timeout": CLIENT_TIMEOUT}}).items():
+        monkeypatch.setenv(name, value)
     soak = Soak(cfg, proc)
     timed_out = False
     try:

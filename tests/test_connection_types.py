@@ -1,0 +1,248 @@
+"""One connection type per service: base URLs taken as each SDK takes them, credentials as each
+service expects them, and a Test button per type that says what was reached or what to fix.
+
+Expectations come from the public SDKs: modzy-sdk 0.11.6 ``modzy/client.py`` (base URL with or
+without ``/api``; ``GET /models`` checks a client), tensorbay 1.24.2 ``client/requests.py`` (site
+URL + ``gatewayv2/``; the AccessKey's prefix picks gas.graviti.com or .cn) and ``client/gas.py``
+(``GET users``), workflow-core 1.12.3 ``http/client.py`` and ``http/results.py`` (the full results
+base URL, ``x-access-token`` only when a token is set), evo-sdk-common 0.5.29 (hub URL, org id in
+every path, Bearer tokens, ``API-Preview: opt-in``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from airflow.models.connection import Connection
+from jobwait_reference_service.process import ServiceProcess
+
+from airflow_jobwait.hooks import ComputeHook, DatasetJobsHook, JobsHook, ResultsHook
+from airflow_jobwait.hooks.base import JobWaitHook
+from airflow_jobwait.hooks.connection import (
+    CHIME_RESULTS,
+    EVO,
+    MODZY,
+    TENSORBAY,
+    ConnectionFields,
+    base_url_of,
+    client_config,
+)
+from airflow_jobwait.provider_info import get_provider_info
+from tests.conftest import API_KEY, CHIME_CONN, EVO_CONN, FAMILIES, MODZY_CONN, TENSORBAY_CONN, set_connection
+
+ORG = str(uuid.UUID(int=0xE70))
+HOOKS: dict[str, type[JobWaitHook]] = {
+    "modzy": JobsHook,
+    "tensorbay": DatasetJobsHook,
+    "evo": ComputeHook,
+    "chime_results": ResultsHook,
+}
+
+
+def _conn(conn_type: str, conn_id: str, host: str | None, password: str | None, **extra: Any) -> str:
+    return json.dumps({"conn_type": conn_type, "host": host, "password": password, "extra": extra})
+
+
+# ---- the types, as Airflow's providers manager sees them --------------------------------------
+
+
+def test_provider_declares_one_connection_type_per_service() -> None:
+    declared = {entry["connection-type"]: entry for entry in get_provider_info()["connection-types"]}
+    assert set(declared) == {"modzy", "tensorbay", "evo", "chime_results"}
+    for conn_type, hook in HOOKS.items():
+        entry = declared[conn_type]
+        assert entry["hook-class-name"] == f"{hook.__module__}.{hook.__qualname__}"
+        assert hook.conn_type == conn_type and hook.hook_name == entry["hook-name"]
+        assert hook.default_conn_name == FAMILIES[conn_type][0]
+        assert hook().jobwait_conn_id == FAMILIES[conn_type][0]
+        # Every type has the common extras; only Modzy has the status-polling ones; only Evo its own.
+        fields = set(entry["conn-fields"])
+        assert {"timeout", "verify", "max_response_bytes", "job_url_template"} <= fields
+        assert ("status_mode" in fields) is (conn_type == "modzy")
+        assert ({"org_id", "token_url", "scopes", "api_preview"} <= fields) is (conn_type == "evo")
+    # Evo's form shows Login (the OAuth2 client ID); the others hide it.
+    assert "login" not in declared["evo"]["ui-field-behaviour"]["hidden-fields"]
+    assert "login" in declared["modzy"]["ui-field-behaviour"]["hidden-fields"]
+
+
+# ---- base URLs as each SDK takes them ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("https://app.modzy.com/api", "https://app.modzy.com"),  # the SDK's own example
+        ("https://app.modzy.com/api/", "https://app.modzy.com"),
+        ("https://app.modzy.com", "https://app.modzy.com"),  # the SDK adds /api itself
+        ("https://modzy.example.com/tenant/api", "https://modzy.example.com/tenant"),
+    ],
+)
+def test_modzy_host_with_or_without_api(host: str, expected: str) -> None:
+    assert base_url_of(MODZY, ConnectionFields("m", host=host, password="k")) == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "key", "expected"),
+    [
+        (None, "ACCESSKEY-0123abcd", "https://gas.graviti.com"),
+        ("", "Accesskey-0123abcd", "https://gas.graviti.cn"),
+        ("https://gas.graviti.com/", "ACCESSKEY-x", "https://gas.graviti.com"),
+        ("https://gas.example.com/gatewayv2/", "whatever", "https://gas.example.com"),
+    ],
+)
+def test_tensorbay_site_url_defaults_from_the_key(host: str | None, key: str, expected: str) -> None:
+    assert base_url_of(TENSORBAY, ConnectionFields("t", host=host, password=key)) == expected
+
+
+def test_tensorbay_without_host_or_a_known_key_prefix_names_the_host() -> None:
+    with pytest.raises(ValueError, match=r"connection 't' has no host: set Host to the TensorBay"):
+        base_url_of(TENSORBAY, ConnectionFields("t", password="plain-key"))
+
+
+def test_chime_base_url_is_taken_whole() -> None:
+    url = "https://frb.chimenet.ca/workflow/results"
+    assert client_config(CHIME_RESULTS, ConnectionFields("c", host=url, password="t")).url("/view") == f"{url}/view"
+    assert client_config(CHIME_RESULTS, ConnectionFields("c", host="http://localhost:8005")).base_url == (
+        "http://localhost:8005"
+    )
+
+
+def test_a_key_is_required_except_by_the_results_store() -> None:
+    for kind in (MODZY, TENSORBAY):
+        with pytest.raises(ValueError, match="has no API key: set it in the connection's Password field"):
+            client_config(kind, ConnectionFields("x", host="https://h"))
+    with pytest.raises(ValueError, match="has no client secret or access token: set it in the connection's Password"):
+        client_config(EVO, ConnectionFields("x", host="https://h"))
+    assert client_config(CHIME_RESULTS, ConnectionFields("x", host="https://h")).api_key == ""
+
+
+# ---- over HTTP, against the reference service --------------------------------------------------
+
+
+def test_modzy_connection_with_api_suffix_reaches_the_service(
+    service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_MODZY_API", _conn("modzy", "modzy_api", service.base_url + "/api/", API_KEY))
+    ok, message = JobsHook("modzy_api").test_connection()
+    assert ok, message
+    assert "model(s) available" in message
+
+
+@pytest.mark.usefixtures("jobwait_conn")
+@pytest.mark.parametrize("conn_type", ["modzy", "tensorbay", "chime_results", "evo"])
+def test_test_button_succeeds_on_each_type(
+    conn_type: str, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn_id = (
+        set_connection(monkeypatch, service, conn_type, org_id=ORG) if conn_type == "evo" else FAMILIES[conn_type][0]
+    )
+    ok, message = HOOKS[conn_type](conn_id).test_connection()
+    assert ok, message
+    assert service.base_url in message
+
+
+@pytest.mark.usefixtures("jobwait_conn")
+@pytest.mark.parametrize("conn_type", ["modzy", "tensorbay", "chime_results", "evo"])
+def test_test_button_on_a_wrong_key_says_to_check_the_password(
+    conn_type: str, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn_id, path = FAMILIES[conn_type]
+    extra = {"org_id": ORG} if conn_type == "evo" else {}
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}", _conn(conn_type, conn_id, service.base_url + path, "wrong", **extra)
+    )
+    ok, message = HOOKS[conn_type](conn_id).test_connection()
+    assert not ok
+    assert "refused the credential (401" in message and "Password" in message
+    assert "wrong" not in message.replace("wrong key", "")  # the secret itself is never echoed
+
+
+@pytest.mark.parametrize("conn_type", ["modzy", "tensorbay", "chime_results"])
+def test_test_button_on_a_wrong_base_path_points_at_host(
+    conn_type: str, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_ASTRAY", _conn(conn_type, "astray", service.base_url + "/nowhere", API_KEY))
+    ok, message = HOOKS[conn_type]("astray").test_connection()
+    assert not ok
+    assert "404" in message and "is Host the service's base URL" in message
+
+
+def test_test_button_on_an_unreachable_host_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_GONE", _conn("modzy", "gone", "http://127.0.0.1:9", "k", timeout=2))
+    ok, message = JobsHook("gone", retry=None).test_connection()
+    assert not ok and message.startswith("could not reach Modzy")
+
+
+def test_evo_test_button_without_org_id_names_it(service: ServiceProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, service, "evo")
+    ok, message = ComputeHook(EVO_CONN).test_connection()
+    assert not ok and "extra 'org_id'" in message
+
+
+@pytest.mark.parametrize(
+    ("conn_type", "path", "said"),
+    [("tensorbay", "", "connected to TensorBay"), ("chime_results", "/workflow", "CHIME results store")],
+)
+def test_airflow_connection_test_uses_the_types_hook(
+    conn_type: str, path: str, said: str, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the API server's test endpoint does: the connection exported as a URI under a
+    transient id, then ``Connection.test_connection``, which finds our hook by type."""
+    conn = Connection(conn_id="ui_test", conn_type=conn_type, host=service.base_url + path, password=API_KEY)
+    monkeypatch.setenv("AIRFLOW_CONN_UI_TEST", conn.get_uri())
+    ok, message = conn.test_connection()
+    assert ok and said in message, message
+
+
+# ---- Evo: the organisation from the connection, preview opt-in ---------------------------------
+
+
+def test_evo_org_id_comes_from_the_connection(service: ServiceProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, service, "evo", org_id=ORG.upper())
+    hook = ComputeHook()
+    ref = hook.submit(None, "demo", "wordcount", {"text": "a b"})
+    assert ref.org_id == ORG  # canonical form, as the Location names it
+    set_connection(monkeypatch, service, "evo", org_id="not-a-uuid")
+    with pytest.raises(ValueError, match="extra 'org_id' must be a UUID, got 'not-a-uuid'"):
+        ComputeHook().submit(None, "demo", "wordcount", {"text": "a b"})
+    set_connection(monkeypatch, service, "evo")
+    with pytest.raises(ValueError, match="org_id is not set: pass org_id, or set the extra 'org_id'"):
+        ComputeHook().submit(None, "demo", "wordcount", {"text": "a b"})
+
+
+def test_evo_api_preview_header_and_oauth_extras_are_checked() -> None:
+    fields = ConnectionFields("e", host="https://hub", password="token", extra={"api_preview": True})
+    config = client_config(EVO, fields)
+    assert ("API-Preview", "opt-in") in config.default_headers and config.oauth is None
+    with pytest.raises(ValueError, match="extra 'api_preview' must be true or false"):
+        client_config(EVO, ConnectionFields("e", host="https://hub", password="t", extra={"api_preview": "yes"}))
+    with pytest.raises(ValueError, match="extra 'token_url' needs an OAuth2 client ID in Login"):
+        client_config(EVO, ConnectionFields("e", host="https://hub", password="t", extra={"token_url": "https://x"}))
+    oauth = client_config(EVO, ConnectionFields("e", host="https://hub", login="client-1", password="s3cret")).oauth
+    assert oauth is not None
+    # The Evo SDK's defaults: Seequent's identity service, EvoScopes.default.
+    assert (oauth.token_url, oauth.client_id, oauth.scope) == (
+        "https://ims.bentley.com/connect/token",
+        "client-1",
+        "evo.discovery evo.workspace",
+    )
+    assert "s3cret" not in repr(oauth)
+
+
+def test_a_wrong_family_connection_is_refused_by_the_service(
+    service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A results-store connection without its base path reaches no results route (404 names it)."""
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CHIME_CONN.upper()}", _conn("chime_results", CHIME_CONN, service.base_url, API_KEY)
+    )
+    ok, message = ResultsHook().test_connection()
+    assert not ok and "/status" in message
+
+
+def test_default_connection_ids(jobwait_conn: str) -> None:
+    assert (JobsHook().jobwait_conn_id, DatasetJobsHook().jobwait_conn_id) == (MODZY_CONN, TENSORBAY_CONN)
+    assert (ComputeHook().jobwait_conn_id, ResultsHook().jobwait_conn_id) == (EVO_CONN, CHIME_CONN)
