@@ -192,6 +192,18 @@ def retry_after_seconds(response: HttpResponse) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
+def server_date(response: HttpResponse) -> datetime | None:
+    """The service's clock when it answered (``Date``, RFC 9110 §6.6.1), ``None`` without a valid one."""
+    raw = response.header("date")
+    if raw is None:
+        return None
+    try:
+        when = parsedate_to_datetime(raw.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 def decode_json(response: HttpResponse, what: str = "response") -> Any:
     """The body as JSON.
 

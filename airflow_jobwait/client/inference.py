@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -15,6 +17,7 @@ from airflow_jobwait.client.http import (
     expect,
     json_model,
     path_segment,
+    server_date,
     validate,
 )
 from airflow_jobwait.exceptions import InvalidResponse
@@ -45,11 +48,11 @@ class _StatusList(BaseModel):
 
 
 def submit_job(body: SubmitJobRequest, idempotency_key: str | None = None) -> Call[Job]:
-    """``POST /api/jobs``. With an idempotency key the submit is safe to retry."""
+    """``POST /api/jobs``. Never sent again blindly (``JobsHook.submit_job`` looks a lost answer's
+    job up first): Modzy itself ignores ``Idempotency-Key``, which only the reference service
+    honours [ext]."""
     headers = (("Idempotency-Key", idempotency_key),) if idempotency_key else ()
-    request = HttpRequest(
-        "POST", f"{PREFIX}/jobs", AUTH, json_body=body.to_wire(), headers=headers, idempotent=bool(idempotency_key)
-    )
+    request = HttpRequest("POST", f"{PREFIX}/jobs", AUTH, json_body=body.to_wire(), headers=headers, idempotent=False)
     return json_model(request, Job, "submitted job")
 
 
@@ -85,16 +88,60 @@ def list_models() -> Call[list[dict[str, object]]]:
     return Call(request, parse)
 
 
-def history(status: str = "all", per_page: int = 20, page: int = 1) -> Call[list[Job]]:
-    """``GET /api/jobs/history``: the newest jobs first (a bare JSON array)."""
+def history(
+    status: str = "all",
+    per_page: int = 20,
+    page: int = 1,
+    model: str | None = None,
+    access_key: str | None = None,
+    start_date: datetime | None = None,
+) -> Call[list[Job]]:
+    """``GET /api/jobs/history``: the newest jobs first (a bare JSON array), filtered as the
+    Modzy SDK's ``get_history`` filters.
+
+    :param model: A model identifier (or name).
+    :param access_key: The public identifier of the submitting key (the part before the dot).
+    :param start_date: Only jobs submitted from then on (sent as ISO-8601 with milliseconds).
+    """
+    page_call = history_page(status, per_page, page, model, access_key, start_date)
+    return Call(page_call.request, lambda response: page_call.parse(response).jobs)
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """A page of the job history and the service's clock when it answered.
+
+    :param server_time: The answer's ``Date`` (whole seconds), ``None`` without one.
+    """
+
+    jobs: list[Job]
+    server_time: datetime | None
+
+
+def history_page(
+    status: str = "all",
+    per_page: int = 20,
+    page: int = 1,
+    model: str | None = None,
+    access_key: str | None = None,
+    start_date: datetime | None = None,
+) -> Call[HistoryPage]:
+    """``history``, with the service's ``Date``: a lookup compares submit times on its clock."""
     if status not in ("all", "pending", "terminated"):
         raise ValueError(f"status must be 'all', 'pending' or 'terminated', got {status!r}")
-    params = (("status", status), ("page", str(page)), ("per-page", str(per_page)))
+    params: tuple[tuple[str, str], ...] = (("status", status), ("page", str(page)), ("per-page", str(per_page)))
+    if model is not None:
+        params += (("model", model),)
+    if access_key is not None:
+        params += (("accessKey", access_key),)
+    if start_date is not None:
+        params += (("startDate", start_date.astimezone(UTC).isoformat(timespec="milliseconds")),)
     request = HttpRequest("GET", f"{PREFIX}/jobs/history", AUTH, params=params)
 
-    def parse(response: HttpResponse) -> list[Job]:
+    def parse(response: HttpResponse) -> HistoryPage:
         expect(request, response, (200,))
-        return validate(_JobList, {"jobs": decode_json(response)}, "job history").jobs
+        jobs = validate(_JobList, {"jobs": decode_json(response)}, "job history").jobs
+        return HistoryPage(jobs, server_date(response))
 
     return Call(request, parse)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
@@ -15,10 +16,17 @@ from airflow_jobwait.client.async_transport import AsyncClient
 from airflow_jobwait.client.http import Call, ClientConfig
 from airflow_jobwait.client.job_kinds import status_call
 from airflow_jobwait.client.pool import leased_client
-from airflow_jobwait.client.retry import RetryPolicy
+from airflow_jobwait.client.retry import TRANSIENT_STATUSES, RetryPolicy, RetryState
 from airflow_jobwait.client.sync_transport import SyncClient
 from airflow_jobwait.client.wait_loop import WaitLoop, check_timeout
-from airflow_jobwait.exceptions import ApiError, JobWaitError, TokenError, TransportError
+from airflow_jobwait.exceptions import (
+    ApiError,
+    InvalidResponse,
+    JobWaitError,
+    RateLimited,
+    TokenError,
+    TransportError,
+)
 from airflow_jobwait.hooks.connection import (
     ConnectionFields,
     ConnectionType,
@@ -128,6 +136,47 @@ class JobWaitHook(BaseHook):
         """Send any prepared call (see ``airflow_jobwait.client``) with retries."""
         return self.client.call(call)
 
+    def create_once(self, call: Call[T], find: Callable[[], T | None], what: str) -> T:
+        """Send a create that the service may not deduplicate, never blindly twice.
+
+        The real services ignore ``Idempotency-Key``/``X-Request-Id`` (they are the reference
+        service's extensions), so a create is not simply sent again. When its answer is lost (no
+        answer, a 5xx, a garbled body: the service may have created it), ``find`` looks for what
+        it created, after the backoff and at least one request timeout (a slow service may still
+        be carrying the create out): found, that is the answer; not found, the call is sent
+        again under the retry policy, or, once the policy gives up, the failure is raised. A
+        refusal (4xx) was not carried out and is raised at once; a 429 is retried by the client.
+
+        :param call: The create.
+        :param find: Looks the created thing up (``None``: the service does not have it). If the
+            lookup itself fails, the create's failure is raised: sending again could duplicate.
+        :param what: What is created, for the log.
+        """
+        # The retry state of the whole create: once a lookup shows nothing was created, sending
+        # again is as safe as for an idempotent call.
+        state = RetryState(self.retry, dataclasses.replace(call.request, idempotent=True))
+        while True:
+            try:
+                return self.client.call(call)
+            except (TransportError, ApiError, InvalidResponse) as err:
+                if not answer_lost(err):
+                    raise
+                try:
+                    delay: float | None = state.after_failure(err)
+                except JobWaitError:
+                    delay = None  # the policy gives up: still look, so nothing is left unclaimed
+                time.sleep(max(delay or 0.0, self.client_config.timeout))
+                try:
+                    found = find()
+                except JobWaitError as lookup_err:
+                    raise err from lookup_err
+                if found is not None:
+                    self.log.warning("%s: the answer was lost (%s) but the service has it: not sent again", what, err)
+                    return found
+                if delay is None:
+                    raise
+                self.log.warning("%s: the answer was lost (%s) and the service has nothing: sending again", what, err)
+
     def wait_for_job(
         self,
         job_id: str,
@@ -203,3 +252,16 @@ class JobWaitHook(BaseHook):
         """Send any prepared call over the event loop's shared client."""
         async with self.async_client() as client:
             return await client.call(call)
+
+
+def answer_lost(err: JobWaitError) -> bool:
+    """The request may have been carried out although its answer did not arrive whole.
+
+    No answer, a transient 5xx/408/425 (a gateway may have passed it on), or a body that did not
+    parse. Not a 429 (nothing was done) nor another 4xx (refused).
+    """
+    if isinstance(err, RateLimited):
+        return False
+    if isinstance(err, ApiError):
+        return err.status in TRANSIENT_STATUSES
+    return isinstance(err, TransportError | InvalidResponse)

@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
+
 from airflow_jobwait.client import inference as api
 from airflow_jobwait.hooks.base import JobWaitHook
 from airflow_jobwait.hooks.connection import MODZY
 from airflow_jobwait.models import Job, JobResults, SubmitJobRequest
+
+#: How far before the submit the history is asked for: the service's clock may differ from ours.
+LOOKUP_SKEW = timedelta(seconds=300)
+LOOKUP_PAGE_SIZE = 100
+LOOKUP_PAGES = 10
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _may_have_created(request: SubmitJobRequest, job: Job, since: datetime, key_id: str | None) -> bool:
+    """Could ``request`` have created ``job``? Fields the service leaves out do not rule it out."""
+    if job.model is not None and (job.model.identifier, job.model.version) != (
+        request.model.identifier,
+        request.model.version,
+    ):
+        return False
+    if job.access_key is not None and key_id is not None and job.access_key != key_id:
+        return False
+    if job.explain is not None and job.explain != request.explain:
+        return False
+    if job.submitted_at is not None and _aware(job.submitted_at) < since:
+        return False
+    sources = (job.job_inputs or {}).get("identifier")
+    return sources is None or sorted(sources) == sorted(request.input.sources)
 
 
 class JobsHook(JobWaitHook):
@@ -33,13 +62,66 @@ class JobsHook(JobWaitHook):
     # ---- blocking calls (workers) -------------------------------------------------------
 
     def submit_job(self, request: SubmitJobRequest, idempotency_key: str | None = None) -> Job:
-        """Submit a job.
+        """Submit a job, never twice for one call.
+
+        If the answer is lost (no answer, a 5xx, a garbled body), the job history is searched
+        for the job this submit created before it is sent again; see ``find_submitted``.
 
         :param request: The job to run (model, inputs, explain).
-        :param idempotency_key: Makes the submit safe to retry: the service returns the same job
-            for the same key and body, and 409 for the same key with another body.
+        :param idempotency_key: Sent as ``Idempotency-Key``: the reference service [ext] returns
+            the same job for the same key and body, and 409 for the same key with another body;
+            Modzy ignores it.
         """
-        return self.call(api.submit_job(request, idempotency_key))
+        started = time.monotonic()
+        return self.create_once(
+            api.submit_job(request, idempotency_key),
+            lambda: self.find_submitted(request, time.monotonic() - started),
+            f"submit of a {request.model.identifier} job",
+        )
+
+    def find_submitted(self, request: SubmitJobRequest, age: float) -> Job | None:
+        """The one job in the history that ``request``, sent ``age`` seconds ago, may have created.
+
+        Candidates: submitted with this connection's key (Modzy keys are ``<public id>.<secret>``;
+        the history shows the public id), for the same model and version, with the same source
+        keys and ``explain``, no earlier than the submit on the service's clock (its ``Date``,
+        less ``age``, less a second for the header's resolution). Several candidates (the same
+        key submitted the same model on the same source keys within that second) are
+        ambiguous: ``None``, and the submit is sent again, so at most one duplicate can follow,
+        and only then.
+        """
+        api_key = self.client_config.api_key
+        key_id = api_key.partition(".")[0] if "." in api_key else None
+        # Asked with a wide margin (our clock against the service's), then narrowed on its clock.
+        wide = datetime.now(UTC) - timedelta(seconds=age) - LOOKUP_SKEW
+        found: list[Job] = []
+        for page in range(1, LOOKUP_PAGES + 1):
+            answer = self.client.call(
+                api.history_page(
+                    per_page=LOOKUP_PAGE_SIZE,
+                    page=page,
+                    model=request.model.identifier,
+                    access_key=key_id,
+                    start_date=wide,
+                )
+            )
+            since = wide
+            if answer.server_time is not None:
+                since = answer.server_time - timedelta(seconds=age + 1.0)
+            found += [job for job in answer.jobs if _may_have_created(request, job, since, key_id)]
+            if len(answer.jobs) < LOOKUP_PAGE_SIZE or any(
+                job.submitted_at is not None and _aware(job.submitted_at) < wide for job in answer.jobs
+            ):
+                break  # newest first: nothing further is in the window
+        if len(found) > 1:
+            self.log.warning(
+                "%d jobs of model %s with the same source keys were submitted with this key at the time of the lost "
+                "submit (%s): cannot tell which one the lost submit created",
+                len(found),
+                request.model.identifier,
+                ", ".join(job.job_identifier for job in found[:10]),
+            )
+        return found[0] if len(found) == 1 else None
 
     def get_job(self, job_id: str) -> Job:
         """Return the job's current state."""

@@ -27,6 +27,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -336,6 +337,15 @@ def parse_watch(body: Any) -> tuple[list[str], float, dict[str, str]]:
     return list(dict.fromkeys(ids)), float(timeout), known
 
 
+def _query_date(raw: str, name: str) -> float:
+    """A history date filter as epoch seconds (naive means UTC)."""
+    try:
+        when = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise bad_request(f"query parameter {name!r} must be an ISO-8601 date-time, got {raw!r}") from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
 def _query_int(request: Request, name: str, default: int, maximum: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -625,6 +635,11 @@ class InferenceFamily:
         if params.get("accessKey"):
             where.append("access_key = ?")
             args.append(params["accessKey"])
+        # The public client sends dates as ISO-8601 (``datetime.isoformat``), naive or with an offset.
+        for name, op in (("startDate", ">="), ("endDate", "<=")):
+            if params.get(name):
+                where.append(f"submitted_at {op} ?")
+                args.append(_query_date(params[name], name))
         sql = f"SELECT {JOB_COLUMNS} FROM inference_jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)

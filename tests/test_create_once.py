@@ -1,0 +1,103 @@
+"""Creates are never sent blindly twice: the real services ignore ``Idempotency-Key`` and
+``X-Request-Id`` (reference-service extensions, docs/jobs-api.md §1 and §2), so a create whose answer
+was lost is looked up before it is sent again.
+
+The faults are the service's own: ``delay`` past the client's timeout (the service carries the
+request out, the client never hears of it), ``truncate`` (the answer is cut: carried out), and
+``status`` 503 (answered by the fault layer: nothing was carried out). Submits here send no
+``Idempotency-Key``, as a client of a service without the extension would see it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from jobwait_reference_service.faults_client import FaultControl
+from jobwait_reference_service.process import ServiceProcess
+
+from airflow_jobwait.client import inference as api
+from airflow_jobwait.exceptions import ServerError, TransportError
+from airflow_jobwait.hooks import JobsHook
+from airflow_jobwait.models import JobInput, ModelRef, SubmitJobRequest
+from tests.conftest import set_connection
+
+SUBMIT = {"path_prefix": "/api/jobs", "methods": ["POST"]}
+HISTORY = {"path_prefix": "/api/jobs/history", "methods": ["GET"]}
+
+
+def request(source: str) -> SubmitJobRequest:
+    return SubmitJobRequest(
+        model=ModelRef(identifier="echo", version="1.0"), input=JobInput(sources={source: {"input.txt": "x"}})
+    )
+
+
+def jobs_with_source(hook: JobsHook, source: str) -> list[str]:
+    """Every job of the service whose only source key is ``source``, read from the history."""
+    jobs = hook.client.call(api.history(per_page=1000, model="echo"))
+    return [job.job_identifier for job in jobs if (job.job_inputs or {}).get("identifier") == [source]]
+
+
+@pytest.fixture
+def hook(jobwait_conn: str, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch) -> JobsHook:
+    set_connection(monkeypatch, service, "modzy", timeout=1)
+    return JobsHook()
+
+
+@pytest.fixture
+def faults(service: ServiceProcess) -> FaultControl:
+    return FaultControl(service.base_url, service.api_key)
+
+
+def test_a_submit_whose_answer_timed_out_is_found_not_sent_again(
+    hook: JobsHook, faults: FaultControl, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = f"lost-{uuid.uuid4().hex[:8]}"
+    # The service holds the POST 1.5 s, then creates the job; the client gave up after 1 s.
+    with faults.injected([{"kind": "delay", "delay_s": 1.5, "count": 1, **SUBMIT}]):
+        job = hook.submit_job(request(source))
+    assert jobs_with_source(hook, source) == [job.job_identifier]
+    said = capsys.readouterr().out  # Airflow's logging writes the hook's lines to stdout
+    assert "the answer was lost" in said and "not sent again" in said
+
+
+def test_a_submit_whose_answer_was_cut_is_found(hook: JobsHook, faults: FaultControl) -> None:
+    source = f"cut-{uuid.uuid4().hex[:8]}"
+    with faults.injected([{"kind": "truncate", "count": 1, **SUBMIT}]):
+        job = hook.submit_job(request(source))
+    assert jobs_with_source(hook, source) == [job.job_identifier]
+
+
+def test_a_submit_the_service_never_carried_out_is_sent_again(hook: JobsHook, faults: FaultControl) -> None:
+    source = f"refused-{uuid.uuid4().hex[:8]}"
+    with faults.injected([{"kind": "status", "status": 503, "count": 2, **SUBMIT}]) as control:
+        job = hook.submit_job(request(source))
+        assert control.stats()["injected"]["status"] == 2
+    assert jobs_with_source(hook, source) == [job.job_identifier]
+
+
+def test_when_the_lookup_fails_the_submit_is_not_sent_again(hook: JobsHook, faults: FaultControl) -> None:
+    source = f"blind-{uuid.uuid4().hex[:8]}"
+    rules: list[dict[str, Any]] = [
+        {"kind": "delay", "delay_s": 1.5, "count": 1, **SUBMIT},
+        {"kind": "status", "status": 500, **HISTORY},
+    ]
+    with faults.injected(rules), pytest.raises(TransportError) as info:
+        hook.submit_job(request(source))
+    assert isinstance(info.value.__cause__, ServerError)  # the lookup's failure is kept
+    assert len(jobs_with_source(hook, source)) == 1  # the one the lost POST created, nothing more
+
+
+def test_an_ambiguous_history_sends_again_and_says_why(
+    hook: JobsHook, faults: FaultControl, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The documented limit: the same key submitted the same model on the same source keys
+    within the window. The lost submit's job cannot be told apart: at most one duplicate."""
+    source = f"twin-{uuid.uuid4().hex[:8]}"
+    earlier = hook.submit_job(request(source))
+    with faults.injected([{"kind": "delay", "delay_s": 1.5, "count": 1, **SUBMIT}]):
+        job = hook.submit_job(request(source))
+    created = jobs_with_source(hook, source)
+    assert len(created) == 3 and earlier.job_identifier in created and job.job_identifier in created
+    assert "cannot tell which one the lost submit created" in capsys.readouterr().out
