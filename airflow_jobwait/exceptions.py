@@ -13,6 +13,25 @@ class TransportError(JobWaitError):
     """The request did not get a complete HTTP response (refused, reset, timed out, truncated)."""
 
 
+class TokenError(JobWaitError):
+    """The OAuth2 token endpoint did not issue an access token (refused, or answered something else).
+
+    The message names the endpoint and what it answered (HTTP status, OAuth ``error``), never the
+    client secret or a token.
+
+    :param message: What went wrong.
+    :param token_url: The token endpoint, without user info or query string.
+    :param status: HTTP status of the answer (``None`` when it was not an HTTP error).
+    :param error: The OAuth error code of the answer (RFC 6749 §5.2), if it had one.
+    """
+
+    def __init__(self, message: str, token_url: str, status: int | None = None, error: str | None = None) -> None:
+        super().__init__(message)
+        self.token_url = token_url
+        self.status = status
+        self.error = error
+
+
 class InvalidResponse(JobWaitError):
     """The service answered, but not with what the contract says.
 
@@ -68,10 +87,6 @@ class RateLimited(ApiError):
 
 class ServerError(ApiError):
     """5xx: the service failed; usually worth a retry."""
-
-
-class TokenError(JobWaitError):
-    """The OAuth2 token endpoint refused to issue an access token (the message names its URL)."""
 
 
 def _describe(body: Any) -> str:

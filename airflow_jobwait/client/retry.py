@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from airflow_jobwait.client.http import HttpRequest
-from airflow_jobwait.exceptions import ApiError, JobWaitError, RateLimited, TransportError
+from airflow_jobwait.exceptions import ApiError, JobWaitError, RateLimited, TokenError, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ class RetryPolicy:
         """Transient errors are retried; a 429 always (nothing was done), others only if idempotent."""
         if isinstance(error, RateLimited):
             return True
+        if isinstance(error, TokenError):
+            # The token endpoint failed for now: the request itself was never sent.
+            return error.status in TRANSIENT_STATUSES
         if isinstance(error, TransportError):
             return request.idempotent
         if isinstance(error, ApiError):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from airflow_jobwait.client.job_kinds import JobState
 from airflow_jobwait.client.retry import TRANSIENT_STATUSES
-from airflow_jobwait.exceptions import ApiError, InvalidResponse, JobWaitError, TransportError
+from airflow_jobwait.exceptions import ApiError, InvalidResponse, JobWaitError, TokenError, TransportError
 from airflow_jobwait.models.events import WaitOutcome
 from airflow_jobwait.models.status import JobStatus
 
@@ -122,4 +122,6 @@ def is_transient(error: JobWaitError) -> bool:
     """Worth polling again: no answer, a garbled answer, or a transient status."""
     if isinstance(error, TransportError | InvalidResponse):
         return True
+    if isinstance(error, TokenError):  # the token endpoint, briefly down (429, 5xx)
+        return error.status in TRANSIENT_STATUSES
     return isinstance(error, ApiError) and error.status in TRANSIENT_STATUSES

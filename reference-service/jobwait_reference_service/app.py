@@ -14,6 +14,7 @@ from jobwait_reference_service.config import ServiceConfig
 from jobwait_reference_service.db import Database
 from jobwait_reference_service.family import ApiFamily
 from jobwait_reference_service.faults import install_fault_injection
+from jobwait_reference_service.oauth import create_router as oauth_router
 
 # Each module exposes ``create(config, db) -> ApiFamily`` (see ``family.py``).
 FAMILY_MODULES: tuple[str, ...] = ("inference", "results_store", "datasets", "compute")
@@ -132,6 +133,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     for family in families:
         app.include_router(family.router)
+    # The compute family's token endpoint, when an OAuth2 client is configured.
+    if (token_routes := oauth_router(config)) is not None:
+        app.include_router(token_routes)
     if config.test_controls:
         install_fault_injection(app, config)
     return app

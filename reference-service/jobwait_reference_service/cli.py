@@ -24,10 +24,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="honour test extensions (job outcome/duration overrides, fault injection); never in production",
     )
     parser.add_argument("--max-body-bytes", type=int, default=1_048_576, help="larger request bodies get 413")
+    parser.add_argument(
+        "--oauth-client-id",
+        default=os.environ.get("JOBWAIT_OAUTH_CLIENT_ID"),
+        help="OAuth2 client of the token endpoint POST /connect/token (or JOBWAIT_OAUTH_CLIENT_ID); without it "
+        "there is no token endpoint and the compute family accepts the API key only",
+    )
+    parser.add_argument(
+        "--oauth-client-secret",
+        default=os.environ.get("JOBWAIT_OAUTH_CLIENT_SECRET"),
+        help="that client's secret (better: JOBWAIT_OAUTH_CLIENT_SECRET, kept off the process list)",
+    )
+    parser.add_argument(
+        "--token-ttl",
+        type=float,
+        default=3600.0,
+        help="access token lifetime in seconds (default 3600); 0: tokens never expire, replies omit expires_in",
+    )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     args = parser.parse_args(argv)
     if not args.api_key:
         parser.error("an API key is required: pass --api-key or set JOBWAIT_API_KEY")
+    if bool(args.oauth_client_id) != bool(args.oauth_client_secret):
+        parser.error("--oauth-client-id and --oauth-client-secret (or JOBWAIT_OAUTH_CLIENT_SECRET) go together")
+    if args.token_ttl != 0 and not args.token_ttl >= 1:
+        parser.error("--token-ttl must be 0 (no expiry) or at least 1 second")
     return args
 
 
@@ -38,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key,
         test_controls=args.test_controls,
         max_body_bytes=args.max_body_bytes,
+        oauth_client_id=args.oauth_client_id or None,
+        oauth_client_secret=args.oauth_client_secret or None,
+        token_ttl=args.token_ttl,
     )
     uvicorn.run(
         create_app(config),

@@ -1,6 +1,7 @@
 """Compute tasks (Seequent Evo Compute API), section 3 of ``docs/jobs-api.md``.
 
-Prefix ``/compute/orgs/{orgId}``, key as ``Authorization: Bearer <key>``. A submit answers exactly
+Prefix ``/compute/orgs/{orgId}``, key as ``Authorization: Bearer <key>``, or instead of the key an
+unexpired access token from the service's OAuth2 token endpoint (``oauth.py``). A submit answers exactly
 303 with an empty body and ``Location: /compute/orgs/{orgId}/{topic}/{task}/{jobId}/status``; a
 cancel answers exactly 204 with an empty body. Failures other than 401 carry an Error body
 ``{"status", "type", "title", "detail"}``. Jobs move ``requested → in progress → succeeded |
@@ -28,11 +29,11 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
-from jobwait_reference_service.auth import require_api_key
 from jobwait_reference_service.compute_tasks import ParameterError, TaskFailure, find_task
 from jobwait_reference_service.config import ServiceConfig
 from jobwait_reference_service.db import Database
 from jobwait_reference_service.due_loop import DueLoop
+from jobwait_reference_service.oauth import TokenSigner, require_bearer_key_or_token
 
 ROOT = "/compute"
 JOB_PATH = f"{ROOT}/orgs/{{org_id}}/{{topic}}/{{task}}/{{job_id}}"
@@ -85,7 +86,7 @@ def _not_found(detail: str) -> ComputeError:
 
 
 class ComputeRoute(APIRoute):
-    """Answers this family's failures (not the 401 from ``auth.py``) with an Error body."""
+    """Answers this family's failures (not the 401 from ``oauth.py``) with an Error body."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -142,7 +143,7 @@ class ComputeTasks:
         self.db = db
         steps = {"requested": self._start_run, "in progress": self._run, "cancelling": self._finish_cancel}
         self.loop = DueLoop.for_table("compute-tasks", db, "cp_jobs", steps, self._fail_internal)
-        auth = Depends(require_api_key(config.api_key, "Authorization", "Bearer"))
+        auth = Depends(require_bearer_key_or_token(config.api_key, TokenSigner.from_config(config)))
         self.router = APIRouter(route_class=ComputeRoute, dependencies=[auth])
         self.router.add_api_route(f"{ROOT}/orgs/{{org_id}}/{{topic}}/{{task}}", self.submit, methods=["POST"])
         self.router.add_api_route(f"{JOB_PATH}/status", self.get_status, methods=["GET"])

@@ -69,6 +69,10 @@ class ServiceProcess:
     :param extra_args: More command-line arguments for the service.
     :param env: Extra environment variables of the child (e.g. ``JOBWAIT_FAULTS``), on top of this
         process's own. A mutable dict: change it between restarts to start the next life differently.
+    :param oauth_client_id: Start the token endpoint (``POST /connect/token``) for this OAuth2 client.
+    :param oauth_client_secret: That client's secret (passed by environment, like the key).
+    :param token_ttl: Lifetime of issued access tokens in seconds (``--token-ttl``); the service's
+        default (3600) when omitted, 0 for tokens that never expire.
     """
 
     host = "127.0.0.1"
@@ -82,7 +86,12 @@ class ServiceProcess:
         startup_timeout: float = 30.0,
         extra_args: tuple[str, ...] = (),
         env: Mapping[str, str] | None = None,
+        oauth_client_id: str | None = None,
+        oauth_client_secret: str | None = None,
+        token_ttl: float | None = None,
     ) -> None:
+        if (oauth_client_id is None) != (oauth_client_secret is None):
+            raise ValueError("oauth_client_id and oauth_client_secret go together: pass both or neither")
         self._tmp = tempfile.TemporaryDirectory(prefix="jobwait-service-") if db_path is None else None
         self.workdir = Path(self._tmp.name) if self._tmp else Path(db_path).parent  # type: ignore[arg-type]
         self.db_path = Path(db_path) if db_path is not None else self.workdir / "jobs.sqlite"
@@ -93,6 +102,9 @@ class ServiceProcess:
         self.startup_timeout = startup_timeout
         self.extra_args = extra_args
         self.env: dict[str, str] = dict(env or {})
+        self.oauth_client_id = oauth_client_id
+        self.oauth_client_secret = oauth_client_secret
+        self.token_ttl = token_ttl
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -119,7 +131,13 @@ class ServiceProcess:
         args += ["--db", str(self.db_path), *self.extra_args]
         if self.test_controls:
             args.append("--test-controls")
+        if self.oauth_client_id is not None:
+            args += ["--oauth-client-id", self.oauth_client_id]
+        if self.token_ttl is not None:
+            args += ["--token-ttl", repr(float(self.token_ttl))]
         env = {**os.environ, **self.env, "JOBWAIT_API_KEY": self.api_key}
+        if self.oauth_client_secret is not None:
+            env["JOBWAIT_OAUTH_CLIENT_SECRET"] = self.oauth_client_secret
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed by it
         try:
             self._proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
