@@ -104,8 +104,9 @@ class Job(WireModel):
 
 
 #: Keys of a per-input result that describe the run, not the model's output. The Modzy SDK's own
-#: sample-output document (modzy/_util.py upload_input_example / test_model) lists the first
-#: group beside the output "results.json"; the second are the timing fields the Modzy API adds.
+#: sample-output document (modzy/_util.py, the sample output it uploads) lists the first group
+#: beside the output "results.json"; then the timing fields the Modzy API adds, and ``voting``
+#: (``docs/jobs-api.md`` §1).
 RESULT_METADATA_KEYS = frozenset(
     {
         "model",
@@ -128,7 +129,6 @@ RESULT_METADATA_KEYS = frozenset(
         "modelLatency",
         "queueTime",
         "voting",
-        "explanation",
     }
 )
 
@@ -166,7 +166,6 @@ class InputResult(WireModel):
     output_uploading: Any = None
     model_latency: Any = None
     queue_time: Any = None
-    explanation: Any = None
 
     @property
     def outputs(self) -> dict[str, Any]:
