@@ -44,6 +44,11 @@ class InvalidResponse(JobWaitError):
         self.field = field
 
 
+class UnknownJobStatus(InvalidResponse):
+    """A job status the service's own SDK rejects: polling again would only meet it again, so a
+    wait ends on it at once (an ``InvalidResponse`` otherwise counts as transient)."""
+
+
 class ApiError(JobWaitError):
     """The service answered with an error status.
 

@@ -363,9 +363,19 @@ CASES: list[Case] = [
         ("job_id", "10240"),
     ),
     Case(
-        "dataset-job-id-slash", "hooks", lambda c: c.datasets.get_job(DATASET, "a/b"), ValueError, ("job_id", "'a/b'")
+        "dataset-job-id-slash",
+        "hooks",
+        lambda c: c.datasets.get_job(DATASET, "a/b", "squashAndMerge"),
+        ValueError,
+        ("job_id", "'a/b'"),
     ),
-    Case("dataset-id-dotdot", "hooks", lambda c: c.datasets.get_job("..", UNKNOWN), ValueError, ("dataset_id", "'..'")),
+    Case(
+        "dataset-id-dotdot",
+        "hooks",
+        lambda c: c.datasets.get_job("..", UNKNOWN, "squashAndMerge"),
+        ValueError,
+        ("dataset_id", "'..'"),
+    ),
     Case(
         "compute-job-id-slash",
         "hooks",
@@ -385,11 +395,17 @@ CASES: list[Case] = [
     Case("unknown-job-get", "hooks", lambda c: c.jobs.get_job(UNKNOWN), NotFound, (UNKNOWN, "404")),
     Case("unknown-job-cancel", "hooks", lambda c: c.jobs.cancel_job(UNKNOWN), NotFound, (UNKNOWN, "404")),
     Case("unknown-job-results", "hooks", lambda c: c.jobs.get_results(UNKNOWN), NotFound, (UNKNOWN, "404")),
-    Case("unknown-dataset-job", "hooks", lambda c: c.datasets.get_job(DATASET, UNKNOWN), NotFound, (UNKNOWN, "404")),
+    Case(
+        "unknown-dataset-job",
+        "hooks",
+        lambda c: c.datasets.get_job(DATASET, UNKNOWN, "squashAndMerge"),
+        NotFound,
+        (UNKNOWN, "404"),
+    ),
     Case(
         "unknown-dataset",
         "hooks",
-        lambda c: c.datasets.list_jobs("no-such-dataset"),
+        lambda c: c.datasets.list_jobs("no-such-dataset", "squashAndMerge"),
         NotFound,
         ("no-such-dataset", "404"),
     ),
@@ -410,7 +426,7 @@ CASES: list[Case] = [
     Case(
         "dataset-status-invalid",
         "hooks",
-        lambda c: c.datasets.list_jobs(DATASET, status="DONE"),
+        lambda c: c.datasets.list_jobs(DATASET, "squashAndMerge", status="DONE"),
         ValueError,
         ("status", "'DONE'"),
     ),
@@ -431,7 +447,7 @@ CASES: list[Case] = [
     Case(
         "dataset-limit-huge",
         "hooks",
-        lambda c: c.datasets.list_jobs(DATASET, limit=10**6),
+        lambda c: c.datasets.list_jobs(DATASET, "squashAndMerge", limit=10**6),
         ValueError,
         ("limit", "1000000"),
     ),
@@ -873,7 +889,7 @@ CASES: list[Case] = [
     Case(
         "response-not-json-dataset",
         "hooks",
-        lambda c: _faulted(c, "/gatewayv2/", lambda: c.datasets.list_jobs(DATASET)),
+        lambda c: _faulted(c, "/gatewayv2/", lambda: c.datasets.list_jobs(DATASET, "squashAndMerge")),
         InvalidResponse,
         ("job list of dataset", "not JSON"),
     ),
@@ -888,7 +904,8 @@ CASES: list[Case] = [
         "response-job-status-unknown",
         "hooks",
         lambda c: (
-            answer(c, "GET", f"/api/jobs/{UNKNOWN}", {"jobIdentifier": UNKNOWN, "status": "DONE"})
+            # Not a string: malformed. (A string status modzy-sdk does not know ends its wait: FAILED.)
+            answer(c, "GET", f"/api/jobs/{UNKNOWN}", {"jobIdentifier": UNKNOWN, "status": 7})
             .stub_hook()
             .get_job(UNKNOWN)
         ),
@@ -899,9 +916,14 @@ CASES: list[Case] = [
     Case(
         "response-job-without-id",
         "hooks",
-        lambda c: answer(c, "GET", f"/api/jobs/{UNKNOWN}", {"status": "SUBMITTED"}).stub_hook().get_job(UNKNOWN),
+        # An absent id is the one asked for (modzy-sdk never reads it back); an empty one is malformed.
+        lambda c: (
+            answer(c, "GET", f"/api/jobs/{UNKNOWN}", {"jobIdentifier": "", "status": "SUBMITTED"})
+            .stub_hook()
+            .get_job(UNKNOWN)
+        ),
         InvalidResponse,
-        ("'jobIdentifier'", "required"),
+        ("'jobIdentifier'",),
         field="jobIdentifier",
     ),
     Case(
@@ -927,7 +949,7 @@ CASES: list[Case] = [
                 {"jobs": [{"jobId": "j1", "createdAt": "yesterday"}]},
             )
             .stub_hook(DatasetJobsHook)
-            .list_jobs(DATASET)
+            .list_jobs(DATASET, "squashAndMerge")
         ),
         InvalidResponse,
         ("'jobs.0.createdAt'",),
@@ -941,13 +963,13 @@ CASES: list[Case] = [
                 c,
                 "GET",
                 f"/gatewayv2/tensorbay-open-api/v1/datasets/{DATASET}/jobs/j1",
-                {"jobId": "j1", "status": "DONE"},
+                {"jobId": "j1", "status": 7},  # not a string (an unknown string is FAILED, as in tensorbay)
             )
             .stub_hook()
-            .call(status_call("dataset", "j1", {"dataset_id": DATASET}))
+            .call(status_call("dataset", "j1", {"dataset_id": DATASET, "job_type": "squashAndMerge"}))
         ),
         InvalidResponse,
-        ("j1", "'DONE'"),
+        ("j1", "'status'"),
         field="status",
     ),
     Case(
@@ -1028,7 +1050,9 @@ CASES: list[Case] = [
     Case(
         "service-wrong-key-datasets",
         "service",
-        lambda c: DatasetJobsHook(c.conn("jw_wrong", "tensorbay", password=WRONG_KEY)).list_jobs(DATASET),
+        lambda c: DatasetJobsHook(c.conn("jw_wrong", "tensorbay", password=WRONG_KEY)).list_jobs(
+            DATASET, "squashAndMerge"
+        ),
         Unauthorized,
         ("401", "X-Token"),
     ),

@@ -14,7 +14,15 @@ from pydantic import BaseModel
 from airflow_jobwait.client import compute as api
 from airflow_jobwait.client.http import HttpResponse
 from airflow_jobwait.client.job_kinds import results_call, status_call
-from airflow_jobwait.exceptions import ApiError, InvalidResponse, JobError, JobPendingError, NotFound, Unauthorized
+from airflow_jobwait.exceptions import (
+    ApiError,
+    InvalidResponse,
+    JobError,
+    JobPendingError,
+    NotFound,
+    Unauthorized,
+    UnknownJobStatus,
+)
 from airflow_jobwait.hooks.compute import ComputeHook
 from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.models.compute import ComputeJobRef
@@ -121,7 +129,9 @@ def test_submit_reads_location_itself(location: str | None, ok: bool) -> None:
 def test_kind_mapping_rejects_unknown_status_and_missing_ref() -> None:
     ref = {"org_id": ORG, "topic": "demo", "task": "wordcount"}
     call = status_call("compute", str(uuid.UUID(int=1)), ref)
-    with pytest.raises(InvalidResponse, match="unknown status 'exploded'") as info:
+    # evo/compute/client.py get_status validates JobStatusResponse (status: JobStatusEnum): the SDK
+    # rejects any other status, and wait_for_results does not retry that.
+    with pytest.raises(UnknownJobStatus, match="status 'exploded', unknown to the Evo compute SDK") as info:
         call.parse(HttpResponse(200, {}, json.dumps({"status": "exploded"}).encode()))
     assert info.value.field == "status"
     with pytest.raises(ValueError, match="'task'"):

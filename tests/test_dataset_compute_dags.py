@@ -46,7 +46,7 @@ def test_conflict_fails_then_fix_and_retry_completes(dags: dict[str, DAG], failu
         message = failures.read_text()
         assert message.startswith("merge: ") and "ended FAILED" in message
         assert "conflicts on README.md" in message and "strategy 'override' or 'skip'" in message
-    jobs = DatasetJobsHook().list_jobs(dataset_id).jobs
+    jobs = DatasetJobsHook().list_jobs(dataset_id, "squashAndMerge").jobs
     assert [job.status for job in jobs] == ["SUCCESS"]  # the retry reran the same job
 
 
@@ -86,7 +86,7 @@ def test_dataset_merge_example(examples: dict[str, DAG]) -> None:
     dataset_id = DatasetJobsHook().call(reference.clone_dataset())
     states = run(examples["jobwait_dataset_merge_example"], dataset_id=dataset_id, source_branch="feature")
     assert states == {"squash_and_merge": "success", "report": "success"}
-    assert [job.status for job in DatasetJobsHook().list_jobs(dataset_id).jobs] == ["SUCCESS"]
+    assert [job.status for job in DatasetJobsHook().list_jobs(dataset_id, "squashAndMerge").jobs] == ["SUCCESS"]
 
 
 @pytest.mark.usefixtures("airflow_db", "jobwait_conn")

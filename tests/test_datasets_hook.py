@@ -65,15 +65,15 @@ def test_squash_and_merge_makes_a_draft(hook: DatasetJobsHook, dataset: str) -> 
 def test_conflict_fails_then_retry_after_fix_succeeds(hook: DatasetJobsHook, dataset: str) -> None:
     job = hook.squash_and_merge(dataset, "fish", "conflicting", "main", extra_body={"test": FAST})
     assert wait(hook, dataset, job) is JobStatus.FAILED
-    failed = hook.get_job(dataset, job.job_id)
+    failed = hook.get_job(dataset, job.job_id, "squashAndMerge")
     assert failed.status == "FAILED" and "README.md" in str(failed.error_message)
-    state = hook.call(status_call("dataset", job.job_id, {"dataset_id": dataset}))
+    state = hook.call(status_call("dataset", job.job_id, {"dataset_id": dataset, "job_type": "squashAndMerge"}))
     assert state.native_status == "FAILED" and "conflict" in str(state.message)
     readme = hook.call(reference.branch(dataset, "main"))["files"]["README.md"]
     hook.call(reference.commit(dataset, "conflicting", {"README.md": readme}))
     hook.retry_job(dataset, job.job_id, "squashAndMerge")
     assert wait(hook, dataset, job) is JobStatus.COMPLETED
-    results = hook.call(results_call("dataset", job.job_id, {"dataset_id": dataset}))
+    results = hook.call(results_call("dataset", job.job_id, {"dataset_id": dataset, "job_type": "squashAndMerge"}))
     assert results["status"] == "SUCCESS" and results["result"]["draftNumber"] >= 1
     json.dumps(results)
 
@@ -99,20 +99,23 @@ def test_basic_search_list_abort_delete(hook: DatasetJobsHook, dataset: str) -> 
     )
     slow = hook.squash_and_merge(dataset, "slow", "feature", "main", extra_body={"test": SLOW})
     assert wait(hook, dataset, search) is JobStatus.COMPLETED
-    assert set(hook.get_job(dataset, search.job_id).result or {}) == {"searchResultId", "searchResultCommitId"}
-    listed = hook.list_jobs(dataset)
-    assert listed.total_count == 2 and [j.job_id for j in listed.jobs] == [slow.job_id, search.job_id]
+    assert set(hook.get_job(dataset, search.job_id, "basicSearch").result or {}) == {
+        "searchResultId",
+        "searchResultCommitId",
+    }
+    # Listed per job type, as the tensorbay SDK lists (client/version.py _list_jobs sends jobType).
+    assert [j.job_id for j in hook.list_jobs(dataset, "squashAndMerge").jobs] == [slow.job_id]
     assert [j.job_id for j in hook.list_jobs(dataset, job_type="basicSearch").jobs] == [search.job_id]
-    assert [j.job_id for j in hook.list_jobs(dataset, status="QUEUING").jobs] == [slow.job_id]
-    hook.abort(dataset, slow.job_id)
-    assert hook.get_job(dataset, slow.job_id).status == "ABORTED"
+    assert [j.job_id for j in hook.list_jobs(dataset, "squashAndMerge", status="QUEUING").jobs] == [slow.job_id]
+    hook.abort(dataset, slow.job_id, "squashAndMerge")
+    assert hook.get_job(dataset, slow.job_id, "squashAndMerge").status == "ABORTED"
     with pytest.raises(ApiError) as info:
-        hook.abort(dataset, slow.job_id)
+        hook.abort(dataset, slow.job_id, "squashAndMerge")
     assert info.value.status == 400 and "InvalidParamsValue" in str(info.value) and "ABORTED" in str(info.value)
     assert info.value.code == "InvalidParamsValue"  # type: ignore[attr-defined]
-    hook.delete_job(dataset, slow.job_id)
+    hook.delete_job(dataset, slow.job_id, "squashAndMerge")
     with pytest.raises(NotFound, match="ResourceNotExist"):
-        hook.get_job(dataset, slow.job_id)
+        hook.get_job(dataset, slow.job_id, "squashAndMerge")
 
 
 def test_documented_errors(
@@ -124,27 +127,36 @@ def test_documented_errors(
         hook.squash_and_merge(dataset, "t", "feature", "main", strategy="merge")
     with pytest.raises(ApiError, match="only FAILED or ABORTED"):
         job = hook.squash_and_merge(dataset, "t", "feature", "main", extra_body={"test": SLOW})
-        hook.retry_job(dataset, job.job_id)
+        hook.retry_job(dataset, job.job_id, "squashAndMerge")
     with pytest.raises(NotFound, match="ResourceNotExist"):
-        hook.list_jobs("no-such-dataset")
+        hook.list_jobs("no-such-dataset", "squashAndMerge")
     with pytest.raises(ValueError, match="dataset_id"):
-        hook.get_job("a/b", "x")
+        hook.get_job("a/b", "x", "squashAndMerge")
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{TENSORBAY_CONN.upper()}", connection_json(service, "tensorbay").replace(service.api_key, "bad")
     )
     with pytest.raises(Unauthorized, match="Unauthorized"):
-        DatasetJobsHook(TENSORBAY_CONN).list_jobs(dataset)
+        DatasetJobsHook(TENSORBAY_CONN).list_jobs(dataset, "squashAndMerge")
 
 
-def test_kind_mapping_rejects_unknown_status_and_missing_ref() -> None:
-    call = status_call("dataset", "j", {"dataset_id": "d"})
-    body = json.dumps({"jobId": "j", "status": "EXPLODED"}).encode()
-    with pytest.raises(InvalidResponse, match="unknown status 'EXPLODED'") as info:
-        call.parse(HttpResponse(200, {}, body))
+def test_kind_mapping_reads_unknown_status_as_the_sdk_and_requires_the_ref() -> None:
+    ref = {"dataset_id": "d", "job_type": "squashAndMerge"}
+    call = status_call("dataset", "j", ref)
+    # tensorbay/client/job.py: only QUEUING/PROCESSING keep Job.update(until_complete) polling, and
+    # only SUCCESS has a result: any other status is a terminal failure.
+    state = call.parse(HttpResponse(200, {}, json.dumps({"jobId": "j", "status": "EXPLODED"}).encode()))
+    assert state.status is JobStatus.FAILED and state.native_status == "EXPLODED"
+    assert state.note is not None and "'EXPLODED' (TensorBay), treated as FAILED" in state.note
+    with pytest.raises(InvalidResponse) as info:  # client/job.py Job.update reads job_info["status"]
+        call.parse(HttpResponse(200, {}, json.dumps({"jobId": "j"}).encode()))
     assert info.value.field == "status"
     with pytest.raises(ValueError, match="'dataset_id'"):
-        status_call("dataset", "j", {})
-    assert cancel_call("dataset", "j", {"dataset_id": "d"}).request.path.endswith("/jobs/j/abort")
+        status_call("dataset", "j", {"job_type": "squashAndMerge"})
+    # client/version.py JobMixin sends jobType on get, list, delete; client/job.py on abort/retry.
+    with pytest.raises(ValueError, match="'job_type'"):
+        status_call("dataset", "j", {"dataset_id": "d"})
+    abort = cancel_call("dataset", "j", ref).request
+    assert abort.path.endswith("/jobs/j/abort") and abort.params == (("jobType", "squashAndMerge"),)
 
 
 async def run_trigger(trigger: JobTrigger) -> WaitOutcome:
@@ -179,7 +191,7 @@ async def test_trigger_runs_a_dataset_job_to_each_terminal_status(
     task = asyncio.ensure_future(run_trigger(trigger))
     if expected is JobStatus.CANCELED:
         await asyncio.sleep(0.2)
-        await asyncio.to_thread(hook.abort, dataset, job.job_id)
+        await asyncio.to_thread(hook.abort, dataset, job.job_id, "squashAndMerge")
     outcome = await task
     assert outcome.kind == "terminal" and outcome.status is expected
     # The job's errorMessage travels in the event: nobody asks the service again for it.
@@ -194,7 +206,7 @@ async def test_async_twin_reads_the_same_job(hook: DatasetJobsHook, dataset: str
     twin = await hook.aget_job(dataset, job.job_id, "squashAndMerge")
     assert twin.job_id == job.job_id and twin.job_type == "squashAndMerge"
     assert wait(hook, dataset, job) is JobStatus.COMPLETED
-    assert (await hook.aget_job(dataset, job.job_id)).status == "SUCCESS"
+    assert (await hook.aget_job(dataset, job.job_id, "squashAndMerge")).status == "SUCCESS"
 
 
 def test_a_create_reply_with_only_the_id_reads_as_the_sdk_reads_it() -> None:

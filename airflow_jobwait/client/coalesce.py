@@ -48,7 +48,8 @@ from airflow_jobwait.client.pool import leased_client
 from airflow_jobwait.client.retry import TRANSIENT_STATUSES
 from airflow_jobwait.client.wait_loop import WaitLoop
 from airflow_jobwait.exceptions import ApiError, InvalidResponse, JobWaitError
-from airflow_jobwait.models import JobStatus, WaitOutcome
+from airflow_jobwait.models import WaitOutcome
+from airflow_jobwait.models.status import JobState
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ MISSING_ENDPOINT = frozenset({404, 405, 501})
 # lives at this path". One alone may be a transient fault.
 PROBE_INVALID = 3
 
-StatusCallback = Callable[[JobStatus], None]
+StatusCallback = Callable[[JobState], None]
 
 
 @dataclass(eq=False, slots=True)
@@ -200,7 +201,7 @@ class StatusPoller:
         self.capabilities = capabilities
         self._aio = asyncio.get_running_loop()
         self._waits: dict[str, list[Registration]] = {}
-        self._known: dict[str, JobStatus] = {}
+        self._known: dict[str, JobState] = {}
         self._fresh: set[str] = set()
         self._watched: set[str] = set()
         self._watches: set[asyncio.Task[None]] = set()
@@ -301,22 +302,22 @@ class StatusPoller:
 
     # ---- applying answers -----------------------------------------------------------------
 
-    def _apply(self, statuses: dict[str, JobStatus]) -> None:
+    def _apply(self, statuses: dict[str, JobState]) -> None:
         """Feed answered statuses to their waits; resolve the ones that end."""
-        for job_id, status in statuses.items():
+        for job_id, state in statuses.items():
             waits = self._waits.get(job_id)
             if not waits:
                 continue
-            self._known[job_id] = status
+            self._known[job_id] = state
             for registration in list(waits):
-                outcome = registration.loop.on_status(status)
+                outcome = registration.loop.on_state(state)
                 if outcome is None and registration.expired:
                     outcome = registration.loop.timed_out()
                 if outcome is not None:
                     self._resolve(registration, outcome)
                 elif registration.on_status is not None:
                     try:
-                        registration.on_status(status)
+                        registration.on_status(state)
                     except Exception:  # a logging callback must not stop the poller
                         log.exception("status callback of job %s failed", job_id)
 
@@ -435,7 +436,7 @@ class StatusPoller:
         except JobWaitError as err:
             self._fail([job_id], err)
         else:
-            self._apply({job_id: job.status})
+            self._apply({job_id: job.state})
 
     # ---- watch ----------------------------------------------------------------------------
 
@@ -492,7 +493,9 @@ class StatusPoller:
                 self._top_up(members)
                 if not members or self._client is None:
                     return
-                known = {job_id: self._known[job_id] for job_id in members}
+                # As the service spelled them: it compares them with what it would answer.
+                before = {job_id: self._known[job_id] for job_id in members}
+                known = {job_id: state.native_status for job_id, state in before.items()}
                 started = self._aio.time()
                 try:
                     changed = await self._client.call(inference.watch_statuses(members, known, self._watch_timeout()))
@@ -511,7 +514,7 @@ class StatusPoller:
                     return
                 self.capabilities.found("watch")
                 # Every member was answered for: the unchanged ones are still what we knew.
-                self._apply({job_id: changed.get(job_id, known[job_id]) for job_id in members})
+                self._apply({job_id: changed.get(job_id, before[job_id]) for job_id in members})
                 if changed:
                     elapsed = self._aio.time() - started
                     if elapsed < WATCH_MIN_CYCLE:

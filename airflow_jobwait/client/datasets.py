@@ -36,12 +36,28 @@ def _job_path(dataset_id: str, job_id: str, suffix: str = "") -> str:
     return f"{_dataset(dataset_id)}/jobs/{path_segment(job_id, 'job_id')}{suffix}"
 
 
-def _type_param(job_type: str | None) -> tuple[tuple[str, str], ...]:
+def _type_param(job_type: str) -> tuple[tuple[str, str], ...]:
+    """``jobType``, which the tensorbay SDK sends on every job call (client/version.py JobMixin,
+    client/job.py abort/retry): each of its job classes has one, so there is no default.
+
+    :raises ValueError: Missing or unknown (names ``job_type``).
+    """
     if job_type is None:
-        return ()
+        raise ValueError(
+            f"job_type is required for TensorBay job calls (one of {', '.join(JOB_TYPES)}); "
+            "a dataset job_ref needs 'job_type' too"
+        )
     if job_type not in JOB_TYPES:
         raise ValueError(f"job_type must be one of {', '.join(JOB_TYPES)}, got {job_type!r}")
     return (("jobType", job_type),)
+
+
+def _with_type(reply: Any, job_type: str) -> Any:
+    """A job reply lacking ``jobType`` is of the type asked for, as the SDK fills it in
+    (client/version.py ``_get_job``: ``response.update(jobType=...)``)."""
+    if isinstance(reply, dict) and "jobType" not in reply and "job_type" not in reply:
+        return {**reply, "jobType": job_type}
+    return reply
 
 
 def _page(offset: int, limit: int) -> tuple[tuple[str, str], ...]:
@@ -125,10 +141,16 @@ def create_job(
     return Call(request, parse)
 
 
-def get_job(dataset_id: str, job_id: str, job_type: str | None = None) -> Call[DatasetJob]:
+def get_job(dataset_id: str, job_id: str, job_type: str) -> Call[DatasetJob]:
     """``GET /datasets/{id}/jobs/{jobId}?jobType=``."""
     request = HttpRequest("GET", _job_path(dataset_id, job_id), AUTH, params=_type_param(job_type))
-    return _model(request, DatasetJob, f"dataset job {job_id}")
+    what = f"dataset job {job_id}"
+
+    def parse(response: HttpResponse) -> DatasetJob:
+        expect_ok(request, response)
+        return validate(DatasetJob, _with_type(decode_json(response, what), job_type), what)
+
+    return Call(request, parse)
 
 
 def get_user() -> Call[str]:
@@ -147,7 +169,7 @@ def get_user() -> Call[str]:
 
 
 def list_jobs(
-    dataset_id: str, job_type: str | None = None, status: str | None = None, offset: int = 0, limit: int = MAX_PAGE
+    dataset_id: str, job_type: str, status: str | None = None, offset: int = 0, limit: int = MAX_PAGE
 ) -> Call[DatasetJobList]:
     """``GET /datasets/{id}/jobs``: newest first, filtered by type and native status."""
     params = _type_param(job_type)
@@ -156,10 +178,19 @@ def list_jobs(
             raise ValueError(f"status must be one of {', '.join(DATASET_JOB_STATUSES)}, got {status!r}")
         params += (("status", status),)
     request = HttpRequest("GET", f"{_dataset(dataset_id)}/jobs", AUTH, params=params + _page(offset, limit))
-    return _model(request, DatasetJobList, f"job list of dataset {dataset_id}")
+    what = f"job list of dataset {dataset_id}"
+
+    def parse(response: HttpResponse) -> DatasetJobList:
+        expect_ok(request, response)
+        reply = decode_json(response, what)
+        if isinstance(reply, dict) and isinstance(reply.get("jobs"), list):
+            reply = {**reply, "jobs": [_with_type(job, job_type) for job in reply["jobs"]]}
+        return validate(DatasetJobList, reply, what)
+
+    return Call(request, parse)
 
 
-def retry_job(dataset_id: str, job_id: str, job_type: str | None = None) -> Call[None]:
+def retry_job(dataset_id: str, job_id: str, job_type: str) -> Call[None]:
     """``POST …/jobs/{jobId}/retry``: only from ``FAILED``/``ABORTED`` (else 400)."""
     request = HttpRequest(
         "POST", _job_path(dataset_id, job_id, "/retry"), AUTH, params=_type_param(job_type), idempotent=False
@@ -167,7 +198,7 @@ def retry_job(dataset_id: str, job_id: str, job_type: str | None = None) -> Call
     return _empty(request)
 
 
-def abort_job(dataset_id: str, job_id: str, job_type: str | None = None) -> Call[None]:
+def abort_job(dataset_id: str, job_id: str, job_type: str) -> Call[None]:
     """``POST …/jobs/{jobId}/abort``: only from ``QUEUING``/``PROCESSING`` (else 400)."""
     request = HttpRequest(
         "POST", _job_path(dataset_id, job_id, "/abort"), AUTH, params=_type_param(job_type), idempotent=False
@@ -175,7 +206,7 @@ def abort_job(dataset_id: str, job_id: str, job_type: str | None = None) -> Call
     return _empty(request)
 
 
-def delete_job(dataset_id: str, job_id: str, job_type: str | None = None) -> Call[None]:
+def delete_job(dataset_id: str, job_id: str, job_type: str) -> Call[None]:
     """``DELETE …/jobs/{jobId}``."""
     request = HttpRequest("DELETE", _job_path(dataset_id, job_id), AUTH, params=_type_param(job_type), idempotent=False)
     return _empty(request)

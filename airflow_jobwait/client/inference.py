@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,11 +24,17 @@ from airflow_jobwait.client.http import (
 from airflow_jobwait.exceptions import InvalidResponse
 from airflow_jobwait.models import Job, JobResults, JobStatus, SubmitJobRequest
 from airflow_jobwait.models.base import first_error
+from airflow_jobwait.models.native_statuses import MODZY
+from airflow_jobwait.models.status import JobState
 
 AUTH = AuthScheme("Authorization", "ApiKey ")
 PREFIX = "/api"
 MAX_BATCH = 500
 MAX_WATCH_SECONDS = 60.0
+#: The Modzy SDK takes any 2xx as success, an empty body as ``{}`` (modzy/http.py ``request``).
+OK = tuple(range(200, 300))
+
+M = TypeVar("M", Job, JobResults)
 
 
 class _JobList(BaseModel):
@@ -40,7 +47,13 @@ class _JobStatusOnly(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     job_identifier: str = Field(alias="jobIdentifier", min_length=1)
-    status: JobStatus
+    # Native, mapped by ``state``; absent is SUBMITTED (modzy/jobs.py Job.__init__).
+    status: str = JobStatus.SUBMITTED.value
+
+    @property
+    def state(self) -> JobState:
+        status = MODZY.to_common(self.status, f"job {self.job_identifier}")
+        return JobState(status=status, native_status=self.status, note=MODZY.note(self.status, status))
 
 
 class _StatusList(BaseModel):
@@ -53,25 +66,40 @@ def submit_job(body: SubmitJobRequest, idempotency_key: str | None = None) -> Ca
     honours [ext]."""
     headers = (("Idempotency-Key", idempotency_key),) if idempotency_key else ()
     request = HttpRequest("POST", f"{PREFIX}/jobs", AUTH, json_body=body.to_wire(), headers=headers, idempotent=False)
-    return json_model(request, Job, "submitted job")
+    return json_model(request, Job, "submitted job", ok=OK)
 
 
 def get_job(job_id: str) -> Call[Job]:
-    """``GET /api/jobs/{id}``."""
+    """``GET /api/jobs/{id}``: any 2xx; a reply without ``jobIdentifier`` is about ``job_id``."""
     request = HttpRequest("GET", f"{PREFIX}/jobs/{path_segment(job_id, 'job_id')}", AUTH)
-    return json_model(request, Job, f"job {job_id}")
+    return _about(request, Job, job_id, f"job {job_id}")
 
 
 def cancel_job(job_id: str) -> Call[Job]:
-    """``DELETE /api/jobs/{id}``: 200 with the canceled job; 409 if it is already terminal."""
+    """``DELETE /api/jobs/{id}``: 2xx with the canceled job (an empty body too, as the Modzy SDK
+    takes it: then only the id is known); 409 if it is already terminal."""
     request = HttpRequest("DELETE", f"{PREFIX}/jobs/{path_segment(job_id, 'job_id')}", AUTH)
-    return json_model(request, Job, f"canceled job {job_id}")
+    return _about(request, Job, job_id, f"canceled job {job_id}")
 
 
 def get_results(job_id: str) -> Call[JobResults]:
     """``GET /api/results/{id}``: 404 until the job has started producing results."""
     request = HttpRequest("GET", f"{PREFIX}/results/{path_segment(job_id, 'job_id')}", AUTH)
-    return json_model(request, JobResults, f"results of job {job_id}")
+    return _about(request, JobResults, job_id, f"results of job {job_id}")
+
+
+def _about(request: HttpRequest, model: type[M], job_id: str, what: str) -> Call[M]:
+    """A 2xx reply about one job. The Modzy SDK reads an empty body as ``{}`` and never needs the
+    reply to repeat the id it asked for; ours fills ``jobIdentifier`` in from the request then."""
+
+    def parse(response: HttpResponse) -> M:
+        expect(request, response, OK)
+        data: Any = decode_json(response, what) if response.body.strip() else {}
+        if isinstance(data, dict) and "jobIdentifier" not in data and "job_identifier" not in data:
+            data = {"jobIdentifier": job_id, **data}
+        return validate(model, data, what)
+
+    return Call(request, parse)
 
 
 def list_models() -> Call[list[dict[str, object]]]:
@@ -79,7 +107,7 @@ def list_models() -> Call[list[dict[str, object]]]:
     request = HttpRequest("GET", f"{PREFIX}/models", AUTH)
 
     def parse(response: HttpResponse) -> list[dict[str, object]]:
-        expect(request, response, (200,))
+        expect(request, response, OK)
         data = decode_json(response)
         if not isinstance(data, list):
             raise InvalidResponse(f"model list must be a JSON array, got {type(data).__name__}")
@@ -139,7 +167,7 @@ def history_page(
     request = HttpRequest("GET", f"{PREFIX}/jobs/history", AUTH, params=params)
 
     def parse(response: HttpResponse) -> HistoryPage:
-        expect(request, response, (200,))
+        expect(request, response, OK)
         jobs = validate(_JobList, {"jobs": decode_json(response)}, "job history").jobs
         return HistoryPage(jobs, server_date(response))
 
@@ -151,13 +179,13 @@ def batch_status(job_ids: Sequence[str]) -> Call[list[Job]]:
     return _job_list_call(_batch_request(job_ids))
 
 
-def watch(job_ids: Sequence[str], known: Mapping[str, JobStatus], timeout: float) -> Call[list[Job]]:
+def watch(job_ids: Sequence[str], known: Mapping[str, JobStatus | str], timeout: float) -> Call[list[Job]]:
     """``POST /api/jobs:watch`` [ext]: long-poll until a listed job's status differs from ``known``."""
     return _job_list_call(_watch_request(job_ids, known, timeout))
 
 
-def batch_statuses(job_ids: Sequence[str]) -> Call[dict[str, JobStatus]]:
-    """``batch_status`` reduced to ``{job id: status}`` (unknown ids absent).
+def batch_statuses(job_ids: Sequence[str]) -> Call[dict[str, JobState]]:
+    """``batch_status`` reduced to ``{job id: state}`` (unknown ids absent).
 
     Parses only ``jobIdentifier`` and ``status`` of each Job: a 500-job reply costs about a tenth
     of validating whole ``Job`` models, which matters to a triggerer polling for thousands of waits.
@@ -166,9 +194,12 @@ def batch_statuses(job_ids: Sequence[str]) -> Call[dict[str, JobStatus]]:
 
 
 def watch_statuses(
-    job_ids: Sequence[str], known: Mapping[str, JobStatus], timeout: float
-) -> Call[dict[str, JobStatus]]:
-    """``watch`` reduced to ``{job id: status}`` of the jobs that changed (empty on timeout)."""
+    job_ids: Sequence[str], known: Mapping[str, JobStatus | str], timeout: float
+) -> Call[dict[str, JobState]]:
+    """``watch`` reduced to ``{job id: state}`` of the jobs that changed (empty on timeout).
+
+    :param known: The status each job had, as the service spelled it (native).
+    """
     return _status_list_call(_watch_request(job_ids, known, timeout))
 
 
@@ -179,7 +210,7 @@ def _batch_request(job_ids: Sequence[str]) -> HttpRequest:
     return HttpRequest("GET", f"{PREFIX}/jobs", AUTH, params=(("identifiers", ids),))
 
 
-def _watch_request(job_ids: Sequence[str], known: Mapping[str, JobStatus], timeout: float) -> HttpRequest:
+def _watch_request(job_ids: Sequence[str], known: Mapping[str, JobStatus | str], timeout: float) -> HttpRequest:
     if not job_ids or len(job_ids) > MAX_BATCH:
         raise ValueError(f"watch takes 1 to {MAX_BATCH} job ids, got {len(job_ids)}")
     if not 0 < timeout <= MAX_WATCH_SECONDS:
@@ -193,15 +224,15 @@ def _watch_request(job_ids: Sequence[str], known: Mapping[str, JobStatus], timeo
     return HttpRequest("POST", f"{PREFIX}/jobs:watch", AUTH, json_body=body, idempotent=True)
 
 
-def _status_list_call(request: HttpRequest) -> Call[dict[str, JobStatus]]:
-    def parse(response: HttpResponse) -> dict[str, JobStatus]:
+def _status_list_call(request: HttpRequest) -> Call[dict[str, JobState]]:
+    def parse(response: HttpResponse) -> dict[str, JobState]:
         expect(request, response, (200,))
         try:
             listed = _StatusList.model_validate_json(response.body)
         except ValidationError as err:
             where, why = first_error(err)
             raise InvalidResponse(f"job status list is invalid at field {where!r}: {why}", field=where) from err
-        return {job.job_identifier: job.status for job in listed.jobs}
+        return {job.job_identifier: job.state for job in listed.jobs}
 
     return Call(request, parse)
 

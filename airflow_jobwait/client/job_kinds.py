@@ -14,27 +14,24 @@ from typing import Any, Literal, TypeVar
 from airflow_jobwait.client import compute, datasets, inference
 from airflow_jobwait.client.http import Call
 from airflow_jobwait.exceptions import InvalidResponse
-from airflow_jobwait.models import Job, JobResults, JobStatus
+from airflow_jobwait.models import Job, JobResults
 from airflow_jobwait.models.compute import ComputeJobRef, ComputeStatus
 from airflow_jobwait.models.datasets import DatasetJob
+from airflow_jobwait.models.native_statuses import EVO_COMPUTE, TENSORBAY
+from airflow_jobwait.models.status import JobState
+
+__all__ = [
+    "JobKind",
+    "JobState",
+    "KindCalls",
+    "cancel_call",
+    "kind_calls",
+    "progress_call",
+    "results_call",
+    "status_call",
+]
 
 JobKind = Literal["inference", "dataset", "compute"]
-
-
-@dataclass(frozen=True)
-class JobState:
-    """A job's status in the common vocabulary, with what the kind adds.
-
-    :param status: The common status.
-    :param native_status: The status as the kind's API spells it.
-    :param message: Why a job failed (its error), or how far a running one got, when the API says.
-    :param progress: Percent done, when the API gives it.
-    """
-
-    status: JobStatus
-    native_status: str
-    message: str | None = None
-    progress: float | None = None
 
 
 @dataclass(frozen=True)
@@ -57,7 +54,7 @@ def then(call: Call[T], convert: Callable[[T], U]) -> Call[U]:
 
 
 def _inference_state(job: Job) -> JobState:
-    return JobState(status=job.status, native_status=job.status.value)
+    return job.state
 
 
 def _inference_progress(results: JobResults) -> str:
@@ -72,41 +69,18 @@ def _require(ref: Mapping[str, str], kind: str, *keys: str) -> list[str]:
     return [ref[key] for key in keys]
 
 
-def _native(mapping: Mapping[str, JobStatus], native: str | None, what: str) -> JobStatus:
-    try:
-        return mapping[native]  # type: ignore[index]
-    except KeyError:
-        raise InvalidResponse(
-            f"{what} has an unknown status {native!r} (expected one of {', '.join(mapping)})", field="status"
-        ) from None
-
-
-_DATASET_STATUS = {
-    "QUEUING": JobStatus.SUBMITTED,
-    "PROCESSING": JobStatus.IN_PROGRESS,
-    "SUCCESS": JobStatus.COMPLETED,
-    "FAILED": JobStatus.FAILED,
-    "ABORTED": JobStatus.CANCELED,
-}
-
-_COMPUTE_STATUS = {
-    "requested": JobStatus.SUBMITTED,
-    "in progress": JobStatus.IN_PROGRESS,
-    "cancelling": JobStatus.IN_PROGRESS,
-    "succeeded": JobStatus.COMPLETED,
-    "failed": JobStatus.FAILED,
-    "cancelled": JobStatus.CANCELED,
-}
-
-
-def _dataset_args(job_id: str, ref: Mapping[str, str]) -> tuple[str, str, str | None]:
-    (dataset_id,) = _require(ref, "dataset", "dataset_id")
-    return dataset_id, job_id, ref.get("job_type") or None
+def _dataset_args(job_id: str, ref: Mapping[str, str]) -> tuple[str, str, str]:
+    # The tensorbay SDK sends jobType on every job call (client/version.py JobMixin): no default.
+    dataset_id, job_type = _require(ref, "dataset", "dataset_id", "job_type")
+    return dataset_id, job_id, job_type
 
 
 def _dataset_state(job: DatasetJob) -> JobState:
-    status = _native(_DATASET_STATUS, job.status, f"dataset job {job.job_id}")
-    return JobState(status=status, native_status=str(job.status), message=job.error_message or None)
+    if job.status is None:  # the SDK reads job_info["status"] unguarded (client/job.py Job.update)
+        raise InvalidResponse(f"dataset job {job.job_id} has no status", field="status")
+    status = TENSORBAY.to_common(job.status, f"dataset job {job.job_id}")
+    note = TENSORBAY.note(job.status, status)
+    return JobState(status=status, native_status=job.status, message=job.error_message or None, note=note)
 
 
 def _compute_ref(job_id: str, ref: Mapping[str, str]) -> ComputeJobRef:
@@ -116,10 +90,11 @@ def _compute_ref(job_id: str, ref: Mapping[str, str]) -> ComputeJobRef:
 
 def _compute_state(job_id: str) -> Callable[[ComputeStatus], JobState]:
     def convert(body: ComputeStatus) -> JobState:
-        status = _native(_COMPUTE_STATUS, body.status, f"compute job {job_id}")
+        status = EVO_COMPUTE.to_common(body.status, f"compute job {job_id}")
         # A failed or cancelled job's Error says why; a running job's message says how far it got.
         message = body.error.describe() if body.error else body.message
-        return JobState(status=status, native_status=body.status, message=message, progress=body.progress)
+        note = EVO_COMPUTE.note(body.status, status)
+        return JobState(status=status, native_status=body.status, message=message, progress=body.progress, note=note)
 
     return convert
 
@@ -131,7 +106,7 @@ _KINDS: dict[str, KindCalls] = {
         cancel=lambda job_id, ref: inference.cancel_job(job_id),
         progress=lambda job_id, ref: then(inference.get_results(job_id), _inference_progress),
     ),
-    # TensorBay dataset jobs; ref: {"dataset_id", "job_type"?}. Results are the whole job (with ``result``).
+    # TensorBay dataset jobs; ref: {"dataset_id", "job_type"}. Results are the whole job (with ``result``).
     "dataset": KindCalls(
         status=lambda job_id, ref: then(datasets.get_job(*_dataset_args(job_id, ref)), _dataset_state),
         results=lambda job_id, ref: then(datasets.get_job(*_dataset_args(job_id, ref)), DatasetJob.to_xcom),

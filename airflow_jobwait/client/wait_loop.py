@@ -6,11 +6,17 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from airflow_jobwait.client.job_kinds import JobState
 from airflow_jobwait.client.retry import TRANSIENT_STATUSES
-from airflow_jobwait.exceptions import ApiError, InvalidResponse, JobWaitError, TokenError, TransportError
+from airflow_jobwait.exceptions import (
+    ApiError,
+    InvalidResponse,
+    JobWaitError,
+    TokenError,
+    TransportError,
+    UnknownJobStatus,
+)
 from airflow_jobwait.models.events import WaitOutcome
-from airflow_jobwait.models.status import JobStatus
+from airflow_jobwait.models.status import JobState, JobStatus
 
 
 def check_poll_interval(poll_interval: float, name: str = "poll_interval") -> float:
@@ -52,6 +58,10 @@ class WaitLoop:
     last_status: JobStatus | None = None
     consecutive_errors: int = 0
     polls: int = field(default=0)
+    #: The last status as the service spelled it, and its note (``JobState.note``) if any.
+    last_native: str | None = None
+    last_note: str | None = None
+    _noted: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.poll_interval = check_poll_interval(self.poll_interval)
@@ -61,18 +71,37 @@ class WaitLoop:
 
         :param reason: What the service said about a job that did not complete (kept in the outcome).
         """
+        return self.on_state(JobState(status=status, native_status=status.value, message=reason))
+
+    def on_state(self, state: JobState) -> WaitOutcome | None:
+        """``on_status`` for a kind's ``JobState``: its message is the reason of a failure; a
+        native status beyond our contract is named in the outcome (``native_status``, message)."""
+        status = state.status
         self.polls += 1
         self.consecutive_errors = 0
         self.last_status = status
+        self.last_native, self.last_note = state.native_status, state.note
         if not status.is_terminal:
             return None
-        reason = None if status is JobStatus.COMPLETED else reason or None
-        message = f"job {self.job_id} ended {status.value}" + (f": {reason}" if reason else "")
-        return WaitOutcome(kind="terminal", job_id=self.job_id, status=status, message=message, reason=reason)
+        reason = None if status is JobStatus.COMPLETED else state.message or None
+        message = f"job {self.job_id} ended {status.value}"
+        message += (f" (reported {state.note})" if state.note else "") + (f": {reason}" if reason else "")
+        return WaitOutcome(
+            kind="terminal",
+            job_id=self.job_id,
+            status=status,
+            message=message,
+            reason=reason,
+            native_status=state.native_status,
+        )
 
-    def on_state(self, state: JobState) -> WaitOutcome | None:
-        """``on_status`` for a kind's ``JobState``: its message is the reason of a failure."""
-        return self.on_status(state.status, state.message)
+    def note_once(self, state: JobState) -> str | None:
+        """The log line for a native status beyond our contract, once per change of it (e.g.
+        ``job 42 reported native status 'QUEUED' (Modzy), treated as SUBMITTED``); else ``None``."""
+        if state.note is None or state.native_status == self._noted:
+            return None
+        self._noted = state.native_status
+        return f"job {self.job_id} reported {state.note}"
 
     def on_error(self, error: JobWaitError) -> WaitOutcome | None:
         """A poll failed: an error outcome if it is permanent or the error budget is spent, else ``None``."""
@@ -107,19 +136,26 @@ class WaitLoop:
 
     def timed_out(self) -> WaitOutcome:
         status = self.last_status.value if self.last_status else "unknown"
+        native = f", native {self.last_native!r}" if self.last_note else ""
         return WaitOutcome(
             kind="timeout",
             job_id=self.job_id,
             status=self.last_status,
-            message=f"timed out waiting for job {self.job_id} (last status {status})",
+            message=f"timed out waiting for job {self.job_id} (last status {status}{native})",
+            native_status=self.last_native,
         )
 
     def _error(self, message: str) -> WaitOutcome:
-        return WaitOutcome(kind="error", job_id=self.job_id, status=self.last_status, message=message)
+        return WaitOutcome(
+            kind="error", job_id=self.job_id, status=self.last_status, message=message, native_status=self.last_native
+        )
 
 
 def is_transient(error: JobWaitError) -> bool:
-    """Worth polling again: no answer, a garbled answer, or a transient status."""
+    """Worth polling again: no answer, a garbled answer, or a transient status; not a job status
+    the service's SDK rejects (it would reject it again)."""
+    if isinstance(error, UnknownJobStatus):
+        return False
     if isinstance(error, TransportError | InvalidResponse):
         return True
     if isinstance(error, TokenError):  # the token endpoint, briefly down (429, 5xx)

@@ -201,7 +201,10 @@ class JobWaitHook(BaseHook):
         call = status_call(job_kind, job_id, job_ref)
         while True:
             try:
-                outcome = loop.on_state(self.client.call(call))
+                state = self.client.call(call)
+                if note := loop.note_once(state):  # a status beyond our contract: say how it was read
+                    self.log.info("%s", note)
+                outcome = loop.on_state(state)
             except JobWaitError as err:
                 outcome = loop.on_error(err)
             step = loop.then(outcome)

@@ -23,7 +23,10 @@ class DatasetJobsHook(JobWaitHook):
     (sent as ``X-Token``); Host = the site URL, empty for the key's own (``ACCESSKEY-…``:
     https://gas.graviti.com, ``Accesskey-…``: https://gas.graviti.cn), as the TensorBay SDK does.
     Errors carry TensorBay's ``code`` and ``message`` (``err.code``). Wait for a job with
-    ``wait_for_job(job_id, job_kind="dataset", job_ref={"dataset_id": ...})``.
+    ``wait_for_job(job_id, job_kind="dataset", job_ref={"dataset_id": ..., "job_type": ...})``.
+
+    Every job call takes the job's ``job_type`` (``squashAndMerge`` or ``basicSearch``): TensorBay's
+    own client sends ``jobType`` on each of them and has no default for it.
     """
 
     connection_type = TENSORBAY
@@ -115,18 +118,18 @@ class DatasetJobsHook(JobWaitHook):
             dataset_id, title, "basicSearch", arguments, request_id=request_id, extra_body=extra_body
         )
 
-    def get_job(self, dataset_id: str, job_id: str, job_type: str | None = None) -> DatasetJob:
+    def get_job(self, dataset_id: str, job_id: str, job_type: str) -> DatasetJob:
         """Return the job's current state."""
         return self.call(api.get_job(dataset_id, job_id, job_type))
 
-    async def aget_job(self, dataset_id: str, job_id: str, job_type: str | None = None) -> DatasetJob:
+    async def aget_job(self, dataset_id: str, job_id: str, job_type: str) -> DatasetJob:
         """``get_job`` in the triggerer, over the pooled async client."""
         return await self.acall(api.get_job(dataset_id, job_id, job_type))
 
     def list_jobs(
         self,
         dataset_id: str,
-        job_type: str | None = None,
+        job_type: str,
         status: str | None = None,
         offset: int = 0,
         limit: int = api.MAX_PAGE,
@@ -134,18 +137,18 @@ class DatasetJobsHook(JobWaitHook):
         """One page of the dataset's jobs, newest first."""
         return self.call(api.list_jobs(dataset_id, job_type, status, offset, limit))
 
-    def retry_job(self, dataset_id: str, job_id: str, job_type: str | None = None) -> None:
+    def retry_job(self, dataset_id: str, job_id: str, job_type: str) -> None:
         """Run a ``FAILED`` or ``ABORTED`` job again (400 ``InvalidParamsValue`` otherwise).
 
         Named ``retry_job`` because ``JobWaitHook.retry`` is the hook's ``RetryPolicy``.
         """
         self.call(api.retry_job(dataset_id, job_id, job_type))
 
-    def abort(self, dataset_id: str, job_id: str, job_type: str | None = None) -> None:
+    def abort(self, dataset_id: str, job_id: str, job_type: str) -> None:
         """Abort a ``QUEUING`` or ``PROCESSING`` job (400 ``InvalidParamsValue`` otherwise)."""
         self.call(api.abort_job(dataset_id, job_id, job_type))
 
-    def delete_job(self, dataset_id: str, job_id: str, job_type: str | None = None) -> None:
+    def delete_job(self, dataset_id: str, job_id: str, job_type: str) -> None:
         """Delete a job."""
         self.call(api.delete_job(dataset_id, job_id, job_type))
 

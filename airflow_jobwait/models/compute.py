@@ -12,13 +12,15 @@ from pydantic import BaseModel, ConfigDict
 from airflow_jobwait.exceptions import InvalidResponse
 from airflow_jobwait.models.base import WireModel
 
-#: Native statuses: ``requested``, ``in progress``, ``cancelling`` run; the others are terminal.
+#: Native statuses of our contract: ``requested``, ``in progress``, ``cancelling`` run; the others
+#: are terminal. ``docs/jobs-api.md`` §5 has every status the SDK knows.
 COMPUTE_STATUSES = ("requested", "in progress", "cancelling", "succeeded", "failed", "cancelled")
 
-_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _SEGMENT = r"[^/?#]+"
+# The evo-compute SDK's RE_STATUS_URL (evo/compute/client.py), anchored: it strips one leading "/"
+# before matching, so "compute/orgs/..." is as good as "/compute/orgs/...".
 _STATUS_PATH = re.compile(
-    rf"^/compute/orgs/(?P<org_id>{_UUID})/(?P<topic>{_SEGMENT})/(?P<task>{_SEGMENT})/(?P<job_id>{_UUID})/status$"
+    rf"^/?compute/orgs/(?P<org_id>{_SEGMENT})/(?P<topic>{_SEGMENT})/(?P<task>{_SEGMENT})/(?P<job_id>{_SEGMENT})/status$"
 )
 
 
@@ -68,7 +70,10 @@ class ComputeJobRef(BaseModel):
 
     @classmethod
     def from_location(cls, location: str | None) -> ComputeJobRef:
-        """Parse a submit's ``Location`` (relative, or absolute: only its path is used).
+        """Parse a submit's ``Location``: relative (with or without the leading ``/``) or absolute
+        (only its path is used; the SDK also wants its host to be the connector's, which a parser
+        without the connection cannot check). The ids are UUIDs in any form ``uuid.UUID`` reads,
+        as the SDK converts them (``JobClient.from_url``), and are kept in canonical form.
 
         :raises InvalidResponse: Missing, or not ``/compute/orgs/{uuid}/{topic}/{task}/{uuid}/status``.
         """
@@ -79,16 +84,25 @@ class ComputeJobRef(BaseModel):
         except ValueError:  # e.g. an unbalanced "[" in the host part
             parts = None
         match = None if parts is None else _STATUS_PATH.match(parts.path)
-        if parts is None or match is None or parts.query or parts.fragment:
+        ids = None if match is None else _uuids(match["org_id"], match["job_id"])
+        if parts is None or match is None or ids is None or parts.query or parts.fragment:
             raise InvalidResponse(
                 "Location of the compute submit must be /compute/orgs/{orgId}/{topic}/{task}/{jobId}/status "
                 f"with UUID ids, got {location[:300]!r}",
                 field="Location",
             )
-        ids = {key: str(uuid.UUID(match[key])) for key in ("org_id", "job_id")}
-        return cls(topic=match["topic"], task=match["task"], **ids)
+        org_id, job_id = ids
+        return cls(org_id=org_id, topic=match["topic"], task=match["task"], job_id=job_id)
 
     @property
     def job_ref(self) -> dict[str, str]:
         """The JSON-safe ``job_ref`` a wait (``job_kind="compute"``) needs next to ``job_id``."""
         return {"org_id": self.org_id, "topic": self.topic, "task": self.task}
+
+
+def _uuids(*values: str) -> list[str] | None:
+    """Canonical forms of UUIDs, or ``None`` if one is not a UUID."""
+    try:
+        return [str(uuid.UUID(value)) for value in values]
+    except ValueError:
+        return None

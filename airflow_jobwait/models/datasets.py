@@ -21,8 +21,11 @@ class DatasetJob(WireModel):
     :param job_type: ``squashAndMerge`` or ``basicSearch``.
     :param created_at: Unix seconds; ``started_at``/``finished_at`` are ``None`` until set.
     :param status: Native status (``QUEUING``, ``PROCESSING``, ``SUCCESS``, ``FAILED``, ``ABORTED``).
-        Kept as the service spells it; ``client.job_kinds`` maps it onto ``JobStatus``.
-    :param error_message: Why the job failed (``""`` when it did not).
+        Kept as the service spells it; ``client.job_kinds`` maps it onto ``JobStatus``
+        (``docs/jobs-api.md`` §5: any other status is a terminal failure, as in the SDK).
+    :param error_message: Why the job failed (``""`` when it did not, and when the reply omits it,
+        as the tensorbay SDK defaults it: client/job.py ``Job.error_message``).
+    :param description: ``""`` when omitted (the same SDK default).
     :param result: squashAndMerge: ``{"draftNumber": int}``; basicSearch:
         ``{"searchResultId", "searchResultCommitId"}``; ``None`` until it succeeds.
     """
@@ -35,9 +38,9 @@ class DatasetJob(WireModel):
     started_at: int | None = None
     finished_at: int | None = None
     status: str | None = None
-    error_message: str | None = None
+    error_message: str | None = ""
     result: dict[str, Any] | None = None
-    description: str | None = None
+    description: str | None = ""
 
     @property
     def draft_number(self) -> int | None:

@@ -19,6 +19,8 @@ class WaitOutcome(BaseModel):
     :param message: One human sentence, safe to log (no credentials); names the reason when known.
     :param reason: Why the job failed, as the service said it in the status the wait saw last
         (a dataset job's ``errorMessage``, a compute task's Error), so that nobody has to ask again.
+    :param native_status: The last status as the service spelled it (``status`` is its mapping,
+        ``docs/jobs-api.md`` §5), when a poll got one.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -28,6 +30,7 @@ class WaitOutcome(BaseModel):
     status: JobStatus | None = None
     message: str
     reason: str | None = None
+    native_status: str | None = None
 
     @property
     def succeeded(self) -> bool:

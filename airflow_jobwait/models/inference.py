@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from airflow_jobwait.models.base import WireModel, json_problem
-from airflow_jobwait.models.status import JobStatus
+from airflow_jobwait.models.native_statuses import MODZY
+from airflow_jobwait.models.status import JobState, JobStatus
 
 
 class ModelRef(WireModel):
@@ -57,10 +58,17 @@ class SubmitJobRequest(WireModel):
 
 
 class Job(WireModel):
-    """A job as the service reports it."""
+    """A job as the service reports it.
+
+    :param status: The common status: every status the Modzy SDK knows is mapped as it treats it,
+        any other one as ``FAILED`` (its wait ends there), a missing one as ``SUBMITTED`` (its
+        ``Job`` default); see ``docs/jobs-api.md`` §5.
+    :param native_status: ``status`` as the service spelled it (e.g. ``QUEUED`` from Modzy Edge).
+    """
 
     job_identifier: str = Field(min_length=1)
-    status: JobStatus
+    status: JobStatus = JobStatus.SUBMITTED
+    native_status: str | None = None
     model: ModelRef | None = None
     total_inputs: int | None = None
     explain: bool | None = None
@@ -73,6 +81,57 @@ class Job(WireModel):
     image_classification_model: bool | None = None
     access_key: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _map_native_status(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        # modzy/jobs.py Job.__init__: a reply without "status" is SUBMITTED.
+        native = data.get("status", JobStatus.SUBMITTED.value)
+        if not isinstance(native, str):
+            return data  # not a status at all: validation names the field
+        native = native.value if isinstance(native, JobStatus) else native
+        mapped = {**data, "status": MODZY.to_common(native, "job")}
+        if "nativeStatus" not in data and "native_status" not in data:
+            mapped["nativeStatus"] = native
+        return mapped
+
+    @property
+    def state(self) -> JobState:
+        """The job's status for a wait (``note`` set for a native status beyond our contract)."""
+        native = self.native_status or self.status.value
+        return JobState(status=self.status, native_status=native, note=MODZY.note(native, self.status))
+
+
+#: Keys of a per-input result that describe the run, not the model's output. The Modzy SDK's own
+#: sample-output document (modzy/_util.py, the sample output it uploads) lists the first group
+#: beside the output "results.json"; then the timing fields the Modzy API adds, and ``voting``
+#: (``docs/jobs-api.md`` §1).
+RESULT_METADATA_KEYS = frozenset(
+    {
+        "model",
+        "userIdentifier",
+        "status",
+        "engine",
+        "error",
+        "startTime",
+        "endTime",
+        "updateTime",
+        "inputSize",
+        "accessKey",
+        "teamIdentifier",
+        "accountIdentifier",
+        "timeMeters",
+        "datasourceCompletedTime",
+        "elapsedTime",
+        "inputFetching",
+        "outputUploading",
+        "modelLatency",
+        "queueTime",
+        "voting",
+    }
+)
+
 
 class Voting(WireModel):
     up: int = 0
@@ -80,21 +139,50 @@ class Voting(WireModel):
 
 
 class InputResult(WireModel):
-    """The result of one input (source key): metadata fields plus the model's named outputs."""
+    """The result of one input (source key): metadata fields plus the model's named outputs.
+
+    Every key of ``RESULT_METADATA_KEYS`` is a field (``metadata`` has the ones sent); every other
+    key is an output (``outputs``). The SDK types none of them, so neither do we beyond the few
+    the wait reads.
+    """
 
     status: str | None = None
-    engine: str | None = None
-    start_time: str | None = None
-    update_time: str | None = None
-    end_time: str | None = None
-    elapsed_time: float | None = None
+    engine: Any = None
+    start_time: Any = None
+    update_time: Any = None
+    end_time: Any = None
+    elapsed_time: Any = None
     voting: Voting | None = None
     error: str | None = None
+    model: Any = None
+    user_identifier: Any = None
+    input_size: Any = None
+    access_key: Any = None
+    team_identifier: Any = None
+    account_identifier: Any = None
+    time_meters: Any = None
+    datasource_completed_time: Any = None
+    input_fetching: Any = None
+    output_uploading: Any = None
+    model_latency: Any = None
+    queue_time: Any = None
 
     @property
     def outputs(self) -> dict[str, Any]:
-        """The model's outputs, by output name (e.g. ``"results.json"``)."""
+        """The model's outputs, by output name (e.g. ``"results.json"``): no metadata key."""
         return dict(self.model_extra or {})
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The metadata keys the service sent, in wire spelling (``startTime``, ``engine``, ...)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude=set(self.model_extra or ()))
+
+    def outputs_of(self, source_key: str) -> dict[str, Any]:
+        """``outputs``, unwrapped from the legacy double nesting ``{source_key: {outputs}}`` the
+        Modzy SDK still reads (modzy/results.py ``Result.get_source_outputs``)."""
+        outputs = self.outputs
+        nested = outputs.get(source_key)
+        return dict(nested) if isinstance(nested, dict) else outputs
 
     @property
     def succeeded(self) -> bool:
@@ -128,7 +216,7 @@ class JobResults(WireModel):
         :raises KeyError: The input failed (the message carries its error) or is unknown.
         """
         if source_key in self.results:
-            return self.results[source_key].outputs
+            return self.results[source_key].outputs_of(source_key)
         if source_key in self.failures:
             raise KeyError(f"input {source_key!r} failed: {self.failures[source_key].error or 'no error given'}")
         raise KeyError(f"no result for input {source_key!r}; inputs with results: {sorted(self.results)}")
@@ -138,11 +226,25 @@ class JobResults(WireModel):
 
         :raises KeyError: No input has a result.
         """
-        for result in self.results.values():
-            return result.outputs
+        for key, result in self.results.items():
+            return result.outputs_of(key)
         raise KeyError(f"job {self.job_identifier} has no input results (failed: {sorted(self.failures)})")
 
     @property
     def outputs_by_source(self) -> dict[str, dict[str, Any]]:
         """Every successful input's outputs, by source key."""
-        return {key: result.outputs for key, result in self.results.items()}
+        return {key: result.outputs_of(key) for key, result in self.results.items()}
+
+    @property
+    def metadata_by_source(self) -> dict[str, dict[str, Any]]:
+        """Every successful input's metadata (status, engine, times, ...), by source key."""
+        return {key: result.metadata for key, result in self.results.items()}
+
+    def to_xcom(self) -> dict[str, Any]:
+        """The results for XCom: ``results`` holds each input's outputs only, so a downstream task
+        reads ``results[key]["results.json"]`` without tripping over run metadata, which moves to
+        ``resultsMetadata`` (same keys); ``failures`` stay whole (their ``error`` is the point)."""
+        data = super().to_xcom()
+        data["results"] = self.outputs_by_source
+        data["resultsMetadata"] = self.metadata_by_source
+        return data

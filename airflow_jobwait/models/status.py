@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -33,3 +34,22 @@ class JobStatus(str, Enum):
 
 
 _TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.TIMEDOUT, JobStatus.CANCELED, JobStatus.FAILED})
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A job's status in the common vocabulary, with what the kind adds.
+
+    :param status: The common status.
+    :param native_status: The status as the kind's API spells it.
+    :param message: Why a job failed (its error), or how far a running one got, when the API says.
+    :param progress: Percent done, when the API gives it.
+    :param note: Set when ``native_status`` is beyond our wire contract (``docs/jobs-api.md`` §5):
+        one sentence saying what the service reported and how it was treated, for the task log.
+    """
+
+    status: JobStatus
+    native_status: str
+    message: str | None = None
+    progress: float | None = None
+    note: str | None = None

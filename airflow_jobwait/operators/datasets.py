@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_jobwait.client.datasets import JOB_TYPES
 from airflow_jobwait.hooks.connection import TENSORBAY
 from airflow_jobwait.hooks.datasets import DatasetJobsHook
 from airflow_jobwait.models import WaitOutcome
@@ -20,12 +21,19 @@ if TYPE_CHECKING:
 RETRYABLE = ("FAILED", "ABORTED")
 
 
+def check_job_type(job_type: object) -> str:
+    """:raises ValueError: Not a TensorBay job type (names ``job_type``), at DAG parse time."""
+    if job_type not in JOB_TYPES:
+        raise ValueError(f"job_type must be one of {', '.join(JOB_TYPES)}, got {job_type!r}")
+    return str(job_type)
+
+
 class _DatasetOperator(ResumableJobWaitOperator):
     """Start a dataset job (``job_kind="dataset"``), wait, and on success return its draft
     (squash-and-merge) or the job itself as JSON; on failure fail with the job's ``errorMessage``."""
 
     job_kind = "dataset"
-    job_type: str | None = None
+    job_type: str  # each subclass's; TensorBay wants it on every job call
     ui_color = "#e3d9f2"
 
     def __init__(
@@ -39,10 +47,7 @@ class _DatasetOperator(ResumableJobWaitOperator):
 
     @property
     def job_ref(self) -> dict[str, str]:  # the rendered dataset id, also after a deferral
-        ref = {"dataset_id": self.dataset_id}
-        if self.job_type:
-            ref["job_type"] = self.job_type
-        return ref
+        return {"dataset_id": self.dataset_id, "job_type": self.job_type}
 
     @cached_property
     def hook(self) -> DatasetJobsHook:
@@ -161,15 +166,15 @@ class RetryDatasetJobOperator(_DatasetOperator):
 
     :param dataset_id: The dataset (templated).
     :param job_id: The job to retry (templated), e.g. ``{{ ti.xcom_pull(task_ids='merge', key='job_id') }}``.
-    :param job_type: ``squashAndMerge`` or ``basicSearch``, to check the job's type (optional).
+    :param job_type: ``squashAndMerge`` or ``basicSearch`` (required: TensorBay's retry takes ``jobType``).
     """
 
     template_fields: Sequence[str] = ("dataset_id", "job_id")
 
-    def __init__(self, *, job_id: str, job_type: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, job_id: str, job_type: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.job_id = job_id
-        self.job_type = job_type
+        self.job_type = check_job_type(job_type)
 
     def submit_job(self, context: Context) -> str:
         self.hook.retry_job(self.dataset_id, self.job_id, self.job_type)
@@ -182,7 +187,7 @@ class AbortDatasetJobOperator(BaseOperator):
 
     :param dataset_id: The dataset (templated).
     :param job_id: The job (templated).
-    :param job_type: ``squashAndMerge`` or ``basicSearch``, to check the job's type (optional).
+    :param job_type: ``squashAndMerge`` or ``basicSearch`` (required: TensorBay's abort takes ``jobType``).
     :param conn_id: Airflow connection of type ``tensorbay`` (default ``tensorbay_default``).
     """
 
@@ -194,14 +199,14 @@ class AbortDatasetJobOperator(BaseOperator):
         *,
         dataset_id: str,
         job_id: str,
-        job_type: str | None = None,
+        job_type: str,
         conn_id: str = TENSORBAY.default_conn_id,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.dataset_id = dataset_id
         self.job_id = job_id
-        self.job_type = job_type
+        self.job_type = check_job_type(job_type)
         self.conn_id = conn_id
 
     def execute(self, context: Context) -> str:

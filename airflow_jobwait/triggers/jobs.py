@@ -23,7 +23,7 @@ from airflow_jobwait.client.wait_loop import WaitLoop, check_poll_interval
 from airflow_jobwait.exceptions import Conflict, JobWaitError
 from airflow_jobwait.hooks import hook_class
 from airflow_jobwait.hooks.base import JobWaitHook
-from airflow_jobwait.models import JobStatus, WaitOutcome
+from airflow_jobwait.models import WaitOutcome
 from airflow_jobwait.version_compat import warn_unavailable
 from airflow_jobwait.xcom_size import DEFAULT_MAX_XCOM_BYTES, fit_for_xcom, log_reference
 
@@ -153,7 +153,7 @@ class JobTrigger(BaseTrigger):
         config, polling = await self.hook.asettings()
         if self.job_kind == "inference" and polling.mode != "per_job":
             outcome = await wait_coalesced(
-                self.conn_id, config, self.job_id, loop, polling.mode, polling.batch_size, self._progress_logger()
+                self.conn_id, config, self.job_id, loop, polling.mode, polling.batch_size, self._progress_logger(loop)
             )
             if outcome is not None:
                 return outcome
@@ -167,6 +167,8 @@ class JobTrigger(BaseTrigger):
         while True:
             try:
                 state = await client.call(call)
+                if note := loop.note_once(state):  # a status beyond our contract: say how it was read
+                    self.log.info("%s", note)
                 outcome = loop.on_state(state)
                 if outcome is None and time.monotonic() - last_progress >= self.progress_interval:
                     last_progress = time.monotonic()
@@ -179,18 +181,23 @@ class JobTrigger(BaseTrigger):
                 return step
             await asyncio.sleep(step)
 
-    def _progress_logger(self) -> StatusCallback:
+    def _progress_logger(self, loop: WaitLoop) -> StatusCallback:
         """Progress from what the shared poller learns: status and time waited, at most once per
-        ``progress_interval``. No request of its own: at 10,000 waits one extra request per wait
-        per interval would outnumber the coalesced polls many times over."""
+        ``progress_interval`` (and a native status beyond our contract once it appears). No
+        request of its own: at 10,000 waits one extra request per wait per interval would
+        outnumber the coalesced polls many times over."""
         started = last = time.monotonic()
 
-        def report(status: JobStatus) -> None:
+        def report(state: JobState) -> None:
             nonlocal last
+            if note := loop.note_once(state):
+                self.log.info("%s", note)
             now = time.monotonic()
             if now - last >= self.progress_interval:
                 last = now
-                self.log.info("%s job %s is %s; waiting %.0fs", self.job_kind, self.job_id, status.value, now - started)
+                self.log.info(
+                    "%s job %s is %s; waiting %.0fs", self.job_kind, self.job_id, state.native_status, now - started
+                )
 
         return report
 
