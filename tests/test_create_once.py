@@ -18,9 +18,10 @@ from jobwait_reference_service.faults_client import FaultControl
 from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.client import inference as api
-from airflow_jobwait.exceptions import ServerError, TransportError
-from airflow_jobwait.hooks import JobsHook
+from airflow_jobwait.exceptions import Conflict, ServerError, TransportError
+from airflow_jobwait.hooks import DatasetJobsHook, JobsHook, ResultsHook
 from airflow_jobwait.models import JobInput, ModelRef, SubmitJobRequest
+from tests import reference_datasets as reference
 from tests.conftest import set_connection
 
 SUBMIT = {"path_prefix": "/api/jobs", "methods": ["POST"]}
@@ -101,3 +102,44 @@ def test_an_ambiguous_history_sends_again_and_says_why(
     created = jobs_with_source(hook, source)
     assert len(created) == 3 and earlier.job_identifier in created and job.job_identifier in created
     assert "cannot tell which one the lost submit created" in capsys.readouterr().out
+
+
+# ---- dataset jobs (TensorBay) and deposits (results store) -------------------------------------
+
+
+def test_a_dataset_job_whose_answer_was_lost_is_found(
+    jobwait_conn: str, service: ServiceProcess, faults: FaultControl, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    hook = DatasetJobsHook(set_connection(monkeypatch, service, "tensorbay", timeout=1))
+    dataset = hook.call(reference.clone_dataset())
+    rule = {"kind": "delay", "delay_s": 1.5, "count": 1, "path_prefix": "/gatewayv2/", "methods": ["POST"]}
+    with faults.injected([rule]):
+        job = hook.squash_and_merge(dataset, "lost answer", "feature", "main")
+    assert "not sent again" in capsys.readouterr().out
+    listed = hook.list_jobs(dataset, "squashAndMerge").jobs
+    assert [j.job_id for j in listed] == [job.job_id] and job.title == "lost answer"
+
+
+def test_a_deposit_whose_answer_was_lost_is_read_back_not_sent_again(
+    jobwait_conn: str, service: ServiceProcess, faults: FaultControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = ResultsHook(set_connection(monkeypatch, service, "chime_results", timeout=1))
+    pipeline = f"lost-{uuid.uuid4().hex[:8]}"
+    works = [{"id": f"{pipeline}-{n}", "pipeline": pipeline, "status": "success", "results": {"n": n}} for n in (1, 2)]
+    rule = {"kind": "delay", "delay_s": 1.5, "count": 1, "path_prefix": "/workflow/results", "methods": ["POST"]}
+    with faults.injected([rule]):
+        # Sent again, the deposit would be refused (409: the ids exist); read back, it succeeded.
+        assert hook.deposit(works) == {pipeline: True}
+    assert [w.id for w in hook.view(pipeline, {})] == [w["id"] for w in works]
+
+
+def test_a_deposit_of_ids_held_by_other_works_is_still_refused(
+    jobwait_conn: str, service: ServiceProcess, faults: FaultControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = ResultsHook(set_connection(monkeypatch, service, "chime_results", timeout=1))
+    pipeline = f"taken-{uuid.uuid4().hex[:8]}"
+    hook.deposit([{"id": f"{pipeline}-1", "pipeline": pipeline, "status": "failure", "results": {"n": 0}}])
+    mine = [{"id": f"{pipeline}-1", "pipeline": pipeline, "status": "success", "results": {"n": 1}}]
+    refused_once = [{"kind": "status", "status": 503, "count": 1, "path_prefix": "/workflow/results"}]
+    with faults.injected(refused_once), pytest.raises(Conflict, match=f"{pipeline}-1"):
+        hook.deposit(mine)  # read back: another work under the id, so sent again, and refused

@@ -107,7 +107,7 @@ async def test_unknown_job_fires_an_error_event(hook: JobsHook) -> None:
 
 
 def test_serialize_round_trips_with_json_safe_kwargs_and_no_secret(service: ServiceProcess) -> None:
-    trigger = JobTrigger("job-1", "jobwait_default", poll_interval=2.5, deadline=1_900_000_000.0, cancel_on_kill=False)
+    trigger = JobTrigger("job-1", "modzy_default", poll_interval=2.5, deadline=1_900_000_000.0, cancel_on_kill=False)
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_jobwait.triggers.jobs.JobTrigger"
     encoded = json.dumps(kwargs)

@@ -151,7 +151,9 @@ def test_modzy_results_keep_outputs_and_metadata_apart() -> None:
     assert xcom["results"] == {"a": OUTPUTS, "b": {"results.json": {"label": "sad"}}}
     assert xcom["resultsMetadata"]["a"] == SDK_METADATA
     json.dumps(xcom)
-    assert JobResults.model_validate(xcom).get_source_outputs("a") == OUTPUTS  # read back from XCom
+    back = JobResults.model_validate(xcom)  # read back from XCom, as a downstream deposit does
+    assert back.get_source_outputs("a") == OUTPUTS
+    assert back.results["a"].metadata == SDK_METADATA  # the input's times and status come back too
 
 
 # ---- TensorBay ----------------------------------------------------------------------------------
@@ -296,7 +298,7 @@ class Recorder:
 @pytest.fixture
 def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedService]:
     with scripted_service() as scripted:
-        conn = {"conn_type": "jobwait", "host": scripted.base_url, "password": "k", "extra": {"status_mode": "per_job"}}
+        conn = {"conn_type": "modzy", "host": scripted.base_url, "password": "k", "extra": {"status_mode": "per_job"}}
         monkeypatch.setenv("AIRFLOW_CONN_SCRIPTED", json.dumps(conn))
         yield scripted
 

@@ -164,9 +164,7 @@ def test_exceptions_and_reprs_never_show_the_key(service: ServiceProcess, monkey
     # A transport failure names the URL, never the headers.
     monkeypatch.setenv(
         "AIRFLOW_CONN_JW_DOWN",
-        json.dumps(
-            {"conn_type": "jobwait", "host": "http://127.0.0.1:9", "password": API_KEY, "extra": {"timeout": 2}}
-        ),
+        json.dumps({"conn_type": "modzy", "host": "http://127.0.0.1:9", "password": API_KEY, "extra": {"timeout": 2}}),
     )
     with pytest.raises(TransportError) as info:
         JobsHook("jw_down", retry=RetryPolicy(max_attempts=1)).get_job("x")
@@ -536,7 +534,7 @@ def _tls_conn(monkeypatch: pytest.MonkeyPatch, conn_id: str, url: str, **extra: 
     """A connection to ``url`` that gives up quickly (one attempt, 5 s)."""
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{conn_id.upper()}",
-        json.dumps({"conn_type": "jobwait", "host": url, "password": API_KEY, "extra": {"timeout": 5, **extra}}),
+        json.dumps({"conn_type": "modzy", "host": url, "password": API_KEY, "extra": {"timeout": 5, **extra}}),
     )
     return conn_id
 

@@ -107,8 +107,9 @@ def create_job(
     description: str | None = None,
     extra_body: Mapping[str, Any] | None = None,
 ) -> Call[DatasetJob]:
-    """``POST /datasets/{id}/jobs`` with ``X-Request-Id``: a repeat of the id returns the same job,
-    so the call is safe to retry.
+    """``POST /datasets/{id}/jobs`` with ``X-Request-Id``. Never sent again blindly
+    (``DatasetJobsHook.create_job`` looks a lost answer's job up first): the reference service
+    returns the same job for a repeated id [ext]; TensorBay takes the header for tracing only.
 
     :param request_id: Chosen by the caller (a uuid4 or a key derived from the task instance) so
         every retry of this create reuses it.
@@ -126,7 +127,7 @@ def create_job(
         AUTH,
         json_body=with_extra_fields(body, extra_body),
         headers=(("X-Request-Id", request_id),),
-        idempotent=True,
+        idempotent=False,
     )
     what = f"created {job_type} job"
     # TensorBay answers a create with {"jobId", "createdAt"} only; its SDK fills in the rest from

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -18,7 +17,6 @@ from airflow_jobwait.client.http import (
     expect,
     json_model,
     path_segment,
-    server_date,
     validate,
 )
 from airflow_jobwait.exceptions import InvalidResponse
@@ -131,30 +129,6 @@ def history(
     :param access_key: The public identifier of the submitting key (the part before the dot).
     :param start_date: Only jobs submitted from then on (sent as ISO-8601 with milliseconds).
     """
-    page_call = history_page(status, per_page, page, model, access_key, start_date)
-    return Call(page_call.request, lambda response: page_call.parse(response).jobs)
-
-
-@dataclass(frozen=True)
-class HistoryPage:
-    """A page of the job history and the service's clock when it answered.
-
-    :param server_time: The answer's ``Date`` (whole seconds), ``None`` without one.
-    """
-
-    jobs: list[Job]
-    server_time: datetime | None
-
-
-def history_page(
-    status: str = "all",
-    per_page: int = 20,
-    page: int = 1,
-    model: str | None = None,
-    access_key: str | None = None,
-    start_date: datetime | None = None,
-) -> Call[HistoryPage]:
-    """``history``, with the service's ``Date``: a lookup compares submit times on its clock."""
     if status not in ("all", "pending", "terminated"):
         raise ValueError(f"status must be 'all', 'pending' or 'terminated', got {status!r}")
     params: tuple[tuple[str, str], ...] = (("status", status), ("page", str(page)), ("per-page", str(per_page)))
@@ -166,10 +140,9 @@ def history_page(
         params += (("startDate", start_date.astimezone(UTC).isoformat(timespec="milliseconds")),)
     request = HttpRequest("GET", f"{PREFIX}/jobs/history", AUTH, params=params)
 
-    def parse(response: HttpResponse) -> HistoryPage:
+    def parse(response: HttpResponse) -> list[Job]:
         expect(request, response, OK)
-        jobs = validate(_JobList, {"jobs": decode_json(response)}, "job history").jobs
-        return HistoryPage(jobs, server_date(response))
+        return validate(_JobList, {"jobs": decode_json(response)}, "job history").jobs
 
     return Call(request, parse)
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import TypeVar
 
 import requests
 
 from airflow_jobwait.client.credentials import sync_token_source
-from airflow_jobwait.client.http import Call, ClientConfig, HttpRequest, HttpResponse
+from airflow_jobwait.client.http import Call, ClientConfig, HttpRequest, HttpResponse, server_date
 from airflow_jobwait.client.retry import RetryPolicy, RetryState
 from airflow_jobwait.exceptions import ApiError, InvalidResponse, TransportError, Unauthorized
 
@@ -27,6 +28,8 @@ class SyncClient:
         self.retry = retry or RetryPolicy()
         self._session = requests.Session()
         self._session.verify = config.verify
+        #: The service's clock (``Date``) at its last answer: a lookup compares times on its clock.
+        self.last_server_time: datetime | None = None
         self._tokens = sync_token_source(config.api_key, config.oauth, verify=config.verify, timeout=config.timeout)
 
     def call(self, call: Call[T]) -> T:
@@ -65,7 +68,9 @@ class SyncClient:
                 stream=True,
             ) as resp:
                 body = self._read_capped(resp, request)
-                return HttpResponse(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, body)
+                response = HttpResponse(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, body)
+                self.last_server_time = server_date(response) or self.last_server_time
+                return response
         except requests.RequestException as err:
             raise TransportError(f"{request.method} {request.path} failed: {type(err).__name__}: {err}") from None
 

@@ -6,6 +6,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
@@ -176,6 +177,12 @@ class JobWaitHook(BaseHook):
                 if delay is None:
                     raise
                 self.log.warning("%s: the answer was lost (%s) and the service has nothing: sending again", what, err)
+
+    def service_time_of(self, age: float) -> datetime | None:
+        """When something sent ``age`` seconds ago was sent, on the service's clock: its last
+        ``Date``, less ``age`` and a second for the header's resolution (``None`` without one)."""
+        last = self.client.last_server_time
+        return None if last is None else last - timedelta(seconds=age + 1.0)
 
     def wait_for_job(
         self,

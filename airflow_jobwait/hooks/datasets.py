@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -14,6 +15,11 @@ from airflow_jobwait.hooks.base import JobWaitHook
 from airflow_jobwait.hooks.connection import TENSORBAY
 from airflow_jobwait.models.base import first_error
 from airflow_jobwait.models.datasets import DatasetJob, DatasetJobList, Draft, DraftList, SquashAndMergeArguments
+
+
+def _sent(stored: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
+    """The stored arguments hold what was sent (a service may add defaults of its own)."""
+    return all(stored.get(key) == value for key, value in sent.items())
 
 
 class DatasetJobsHook(JobWaitHook):
@@ -46,14 +52,66 @@ class DatasetJobsHook(JobWaitHook):
         request_id: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> DatasetJob:
-        """Create a job. ``request_id`` (``X-Request-Id``, default a fresh uuid4) makes it safe to
-        retry: the service returns the same job for the same id.
+        """Create a job, never twice for one call.
 
+        If the answer is lost (no answer, a 5xx, a garbled body), the dataset's jobs are searched
+        for the job this create made before it is sent again; see ``find_created``.
+
+        :param request_id: Sent as ``X-Request-Id`` (default a fresh uuid4): the reference service
+            [ext] returns the same job for the same id; TensorBay uses it for tracing only.
         :param extra_body: More top-level fields of the create body, for service options this
             provider does not model; may not replace a field it sets.
         """
         request_id = request_id or str(uuid.uuid4())
-        return self.call(api.create_job(dataset_id, title, job_type, arguments, request_id, description, extra_body))
+        call = api.create_job(dataset_id, title, job_type, arguments, request_id, description, extra_body)
+        started = time.monotonic()
+        wanted = {"title": title, "arguments": dict(arguments), "description": description}
+        return self.create_once(
+            call,
+            lambda: self.find_created(dataset_id, job_type, wanted, time.monotonic() - started),
+            f"create of a {job_type} job in dataset {dataset_id}",
+        )
+
+    def find_created(self, dataset_id: str, job_type: str, wanted: Mapping[str, Any], age: float) -> DatasetJob | None:
+        """The one job of the dataset a create sent ``age`` seconds ago may have made.
+
+        Candidates: of ``job_type``, created no earlier than the create on the service's clock
+        (its ``Date`` less ``age`` and a second; ``createdAt`` is in whole seconds), with the
+        ``title``, ``arguments`` and ``description`` sent. Several candidates (the same job
+        created twice within that second) are ambiguous: ``None``, and the create is sent
+        again, so at most one duplicate can follow, and only then.
+
+        :param wanted: ``title``, ``arguments`` and ``description`` (``None``: not sent) as sent.
+        """
+        found: list[DatasetJob] = []
+        offset = 0
+        while True:
+            page = self.list_jobs(dataset_id, job_type, offset=offset)
+            since = self.service_time_of(age)
+            floor = int(since.timestamp()) if since is not None else None
+            for job in page.jobs:
+                if floor is not None and job.created_at is not None and job.created_at < floor:
+                    continue
+                if (
+                    job.title == wanted["title"]
+                    and _sent(job.arguments, wanted["arguments"])
+                    and (wanted["description"] is None or job.description == wanted["description"])
+                ):
+                    found.append(job)
+            offset += len(page.jobs)
+            older = floor is not None and any(j.created_at is not None and j.created_at < floor for j in page.jobs)
+            if older or not page.jobs or offset >= page.total_count:
+                break  # newest first: nothing further is in the window
+        if len(found) > 1:
+            self.log.warning(
+                "%d %s jobs with the same title and arguments were created in dataset %s at the time of the lost "
+                "create (%s): cannot tell which one the lost create made",
+                len(found),
+                job_type,
+                dataset_id,
+                ", ".join(job.job_id for job in found[:10]),
+            )
+        return found[0] if len(found) == 1 else None
 
     def squash_and_merge(
         self,

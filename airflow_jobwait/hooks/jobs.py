@@ -20,6 +20,10 @@ def _aware(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
+def _submitted_before(job: Job, when: datetime) -> bool:
+    return job.submitted_at is not None and _aware(job.submitted_at) < when
+
+
 def _may_have_created(request: SubmitJobRequest, job: Job, since: datetime, key_id: str | None) -> bool:
     """Could ``request`` have created ``job``? Fields the service leaves out do not rule it out."""
     if job.model is not None and (job.model.identifier, job.model.version) != (
@@ -31,7 +35,7 @@ def _may_have_created(request: SubmitJobRequest, job: Job, since: datetime, key_
         return False
     if job.explain is not None and job.explain != request.explain:
         return False
-    if job.submitted_at is not None and _aware(job.submitted_at) < since:
+    if _submitted_before(job, since):
         return False
     sources = (job.job_inputs or {}).get("identifier")
     return sources is None or sorted(sources) == sorted(request.input.sources)
@@ -96,22 +100,13 @@ class JobsHook(JobWaitHook):
         wide = datetime.now(UTC) - timedelta(seconds=age) - LOOKUP_SKEW
         found: list[Job] = []
         for page in range(1, LOOKUP_PAGES + 1):
-            answer = self.client.call(
-                api.history_page(
-                    per_page=LOOKUP_PAGE_SIZE,
-                    page=page,
-                    model=request.model.identifier,
-                    access_key=key_id,
-                    start_date=wide,
-                )
+            call = api.history(
+                per_page=LOOKUP_PAGE_SIZE, page=page, model=request.model.identifier, access_key=key_id, start_date=wide
             )
-            since = wide
-            if answer.server_time is not None:
-                since = answer.server_time - timedelta(seconds=age + 1.0)
-            found += [job for job in answer.jobs if _may_have_created(request, job, since, key_id)]
-            if len(answer.jobs) < LOOKUP_PAGE_SIZE or any(
-                job.submitted_at is not None and _aware(job.submitted_at) < wide for job in answer.jobs
-            ):
+            jobs = self.client.call(call)
+            since = self.service_time_of(age) or wide
+            found += [job for job in jobs if _may_have_created(request, job, since, key_id)]
+            if len(jobs) < LOOKUP_PAGE_SIZE or any(_submitted_before(job, wide) for job in jobs):
                 break  # newest first: nothing further is in the window
         if len(found) > 1:
             self.log.warning(

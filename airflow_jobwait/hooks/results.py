@@ -119,8 +119,27 @@ class ResultsHook(JobWaitHook):
         :param works: ``Work`` models or dicts; each needs ``id``, ``pipeline`` and status
             ``success`` or ``failure`` (else ``ValueError`` naming the work, before any request).
         :raises Conflict: A work with one of these ids exists (named); nothing was stored.
+
+        Never sent twice blindly: if the answer is lost (no answer, a 5xx, a garbled body), the
+        works are read back by id first; all stored as sent means the deposit happened.
         """
-        return self.call(api.deposit(works))
+        call = api.deposit(works)
+        sent: list[dict[str, Any]] = call.request.json_body
+        return self.create_once(call, lambda: self._deposited(sent), f"deposit of {len(sent)} work(s)")
+
+    def _deposited(self, sent: Sequence[Mapping[str, Any]]) -> dict[str, bool] | None:
+        """``{pipeline: True}`` if every work of ``sent`` is stored as sent, else ``None``."""
+        by_pipeline: dict[str, list[Mapping[str, Any]]] = {}
+        for work in sent:
+            by_pipeline.setdefault(str(work["pipeline"]), []).append(work)
+        for pipeline, works in by_pipeline.items():
+            stored = {w.id: w.to_wire() for w in self.get_by_id(pipeline, [str(w["id"]) for w in works])}
+            for work in works:
+                held = stored.get(str(work["id"]))
+                # Deposits are all or none: a work missing, or another under the id, means not ours.
+                if held is None or any(held.get(key) != value for key, value in work.items() if value is not None):
+                    return None
+        return dict.fromkeys(by_pipeline, True)
 
     def update(self, works: Sequence[WorkLike]) -> bool:
         """Change stored works, matched by ``id``: the fields given replace the stored ones.

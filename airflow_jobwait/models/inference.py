@@ -209,6 +209,23 @@ class JobResults(WireModel):
     results: dict[str, InputResult] = Field(default_factory=dict)
     failures: dict[str, InputResult] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_xcom(cls, data: Any) -> Any:
+        """Read back what ``to_xcom`` wrote: each input's metadata joins its outputs again, so a
+        downstream task (e.g. a deposit) sees the input's times and status as the service sent them."""
+        if not isinstance(data, dict) or not isinstance(data.get("resultsMetadata"), dict):
+            return data
+        metadata, results = data["resultsMetadata"], data.get("results")
+        if isinstance(results, dict):
+            results = {
+                key: {**meta, **outputs}
+                if isinstance(outputs, dict) and isinstance(meta := metadata.get(key), dict)
+                else outputs
+                for key, outputs in results.items()
+            }
+        return {**{k: v for k, v in data.items() if k != "resultsMetadata"}, "results": results}
+
     def get_source_outputs(self, source_key: str) -> dict[str, Any]:
         """Return the outputs of one input, as Modzy's ``Result.get_source_outputs``.
 
