@@ -7,7 +7,10 @@ STAMP := $(VENV)/.installed
 FLOOR_VENV := .venv-floor
 FLOOR_STAMP := $(FLOOR_VENV)/.installed
 
-.PHONY: demo test test-floor lint install clean postgres
+SDK_VENV := .venv-sdks
+SDK_STAMP := $(SDK_VENV)/.installed
+
+.PHONY: demo test test-floor test-real test-sdks lint install clean postgres
 
 # Two distributions: the provider (.) and the reference service it is tested against.
 $(STAMP): pyproject.toml reference-service/pyproject.toml requirements/lock.txt
@@ -26,6 +29,14 @@ $(FLOOR_STAMP): pyproject.toml reference-service/pyproject.toml requirements/flo
 	$(FLOOR_VENV)/bin/python -m pip install --quiet -r requirements/floor.txt
 	$(FLOOR_VENV)/bin/python -m pip install --quiet --no-deps -e . -e reference-service
 	touch $(FLOOR_STAMP)
+
+# The public SDKs (requirements/sdks.txt says why tensorbay goes in without its dependencies).
+$(SDK_STAMP): reference-service/pyproject.toml requirements/sdks.txt
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SDK_VENV)/bin/python -m pip install --quiet -r requirements/sdks.txt
+	$(SDK_VENV)/bin/python -m pip install --quiet --no-deps tensorbay==1.24.2 -e reference-service
+	touch $(SDK_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python demo.py
@@ -52,9 +63,26 @@ test-floor: $(FLOOR_STAMP)
 	$(FLOOR_VENV)/bin/python -m pytest -m "not e2e and not soak" --ignore=tests/e2e --ignore=tests/soak \
 		--ignore=tests/test_packaging.py --ignore=reference-service/tests
 
+# The provider's tests of submit, wait, cancel, results, the lock rule, squash-and-merge and compute,
+# against the reference service's real profile (docs/jobs-api.md §0: no [ext] endpoint or header,
+# the results store at its own base path, a rate limit); tests of our extensions are skipped.
+REAL_PROFILE_TESTS := tests/test_jobs_hook.py tests/test_job_trigger.py tests/test_trigger_on_kill.py \
+	tests/test_create_once.py tests/test_results_hook.py tests/test_results_operators.py \
+	tests/test_datasets_hook.py tests/test_compute_hook.py tests/test_dags.py tests/test_dataset_compute_dags.py \
+	tests/test_resume_on_retry.py tests/test_connection_types.py tests/test_native_statuses.py
+
+test-real: $(STAMP)
+	JOBWAIT_TEST_PROFILE=real $(BIN)/python -m pytest $(REAL_PROFILE_TESTS)
+
+# Modzy's, TensorBay's, Evo's and CHIME's own clients against the reference service, both profiles.
+test-sdks: $(SDK_STAMP)
+	cd reference-service && ../$(SDK_VENV)/bin/python -m pytest -p no:cacheprovider sdk_tests
+
 test: lint postgres
 	$(BIN)/python -m pytest
+	$(MAKE) test-real
+	$(MAKE) test-sdks
 	$(MAKE) test-floor
 
 clean:
-	rm -rf $(VENV) $(FLOOR_VENV) airflow_home
+	rm -rf $(VENV) $(FLOOR_VENV) $(SDK_VENV) airflow_home

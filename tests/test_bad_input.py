@@ -20,13 +20,11 @@ import asyncio
 import json
 import math
 import sqlite3
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +52,7 @@ from airflow_jobwait.operators.compute import SubmitComputeTaskOperator
 from airflow_jobwait.sensors import JobSensor
 from airflow_jobwait.triggers import JobTrigger
 from airflow_jobwait.waiting import JobFailedError
+from tests._scripted_service import ScriptedService, scripted_service
 from tests.conftest import API_KEY, CONN_ID, FAMILIES, connection_json
 
 ORG = str(uuid.UUID(int=8))
@@ -67,50 +66,10 @@ WRONG_KEY = "pubkey123.wrong-secret-of-the-bad-input-table"
 # ---- the stub: a service that answers whatever a row needs -----------------------------------
 
 
-class Stub:
-    """A tiny HTTP service on 127.0.0.1 answering canned ``(status, headers, body)`` per path."""
-
-    def __init__(self) -> None:
-        self.routes: dict[tuple[str, str], tuple[int, dict[str, str], bytes]] = {}
-        self.seen: list[tuple[str, str]] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                path = self.path.split("?", 1)[0]
-                length = int(self.headers.get("content-length") or 0)
-                if length:
-                    self.rfile.read(length)
-                stub.seen.append((self.command, path))
-                status, headers, body = stub.routes.get(
-                    (self.command, path), (404, {"content-type": "application/json"}, b'{"detail": "no route"}')
-                )
-                self.send_response(status)
-                for name, value in {**headers, "content-length": str(len(body))}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _answer
-
-            def log_message(self, *args: Any) -> None:  # keep the test output clean
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def answer(self, method: str, path: str, body: Any, status: int = 200, headers: dict[str, str] | None = None):
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.routes[(method, path)] = (status, {"content-type": "application/json", **(headers or {})}, raw)
-
-
 @pytest.fixture(scope="module")
-def stub() -> Iterator[Stub]:
-    server = Stub()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+def stub() -> Iterator[ScriptedService]:
+    with scripted_service() as server:
+        yield server
 
 
 # ---- the service's state ---------------------------------------------------------------------
@@ -156,7 +115,7 @@ class World:
 @dataclass
 class Ctx:
     service: ServiceProcess
-    stub: Stub
+    stub: ScriptedService
     world: World
     monkeypatch: pytest.MonkeyPatch
     jobs: JobsHook = field(init=False)
@@ -225,7 +184,9 @@ def world(service: ServiceProcess) -> World:
 
 
 @pytest.fixture
-def ctx(service: ServiceProcess, stub: Stub, world: World, jobwait_conn: str, monkeypatch: pytest.MonkeyPatch) -> Ctx:
+def ctx(
+    service: ServiceProcess, stub: ScriptedService, world: World, jobwait_conn: str, monkeypatch: pytest.MonkeyPatch
+) -> Ctx:
     return Ctx(service, stub, world, monkeypatch)
 
 
@@ -264,7 +225,7 @@ def chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
 
 
 def answer(c: Ctx, method: str, path: str, body: Any, status: int = 200, **headers: str) -> Ctx:
-    c.stub.answer(method, path, body, status, headers)
+    c.stub.play(method, path, body, status=status, **headers)
     return c
 
 

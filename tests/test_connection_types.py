@@ -184,7 +184,10 @@ def test_evo_test_button_without_org_id_names_it(service: ServiceProcess, monkey
 
 @pytest.mark.parametrize(
     ("conn_type", "path", "said"),
-    [("tensorbay", "", "connected to TensorBay"), ("chime_results", "/workflow", "CHIME results store")],
+    [
+        ("tensorbay", "", "connected to TensorBay"),
+        ("chime_results", FAMILIES["chime_results"][1], "CHIME results store"),
+    ],
 )
 def test_airflow_connection_test_uses_the_types_hook(
     conn_type: str, path: str, said: str, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch

@@ -101,7 +101,7 @@ def test_an_ambiguous_history_sends_again_and_says_why(
         job = hook.submit_job(request(source))
     created = jobs_with_source(hook, source)
     assert len(created) == 3 and earlier.job_identifier in created and job.job_identifier in created
-    assert "cannot tell which one the lost submit created" in capsys.readouterr().out
+    assert "cannot tell which one the lost create made" in capsys.readouterr().out
 
 
 # ---- dataset jobs (TensorBay) and deposits (results store) -------------------------------------

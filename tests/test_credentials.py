@@ -10,17 +10,13 @@ come from the service's ``/_test/oauth/stats``.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import json
 import logging
-import ssl
 import threading
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
 
@@ -39,6 +35,7 @@ from airflow_jobwait.client.credentials import (
     sync_token_source,
 )
 from airflow_jobwait.exceptions import TokenError, TransportError
+from tests._tls import https_json
 
 API_KEY = "compute.api-key-never-logged"
 CLIENT_ID = "evo-airflow"
@@ -408,52 +405,10 @@ async def test_async_slow_token_endpoint_times_out_as_a_transport_error(idp, cou
 @pytest.fixture(scope="module")
 def https_token_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A token endpoint over HTTPS with a self-signed certificate, issuing ``tls-token`` to anyone."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     folder = tmp_path_factory.mktemp("tls-token")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .sign(key, hashes.SHA256())
-    )
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
     body = json.dumps({"access_token": "tls-token", "token_type": "Bearer", "expires_in": 3600}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"https://127.0.0.1:{httpd.server_address[1]}{TOKEN_PATH}"
-    httpd.shutdown()
-    httpd.server_close()
+    with https_json(folder, body) as url:
+        yield f"{url}{TOKEN_PATH}"
 
 
 async def test_tls_verification_is_honoured(https_token_endpoint: str, monkeypatch: pytest.MonkeyPatch):

@@ -78,6 +78,7 @@ def test_conflict_fails_then_retry_after_fix_succeeds(hook: DatasetJobsHook, dat
     json.dumps(results)
 
 
+@pytest.mark.ext
 def test_create_with_same_request_id_returns_the_same_job(hook: DatasetJobsHook, dataset: str) -> None:
     first = hook.squash_and_merge(dataset, "t", "feature", "main", request_id="req-1", extra_body={"test": FAST})
     again = hook.squash_and_merge(dataset, "t", "feature", "main", request_id="req-1", extra_body={"test": FAST})

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from jobwait_reference_service.faults_client import FaultControl
 from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.hooks import ComputeHook
@@ -110,3 +111,21 @@ def test_a_wrong_secret_fails_the_test_button_naming_what_to_check(
 def test_the_test_button_fetches_a_token_and_reads_the_hub(hook: ComputeHook, evo: ServiceProcess) -> None:
     ok, message = hook.test_connection()
     assert ok and ORG in message, message
+
+
+def test_a_token_endpoint_briefly_down_is_retried(evo: ServiceProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 503 from the token endpoint is transient (RFC 9110 §15.6.4): the request that needed the
+    token is retried, as any transient failure; the request itself was never sent."""
+    conn = {
+        "conn_type": "evo",
+        "host": evo.base_url,
+        "login": CLIENT_ID,
+        "password": SECRET,
+        "extra": {"org_id": ORG, "token_url": evo.base_url + "/connect/token"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_EVO_FRESH", json.dumps(conn))
+    rules = [{"kind": "status", "status": 503, "count": 2, "path_prefix": "/connect/token"}]
+    with FaultControl(evo.base_url, evo.api_key).injected(rules) as faults:
+        ok, message = ComputeHook("evo_fresh").test_connection()
+        assert faults.stats()["injected"]["status"] == 2
+    assert ok, message

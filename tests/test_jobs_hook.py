@@ -101,6 +101,7 @@ def test_wait_for_job_times_out(hook: JobsHook) -> None:
     hook.cancel_job(job.job_identifier)
 
 
+@pytest.mark.ext
 def test_idempotency_key_returns_the_same_job(hook: JobsHook) -> None:
     first = hook.submit_job(request(), idempotency_key="hook-test-key-1")
     again = hook.submit_job(request(), idempotency_key="hook-test-key-1")

@@ -15,19 +15,14 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import datetime as dt
 import hmac
-import ipaddress
 import json
 import logging
 import re
 import sqlite3
-import ssl
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +43,7 @@ from airflow_jobwait.hooks.results import ResultsHook
 from airflow_jobwait.sensors import JobSensor
 from airflow_jobwait.triggers import JobTrigger
 from tests._compat import DagBag
+from tests._tls import https_json
 from tests.conftest import API_KEY, CONN_ID, connection_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -483,51 +479,10 @@ def test_streamed_body_under_the_limit_still_works(service: ServiceProcess) -> N
 @pytest.fixture(scope="module")
 def https_stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An HTTPS service with a self-signed certificate, answering every GET with one job."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     folder = tmp_path_factory.mktemp("tls")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .sign(key, hashes.SHA256())
-    )
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
     body = json.dumps({"jobIdentifier": "tls-job", "status": "COMPLETED"}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"https://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with https_json(folder, body) as url:
+        yield f"{url}"
 
 
 def _tls_conn(monkeypatch: pytest.MonkeyPatch, conn_id: str, url: str, **extra: Any) -> str:

@@ -10,7 +10,7 @@ import aiohttp
 from airflow_jobwait.client.credentials import async_token_source
 from airflow_jobwait.client.http import Call, ClientConfig, HttpRequest, HttpResponse
 from airflow_jobwait.client.retry import RetryPolicy, RetryState
-from airflow_jobwait.exceptions import ApiError, InvalidResponse, TransportError, Unauthorized
+from airflow_jobwait.exceptions import ApiError, InvalidResponse, TokenError, TransportError, Unauthorized
 
 T = TypeVar("T")
 
@@ -62,7 +62,7 @@ class AsyncClient:
                     refreshed = True
                     continue
                 await asyncio.sleep(retry.after_failure(err))
-            except (TransportError, ApiError) as err:
+            except (TransportError, ApiError, TokenError) as err:  # a token endpoint briefly down is retried
                 await asyncio.sleep(retry.after_failure(err))
 
     async def send(self, request: HttpRequest) -> HttpResponse:

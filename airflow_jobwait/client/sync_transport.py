@@ -11,7 +11,7 @@ import requests
 from airflow_jobwait.client.credentials import sync_token_source
 from airflow_jobwait.client.http import Call, ClientConfig, HttpRequest, HttpResponse, server_date
 from airflow_jobwait.client.retry import RetryPolicy, RetryState
-from airflow_jobwait.exceptions import ApiError, InvalidResponse, TransportError, Unauthorized
+from airflow_jobwait.exceptions import ApiError, InvalidResponse, TokenError, TransportError, Unauthorized
 
 T = TypeVar("T")
 
@@ -49,7 +49,7 @@ class SyncClient:
                     refreshed = True
                     continue
                 time.sleep(retry.after_failure(err))
-            except (TransportError, ApiError) as err:
+            except (TransportError, ApiError, TokenError) as err:  # a token endpoint briefly down is retried
                 time.sleep(retry.after_failure(err))
 
     def send(self, request: HttpRequest) -> HttpResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -177,6 +177,22 @@ class JobWaitHook(BaseHook):
                 if delay is None:
                     raise
                 self.log.warning("%s: the answer was lost (%s) and the service has nothing: sending again", what, err)
+
+    def only_candidate(self, found: Sequence[T], ids: Sequence[str], what: str) -> T | None:
+        """What a lookup found, if it found exactly one; several are ambiguous (logged, ``None``).
+
+        :param found: The candidates.
+        :param ids: Their ids, for the log.
+        :param what: What the candidates are, for the log.
+        """
+        if len(found) > 1:
+            self.log.warning(
+                "%d %s at the time of the lost create (%s): cannot tell which one the lost create made",
+                len(found),
+                what,
+                ", ".join(ids[:10]),
+            )
+        return found[0] if len(found) == 1 else None
 
     def service_time_of(self, age: float) -> datetime | None:
         """When something sent ``age`` seconds ago was sent, on the service's clock: its last

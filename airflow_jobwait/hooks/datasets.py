@@ -102,16 +102,8 @@ class DatasetJobsHook(JobWaitHook):
             older = floor is not None and any(j.created_at is not None and j.created_at < floor for j in page.jobs)
             if older or not page.jobs or offset >= page.total_count:
                 break  # newest first: nothing further is in the window
-        if len(found) > 1:
-            self.log.warning(
-                "%d %s jobs with the same title and arguments were created in dataset %s at the time of the lost "
-                "create (%s): cannot tell which one the lost create made",
-                len(found),
-                job_type,
-                dataset_id,
-                ", ".join(job.job_id for job in found[:10]),
-            )
-        return found[0] if len(found) == 1 else None
+        what = f"{job_type} jobs of dataset {dataset_id} with the same title and arguments"
+        return self.only_candidate(found, [job.job_id for job in found], what)
 
     def squash_and_merge(
         self,

@@ -108,15 +108,8 @@ class JobsHook(JobWaitHook):
             found += [job for job in jobs if _may_have_created(request, job, since, key_id)]
             if len(jobs) < LOOKUP_PAGE_SIZE or any(_submitted_before(job, wide) for job in jobs):
                 break  # newest first: nothing further is in the window
-        if len(found) > 1:
-            self.log.warning(
-                "%d jobs of model %s with the same source keys were submitted with this key at the time of the lost "
-                "submit (%s): cannot tell which one the lost submit created",
-                len(found),
-                request.model.identifier,
-                ", ".join(job.job_identifier for job in found[:10]),
-            )
-        return found[0] if len(found) == 1 else None
+        what = f"jobs of model {request.model.identifier} with the same source keys, submitted with this key"
+        return self.only_candidate(found, [job.job_identifier for job in found], what)
 
     def get_job(self, job_id: str) -> Job:
         """Return the job's current state."""

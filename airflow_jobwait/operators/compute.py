@@ -99,7 +99,7 @@ class SubmitComputeTaskOperator(ResumableJobWaitOperator):
     def before_submit(self, context: Context) -> None:
         resolve_model(self.result_model)  # fail before submitting if the path is wrong
 
-    def submit_job(self, context: Context) -> str:
+    def submit_new(self, context: Context) -> str:
         ref = self.hook.submit(self.org_id, self.topic, self.task, self.parameters, self.extra_body)
         self.log.info("compute job %s of %s/%s submitted", ref.job_id, ref.topic, ref.task)
         return ref.job_id

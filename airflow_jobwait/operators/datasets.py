@@ -129,7 +129,13 @@ class SquashAndMergeOperator(_DatasetOperator):
             self.title, self.source_branch, self.target_branch, self.strategy, self.draft_title, self.draft_description
         )
 
-    def submit_job(self, context: Context) -> str:
+    def find_earlier_submit(self, context: Context, age: float) -> str | None:
+        """The dataset's job of this merge, created ``age`` seconds ago (``DatasetJobsHook.find_created``)."""
+        wanted = {"title": self.title, "arguments": self.squash_arguments().to_wire(), "description": None}
+        job = self.hook.find_created(self.dataset_id, self.job_type, wanted, age)
+        return None if job is None or job.status in RETRYABLE else job.job_id
+
+    def submit_new(self, context: Context) -> str:
         arguments = self.squash_arguments()
         request_id = instance_key(context, [self.dataset_id, self.title, arguments.to_wire()])
         job = self.hook.create_job(
@@ -176,7 +182,7 @@ class RetryDatasetJobOperator(_DatasetOperator):
         self.job_id = job_id
         self.job_type = check_job_type(job_type)
 
-    def submit_job(self, context: Context) -> str:
+    def submit_new(self, context: Context) -> str:
         self.hook.retry_job(self.dataset_id, self.job_id, self.job_type)
         self.log.info("retrying dataset job %s", self.job_id)
         return self.job_id

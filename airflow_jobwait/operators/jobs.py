@@ -100,7 +100,12 @@ class SubmitJobOperator(ResumableJobWaitOperator):
     def before_submit(self, context: Context) -> None:
         self.build_request()
 
-    def submit_job(self, context: Context) -> str:
+    def find_earlier_submit(self, context: Context, age: float) -> str | None:
+        """The job history's job of this request, submitted ``age`` seconds ago (``JobsHook.find_submitted``)."""
+        job = self.hook.find_submitted(self.build_request(), age)
+        return None if job is None or (job.status.is_terminal and not job.status.is_success) else job.job_identifier
+
+    def submit_new(self, context: Context) -> str:
         request = self.build_request()
         job = self.submit_once(request, instance_key(context, request.to_wire()))
         self.log.info("job %s is %s", job.job_identifier, job.status.value)

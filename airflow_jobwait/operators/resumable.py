@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 # Below Airflow 3.3 (no task_state_store) compat's stand-in submits on every try; the request
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
 #: What ``get_job_status`` reports for a stored job the service no longer knows: resubmit.
 MISSING = "MISSING"
+#: ``task_state_store`` key: when this task instance last began a submit (epoch seconds). The
+#: next try reads it to find a job an earlier one submitted but died before storing the id of.
+SUBMIT_MARK = "submit_started_at"
 _ACTIVE = frozenset(status.value for status in JobStatus if not status.is_terminal)
 _UNSET: Any = object()
 
@@ -49,12 +53,14 @@ class ResumableJobWaitOperator(JobWaitMixin, ResumableJobMixin, BaseOperator):
 
     Airflow's ``ResumableJobMixin`` drives the retry: a stored job that still runs is waited on
     again, one that completed gives its results without a new submit, one that ended in failure
-    (or that the service no longer knows) is replaced by a new submit. Subclasses send a request
-    key (``instance_key``) with the submit, so a worker that dies between the submit and storing
-    the id still gets the same job back on its retry.
+    (or that the service no longer knows) is replaced by a new submit. A worker that dies between
+    the submit and storing the id: its retry looks the job up (``submit_job``) where the API can
+    list jobs; subclasses also send a request key (``instance_key``), which only the reference
+    service honours.
 
-    Subclasses implement ``submit_job(context) -> job id``; the wait options below are theirs too
-    (and, like every operator argument, may come from ``default_args``).
+    Subclasses implement ``submit_new(context) -> job id`` (and ``find_earlier_submit`` where
+    their API can list jobs); the wait options below are theirs too (and, like every operator
+    argument, may come from ``default_args``).
 
     :param conn_id: Airflow connection of the job kind's type (default: ``modzy_default``,
         ``tensorbay_default`` or ``evo_default``).
@@ -108,6 +114,38 @@ class ResumableJobWaitOperator(JobWaitMixin, ResumableJobMixin, BaseOperator):
 
     def before_submit(self, context: Context) -> None:
         """Validate the arguments before anything reaches the service (raise ``ValueError``)."""
+
+    def submit_job(self, context: Context) -> str:
+        """Submit the job (``ResumableJobMixin``'s hook), closing the window between the service's
+        answer and ``task_state_store`` keeping the job id.
+
+        The submit's start is kept first; a later try that finds that mark but no job id (the
+        worker died in between) looks the job up with ``find_earlier_submit`` and resumes it
+        rather than submitting again: the real services ignore the request key.
+        """
+        store = context.get("task_state_store") if self.durable else None
+        if store is not None:
+            started = store.get(SUBMIT_MARK)
+            if isinstance(started, int | float):
+                found = self.find_earlier_submit(context, max(0.0, time.time() - started))
+                if found is not None:
+                    self.log.warning(
+                        "an earlier try submitted %s job %s but died before keeping its id: resuming it",
+                        self.job_kind,
+                        found,
+                    )
+                    return found
+            store.set(SUBMIT_MARK, time.time())
+        return self.submit_new(context)
+
+    def submit_new(self, context: Context) -> str:
+        """Submit a new job; answer its id."""
+        raise NotImplementedError
+
+    def find_earlier_submit(self, context: Context, age: float) -> str | None:
+        """The job an earlier try submitted ``age`` seconds ago, if the service can show it and it
+        did not fail (a failed one is replaced). ``None`` by default: the API lists no jobs."""
+        return None
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         try:

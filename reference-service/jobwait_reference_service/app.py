@@ -15,6 +15,7 @@ from jobwait_reference_service.db import Database
 from jobwait_reference_service.family import ApiFamily
 from jobwait_reference_service.faults import install_fault_injection
 from jobwait_reference_service.oauth import create_router as oauth_router
+from jobwait_reference_service.rate_limit import RateLimit
 
 # Each module exposes ``create(config, db) -> ApiFamily`` (see ``family.py``).
 FAMILY_MODULES: tuple[str, ...] = ("inference", "results_store", "datasets", "compute")
@@ -126,6 +127,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app = FastAPI(title="airflow-jobwait reference service", lifespan=lifespan)
 
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    if config.rate_limit is not None:
+        app.add_middleware(RateLimit, rate=config.rate_limit)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

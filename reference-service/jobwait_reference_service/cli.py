@@ -9,7 +9,7 @@ import sys
 import uvicorn
 
 from jobwait_reference_service.app import create_app
-from jobwait_reference_service.config import ServiceConfig
+from jobwait_reference_service.config import PROFILES, REAL_RATE_LIMIT, REAL_RATE_LIMITS, ServiceConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,6 +41,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=3600.0,
         help="access token lifetime in seconds (default 3600); 0: tokens never expire, replies omit expires_in",
     )
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="ext",
+        help="ext (default): our extensions too (batch status, watch, key dedupe); real: only what the real "
+        "services offer, the results store at /workflow/results, a rate limit",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=None,
+        help="requests per second per API key, bursts of twice that; more get 429 with Retry-After "
+        f"(default: none; {REAL_RATE_LIMIT:g} with --profile real)",
+    )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     args = parser.parse_args(argv)
     if not args.api_key:
@@ -62,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         oauth_client_id=args.oauth_client_id or None,
         oauth_client_secret=args.oauth_client_secret or None,
         token_ttl=args.token_ttl,
+        profile=args.profile,
+        rate_limit=args.rate_limit if args.rate_limit is not None else REAL_RATE_LIMITS[args.profile],
     )
     uvicorn.run(
         create_app(config),

@@ -74,7 +74,8 @@ class ComputeError(Exception):
         self.body: dict[str, Any] = {"status": status, "type": ERROR_TYPE + slug, "title": title, "detail": detail}
 
     def response(self) -> JSONResponse:
-        return JSONResponse(status_code=self.status, content=self.body)
+        # Evo answers errors as RFC 9457 problem details (the SDK reads ``type``, ``title``, ``detail``).
+        return JSONResponse(status_code=self.status, content=self.body, media_type="application/problem+json")
 
 
 def _bad_request(detail: str) -> ComputeError:

@@ -340,7 +340,9 @@ class DatasetJobs:
     async def create_job(self, dataset_id: str, request: Request) -> dict[str, Any]:
         body = await _json_object(request)
         # SQLite calls block: keep them off the event loop.
-        return await run_in_threadpool(self._create_job, dataset_id, body, request.headers.get("X-Request-Id") or None)
+        # [ext] A repeated X-Request-Id returns the same job; TensorBay only traces it (real profile).
+        request_id = (request.headers.get("X-Request-Id") or None) if self.config.extensions else None
+        return await run_in_threadpool(self._create_job, dataset_id, body, request_id)
 
     def _create_job(self, dataset_id: str, body: dict[str, Any], request_id: str | None) -> dict[str, Any]:
         conn = self.db.connection()

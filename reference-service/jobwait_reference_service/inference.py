@@ -509,7 +509,8 @@ class InferenceFamily:
             body = await json_body(request)
             job = parse_submit(body, self.config.test_controls, self.access_key)
             idempotency = None
-            key = request.headers.get("idempotency-key")
+            # [ext] Modzy ignores the header: the real profile creates a job per POST.
+            key = request.headers.get("idempotency-key") if self.config.extensions else None
             if key is not None:
                 if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
                     raise bad_request(f"header 'Idempotency-Key' must be 1..{MAX_IDEMPOTENCY_KEY} characters")
@@ -533,33 +534,12 @@ class InferenceFamily:
         def history(request: Request) -> Response:
             return json_reply("[" + ",".join(job_json(row) for row in self._history_rows(request)) + "]")
 
-        @router.get("/jobs")
-        def batch_status(request: Request) -> Response:
-            raw = request.query_params.get("identifiers")
-            if raw is None:
-                raise bad_request("query parameter 'identifiers' is required (comma-separated job identifiers)")
-            ids = list(dict.fromkeys(i.strip() for i in raw.split(",") if i.strip()))
-            if len(ids) > MAX_BATCH_IDS:
-                raise bad_request(f"query parameter 'identifiers' lists {len(ids)} jobs; at most {MAX_BATCH_IDS}")
-            return jobs_reply(self._job_rows(ids))
-
-        @router.post("/jobs:watch")
-        async def watch(request: Request) -> Response:
-            ids, timeout, known = parse_watch(await json_body(request))
-            return jobs_reply(await self._watch(ids, timeout, known))
+        if self.config.extensions:
+            self._add_extension_routes()
 
         @router.get("/jobs/{job_id}")
         def get_job(job_id: str) -> Response:
             return json_reply(job_json(self._job_row(job_id)))
-
-        @router.get("/jobs/{job_id}/done")
-        def job_done(job_id: str) -> Response:
-            """[ext] 200 Job once terminal, 404 while running: for generic not-404 pollers."""
-            rows = self._job_rows([job_id])
-            if not rows or rows[0]["status"] not in TERMINAL:
-                status = rows[0]["status"] if rows else "unknown"
-                raise HTTPException(status_code=404, detail=f"job {job_id!r} is not done ({status})")
-            return json_reply(job_json(rows[0]))
 
         @router.delete("/jobs/{job_id}")
         def cancel(job_id: str) -> Response:
@@ -586,6 +566,34 @@ class InferenceFamily:
                 "SELECT * FROM inference_inputs WHERE job_id = ? ORDER BY position", (job_id,)
             )
             return JSONResponse(results_body(job, list(inputs)))
+
+    def _add_extension_routes(self) -> None:
+        """[ext] Batch status, watch and ``/done``: the real profile has none (a gateway's 404/405)."""
+        router = self.router
+
+        @router.get("/jobs")
+        def batch_status(request: Request) -> Response:
+            raw = request.query_params.get("identifiers")
+            if raw is None:
+                raise bad_request("query parameter 'identifiers' is required (comma-separated job identifiers)")
+            ids = list(dict.fromkeys(i.strip() for i in raw.split(",") if i.strip()))
+            if len(ids) > MAX_BATCH_IDS:
+                raise bad_request(f"query parameter 'identifiers' lists {len(ids)} jobs; at most {MAX_BATCH_IDS}")
+            return jobs_reply(self._job_rows(ids))
+
+        @router.post("/jobs:watch")
+        async def watch(request: Request) -> Response:
+            ids, timeout, known = parse_watch(await json_body(request))
+            return jobs_reply(await self._watch(ids, timeout, known))
+
+        @router.get("/jobs/{job_id}/done")
+        def job_done(job_id: str) -> Response:
+            """[ext] 200 Job once terminal, 404 while running: for generic not-404 pollers."""
+            rows = self._job_rows([job_id])
+            if not rows or rows[0]["status"] not in TERMINAL:
+                status = rows[0]["status"] if rows else "unknown"
+                raise HTTPException(status_code=404, detail=f"job {job_id!r} is not done ({status})")
+            return json_reply(job_json(rows[0]))
 
     def _add_stats_routes(self) -> None:
         @self.router.post("/_test/finish")

@@ -16,9 +16,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-#: Where each API family lives on this service, relative to ``base_url``: the base URL a client of
-#: the real service would be given (CHIME's results store has a base path of its own).
-FAMILY_PATHS = {"modzy": "", "tensorbay": "", "evo": "", "chime_results": "/workflow"}
+from jobwait_reference_service.config import RESULTS_MOUNTS
+
+#: Where each API family lives on this service (``ext`` profile), relative to ``base_url``: the base
+#: URL a client of the real service would be given (CHIME's results store has a base path of its own).
+FAMILY_PATHS = {"modzy": "", "tensorbay": "", "evo": "", "chime_results": RESULTS_MOUNTS["ext"]}
+
+
+def family_paths(profile: str = "ext") -> dict[str, str]:
+    """``FAMILY_PATHS`` of a profile (the results store moves with it)."""
+    return {**FAMILY_PATHS, "chime_results": RESULTS_MOUNTS[profile]}
+
+
 #: The default Airflow connection id of each family's connection type in airflow-jobwait.
 DEFAULT_CONN_IDS = {
     "modzy": "modzy_default",
@@ -29,7 +38,7 @@ DEFAULT_CONN_IDS = {
 
 
 def connection_env(
-    base_url: str, api_key: str, extra: Mapping[str, Mapping[str, object]] | None = None
+    base_url: str, api_key: str, extra: Mapping[str, Mapping[str, object]] | None = None, profile: str = "ext"
 ) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` variables pointing every family's default connection at a service.
 
@@ -38,12 +47,14 @@ def connection_env(
     :param base_url: The service's base URL.
     :param api_key: Its key.
     :param extra: Per family, the connection's extra (e.g. ``{"evo": {"org_id": ...}}``).
+    :param profile: The service's profile (where its results store is mounted).
     """
+    paths = family_paths(profile)
     env = {}
     for family, conn_id in DEFAULT_CONN_IDS.items():
         conn = {
             "conn_type": family,
-            "host": base_url + FAMILY_PATHS[family],
+            "host": base_url + paths[family],
             "password": api_key,
             "extra": dict((extra or {}).get(family, {})),
         }
@@ -73,6 +84,8 @@ class ServiceProcess:
     :param oauth_client_secret: That client's secret (passed by environment, like the key).
     :param token_ttl: Lifetime of issued access tokens in seconds (``--token-ttl``); the service's
         default (3600) when omitted, 0 for tokens that never expire.
+    :param profile: ``ext`` or ``real`` (``--profile``).
+    :param rate_limit: Requests a second per key (``--rate-limit``); the profile's default when omitted.
     """
 
     host = "127.0.0.1"
@@ -89,6 +102,8 @@ class ServiceProcess:
         oauth_client_id: str | None = None,
         oauth_client_secret: str | None = None,
         token_ttl: float | None = None,
+        profile: str = "ext",
+        rate_limit: float | None = None,
     ) -> None:
         if (oauth_client_id is None) != (oauth_client_secret is None):
             raise ValueError("oauth_client_id and oauth_client_secret go together: pass both or neither")
@@ -105,6 +120,8 @@ class ServiceProcess:
         self.oauth_client_id = oauth_client_id
         self.oauth_client_secret = oauth_client_secret
         self.token_ttl = token_ttl
+        self.profile = profile
+        self.rate_limit = rate_limit
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -113,11 +130,11 @@ class ServiceProcess:
 
     def family_url(self, family: str) -> str:
         """The base URL of one API family (``modzy``, ``tensorbay``, ``evo``, ``chime_results``)."""
-        return self.base_url + FAMILY_PATHS[family]
+        return self.base_url + family_paths(self.profile)[family]
 
     def connection_env(self, extra: Mapping[str, Mapping[str, object]] | None = None) -> dict[str, str]:
         """``connection_env`` for this service and its key."""
-        return connection_env(self.base_url, self.api_key, extra)
+        return connection_env(self.base_url, self.api_key, extra, self.profile)
 
     @property
     def pid(self) -> int | None:
@@ -135,6 +152,9 @@ class ServiceProcess:
             args += ["--oauth-client-id", self.oauth_client_id]
         if self.token_ttl is not None:
             args += ["--token-ttl", repr(float(self.token_ttl))]
+        args += ["--profile", self.profile]
+        if self.rate_limit is not None:
+            args += ["--rate-limit", repr(float(self.rate_limit))]
         env = {**os.environ, **self.env, "JOBWAIT_API_KEY": self.api_key}
         if self.oauth_client_secret is not None:
             env["JOBWAIT_OAUTH_CLIENT_SECRET"] = self.oauth_client_secret

@@ -329,13 +329,15 @@ async def _call(fn: Callable[..., Any], *args: Any) -> JSONResponse:
 
 
 class ResultsStoreFamily:
-    """The ``/workflow`` routes; no background work.
+    """The results store's routes, under ``/workflow`` (``ext``) or ``/workflow/results`` (``real``,
+    where CHIME's gateway mounts it); no background work.
 
-    :param config: Service settings (the API key).
+    :param config: Service settings (the API key, the profile).
     :param db: The service's database.
     """
 
     def __init__(self, config: ServiceConfig, db: Database) -> None:
+        self.config = config
         self.store = WorkStore(db)
         self.router = self._routes(config.api_key)
 
@@ -347,7 +349,7 @@ class ResultsStoreFamily:
 
     def _routes(self, api_key: str) -> APIRouter:
         store = self.store
-        router = APIRouter(prefix="/workflow", tags=["results store"])
+        router = APIRouter(prefix=self.config.results_mount, tags=["results store"])
         auth = [Depends(require_api_key(api_key, "x-access-token"))]
 
         # The public client probes /version (HEAD) before it authenticates.
