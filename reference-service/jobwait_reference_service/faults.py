@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
@@ -81,6 +80,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 
+from jobwait_reference_service.auth import require_api_key
 from jobwait_reference_service.config import ServiceConfig
 
 # Under uvicorn's error logger, so injected faults show in the service log at ``--log-level info``.
@@ -498,15 +498,9 @@ def control_router(state: FaultState, api_key: str) -> APIRouter:
     :param state: The rule set they read and replace.
     :param api_key: The key ``X-Test-Key`` must carry.
     """
-    expected = api_key.encode()
-
-    def check_key(request: Request) -> None:
-        raw = request.headers.get(KEY_HEADER, "")
-        # compare_digest keeps the comparison time independent of where keys differ.
-        if not raw or not hmac.compare_digest(raw.strip().encode(), expected):
-            raise HTTPException(status_code=401, detail=f"missing or invalid test key in header {KEY_HEADER!r}")
-
-    router = APIRouter(prefix=CONTROL_PATH, dependencies=[Depends(check_key)], include_in_schema=False)
+    router = APIRouter(
+        prefix=CONTROL_PATH, dependencies=[Depends(require_api_key(api_key, KEY_HEADER))], include_in_schema=False
+    )
 
     # async endpoints: they run on the event loop, between the middleware's decisions.
     @router.get("")

@@ -43,6 +43,7 @@ from urllib.parse import parse_qsl, unquote_plus
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from jobwait_reference_service.auth import require_api_key
 from jobwait_reference_service.config import ServiceConfig
 
 TOKEN_PATH = "/connect/token"
@@ -316,14 +317,8 @@ def create_router(config: ServiceConfig) -> APIRouter | None:
     router = APIRouter()
     router.add_api_route(TOKEN_PATH, endpoint.token, methods=["POST"], include_in_schema=False)
     if config.test_controls:
-        expected = config.api_key.encode()
-
-        def check_key(request: Request) -> None:
-            raw = request.headers.get(KEY_HEADER, "")
-            if not raw or not hmac.compare_digest(raw.strip().encode(), expected):
-                raise HTTPException(status_code=401, detail=f"missing or invalid test key in header {KEY_HEADER!r}")
-
-        stats = APIRouter(prefix=STATS_PATH, dependencies=[Depends(check_key)], include_in_schema=False)
+        check_key = Depends(require_api_key(config.api_key, KEY_HEADER))
+        stats = APIRouter(prefix=STATS_PATH, dependencies=[check_key], include_in_schema=False)
 
         @stats.get("")
         async def get_stats() -> dict[str, Any]:
