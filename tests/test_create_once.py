@@ -10,6 +10,8 @@ request out, the client never hears of it), ``truncate`` (the answer is cut: car
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -101,7 +103,27 @@ def test_an_ambiguous_history_sends_again_and_says_why(
         job = hook.submit_job(request(source))
     created = jobs_with_source(hook, source)
     assert len(created) == 3 and earlier.job_identifier in created and job.job_identifier in created
-    assert "cannot tell which one the lost create made" in capsys.readouterr().out
+    assert "cannot tell which one, if any, the lost create made" in capsys.readouterr().out
+
+
+def test_jobs_like_it_around_a_lost_submit_are_not_taken_for_it(hook: JobsHook, faults: FaultControl) -> None:
+    """Busy with submits of the same shape (a mapped DAG's tasks, say): a 503 before the service
+    saw this submit, one like it made earlier and one while this one waits to look. Taking the
+    later one would hand this task another's results: with others like it around, nothing is
+    taken, and the submit is sent again and gets its own job. (A lone one in the same second as
+    the lost submit cannot be told apart: docs/jobs-api.md §6.)"""
+    source = f"neighbour-{uuid.uuid4().hex[:8]}"
+    before = hook.submit_job(request(source))
+    time.sleep(2.5)  # past the second the service's Date resolves
+    later: list[str] = []
+    # Submitted while this submit waits out its backoff (at least the 1 s request timeout).
+    timer = threading.Timer(0.3, lambda: later.append(JobsHook().submit_job(request(source)).job_identifier))
+    with faults.injected([{"kind": "status", "status": 503, "count": 1, **SUBMIT}]):
+        timer.start()
+        mine = hook.submit_job(request(source))
+        timer.join()
+    assert mine.job_identifier not in (before.job_identifier, *later)
+    assert sorted(jobs_with_source(hook, source)) == sorted([before.job_identifier, *later, mine.job_identifier])
 
 
 # ---- dataset jobs (TensorBay) and deposits (results store) -------------------------------------

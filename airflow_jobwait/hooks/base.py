@@ -39,6 +39,10 @@ from airflow_jobwait.models import WaitOutcome
 
 T = TypeVar("T")
 
+#: A create whose answer was lost is adopted only if no other one like it was made this long before
+#: it (or since): under concurrent creates of the same kind, a lookup cannot tell them apart.
+LOOKUP_QUIET = timedelta(seconds=120)
+
 
 class JobWaitHook(BaseHook):
     """The connection, the clients, prepared calls and the blocking wait, for every API family.
@@ -178,21 +182,29 @@ class JobWaitHook(BaseHook):
                     raise
                 self.log.warning("%s: the answer was lost (%s) and the service has nothing: sending again", what, err)
 
-    def only_candidate(self, found: Sequence[T], ids: Sequence[str], what: str) -> T | None:
-        """What a lookup found, if it found exactly one; several are ambiguous (logged, ``None``).
+    def only_candidate(self, found: Sequence[tuple[T, str, bool]], what: str) -> T | None:
+        """What a lookup found, if it can only be what the lost create made.
 
-        :param found: The candidates.
-        :param ids: Their ids, for the log.
+        ``found`` holds every job like the create made in the quiet window (``LOOKUP_QUIET``
+        before the create, up to now): one made since the create, and no other like it, is the
+        create's. Anything else may be someone else's (the same key sends the same create around
+        the same time): adopting it could hand this task another's results, so ``None`` (logged),
+        and the create is sent again; at most one duplicate follows, and only then.
+
+        :param found: ``(candidate, its id, made since the create)`` for each.
         :param what: What the candidates are, for the log.
         """
-        if len(found) > 1:
+        if len(found) == 1 and found[0][2]:
+            return found[0][0]
+        if found:
             self.log.warning(
-                "%d %s at the time of the lost create (%s): cannot tell which one the lost create made",
+                "%d %s within %ds of the lost create (%s): cannot tell which one, if any, the lost create made",
                 len(found),
                 what,
-                ", ".join(ids[:10]),
+                int(LOOKUP_QUIET.total_seconds()),
+                ", ".join(ident for _, ident, _ in found[:10]),
             )
-        return found[0] if len(found) == 1 else None
+        return None
 
     def service_time_of(self, age: float) -> datetime | None:
         """When something sent ``age`` seconds ago was sent, on the service's clock: its last

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from airflow_jobwait.client import datasets as api
 from airflow_jobwait.exceptions import InvalidResponse
-from airflow_jobwait.hooks.base import JobWaitHook
+from airflow_jobwait.hooks.base import LOOKUP_QUIET, JobWaitHook
 from airflow_jobwait.hooks.connection import TENSORBAY
 from airflow_jobwait.models.base import first_error
 from airflow_jobwait.models.datasets import DatasetJob, DatasetJobList, Draft, DraftList, SquashAndMergeArguments
@@ -73,37 +73,38 @@ class DatasetJobsHook(JobWaitHook):
         )
 
     def find_created(self, dataset_id: str, job_type: str, wanted: Mapping[str, Any], age: float) -> DatasetJob | None:
-        """The one job of the dataset a create sent ``age`` seconds ago may have made.
+        """The dataset's job a create sent ``age`` seconds ago made, if only it can be.
 
-        Candidates: of ``job_type``, created no earlier than the create on the service's clock
-        (its ``Date`` less ``age`` and a second; ``createdAt`` is in whole seconds), with the
-        ``title``, ``arguments`` and ``description`` sent. Several candidates (the same job
-        created twice within that second) are ambiguous: ``None``, and the create is sent
-        again, so at most one duplicate can follow, and only then.
+        Candidates: of ``job_type``, with the ``title``, ``arguments`` and ``description`` sent.
+        One is adopted only if it was created no earlier than the create on the service's clock
+        (its ``Date`` less ``age`` and a second; ``createdAt`` is in whole seconds) and no other
+        one was within ``LOOKUP_QUIET`` of it (``JobWaitHook.only_candidate``).
 
         :param wanted: ``title``, ``arguments`` and ``description`` (``None``: not sent) as sent.
         """
-        found: list[DatasetJob] = []
+        found: list[tuple[DatasetJob, str, bool]] = []
         offset = 0
         while True:
             page = self.list_jobs(dataset_id, job_type, offset=offset)
             since = self.service_time_of(age)
             floor = int(since.timestamp()) if since is not None else None
+            quiet = int((since - LOOKUP_QUIET).timestamp()) if since is not None else None
             for job in page.jobs:
-                if floor is not None and job.created_at is not None and job.created_at < floor:
+                made = job.created_at
+                if quiet is not None and made is not None and made < quiet:
                     continue
                 if (
                     job.title == wanted["title"]
                     and _sent(job.arguments, wanted["arguments"])
                     and (wanted["description"] is None or job.description == wanted["description"])
                 ):
-                    found.append(job)
+                    found.append((job, job.job_id, floor is None or made is None or made >= floor))
             offset += len(page.jobs)
-            older = floor is not None and any(j.created_at is not None and j.created_at < floor for j in page.jobs)
+            older = quiet is not None and any(j.created_at is not None and j.created_at < quiet for j in page.jobs)
             if older or not page.jobs or offset >= page.total_count:
                 break  # newest first: nothing further is in the window
         what = f"{job_type} jobs of dataset {dataset_id} with the same title and arguments"
-        return self.only_candidate(found, [job.job_id for job in found], what)
+        return self.only_candidate(found, what)
 
     def squash_and_merge(
         self,

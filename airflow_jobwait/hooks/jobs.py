@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from airflow_jobwait.client import inference as api
-from airflow_jobwait.hooks.base import JobWaitHook
+from airflow_jobwait.hooks.base import LOOKUP_QUIET, JobWaitHook
 from airflow_jobwait.hooks.connection import MODZY
 from airflow_jobwait.models import Job, JobResults, SubmitJobRequest
 
@@ -84,32 +84,35 @@ class JobsHook(JobWaitHook):
         )
 
     def find_submitted(self, request: SubmitJobRequest, age: float) -> Job | None:
-        """The one job in the history that ``request``, sent ``age`` seconds ago, may have created.
+        """The job in the history that ``request``, sent ``age`` seconds ago, created, if only it can be.
 
         Candidates: submitted with this connection's key (Modzy keys are ``<public id>.<secret>``;
         the history shows the public id), for the same model and version, with the same source
-        keys and ``explain``, no earlier than the submit on the service's clock (its ``Date``,
-        less ``age``, less a second for the header's resolution). Several candidates (the same
-        key submitted the same model on the same source keys within that second) are
-        ambiguous: ``None``, and the submit is sent again, so at most one duplicate can follow,
-        and only then.
+        keys and ``explain``. Modzy lets a submit carry no marker, so a candidate is adopted only
+        if it was submitted no earlier than the submit on the service's clock (its ``Date``, less
+        ``age``, less a second for the header's resolution) and no other one was within
+        ``LOOKUP_QUIET`` of it (``JobWaitHook.only_candidate``).
         """
         api_key = self.client_config.api_key
         key_id = api_key.partition(".")[0] if "." in api_key else None
         # Asked with a wide margin (our clock against the service's), then narrowed on its clock.
         wide = datetime.now(UTC) - timedelta(seconds=age) - LOOKUP_SKEW
-        found: list[Job] = []
+        found: list[tuple[Job, str, bool]] = []
         for page in range(1, LOOKUP_PAGES + 1):
             call = api.history(
                 per_page=LOOKUP_PAGE_SIZE, page=page, model=request.model.identifier, access_key=key_id, start_date=wide
             )
             jobs = self.client.call(call)
             since = self.service_time_of(age) or wide
-            found += [job for job in jobs if _may_have_created(request, job, since, key_id)]
+            found += [
+                (job, job.job_identifier, not _submitted_before(job, since))
+                for job in jobs
+                if _may_have_created(request, job, since - LOOKUP_QUIET, key_id)
+            ]
             if len(jobs) < LOOKUP_PAGE_SIZE or any(_submitted_before(job, wide) for job in jobs):
                 break  # newest first: nothing further is in the window
         what = f"jobs of model {request.model.identifier} with the same source keys, submitted with this key"
-        return self.only_candidate(found, [job.job_identifier for job in found], what)
+        return self.only_candidate(found, what)
 
     def get_job(self, job_id: str) -> Job:
         """Return the job's current state."""
