@@ -11,11 +11,11 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-JSON_BODY = b'{"ok": true}'
+# Long enough that a drip of it outlasts any bound a test sets (one byte per interval).
+JSON_BODY = b'{"ok": true, "padding": "' + b"x" * 64 + b'"}'
 #: A complete, valid response, dripped by the ``drip_*`` behaviours.
 VALID_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(JSON_BODY)
 
@@ -140,7 +140,3 @@ def hostile(behaviour: str, drip_interval: float = 1.0) -> Iterator[HostileServe
     """``HostileServer`` as a ``with`` block."""
     with HostileServer(behaviour, drip_interval) as server:
         yield server
-
-
-def elapsed_since(start: float) -> float:
-    return time.monotonic() - start

@@ -53,6 +53,11 @@ class AsyncClient:
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout),
                 auto_decompress=True,
             )
+            # aiohttp sends an idempotent request once more, unasked, when the connection closes
+            # or resets before the answer; requests does not. The retry policy alone decides
+            # (NO_RETRY is one attempt), the same in both transports. aiohttp's own test client
+            # turns it off the same way: there is no public switch.
+            self._session._retry_connection = False
         return self._session
 
     async def call(self, call: Call[T], retry: RetryPolicy | None = None, deadline: float | None = None) -> T:
