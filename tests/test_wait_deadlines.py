@@ -53,7 +53,7 @@ def test_blocking_wait_ends_by_its_deadline_plus_one_request_timeout(slow_conn: 
         outcome = hook.wait_for_job(job_id, poll_interval=0.2, timeout=WAIT)
         elapsed = time.monotonic() - started
     assert outcome.kind == "timeout", outcome.message
-    assert elapsed < BOUND, f"wait_for_job(timeout={WAIT}) with a {REQUEST_TIMEOUT}s request timeout took {elapsed:.1f}s"
+    assert elapsed < BOUND, f"wait_for_job(timeout={WAIT}), request timeout {REQUEST_TIMEOUT}s: took {elapsed:.1f}s"
     hook.cancel_job(job_id)
 
 
