@@ -8,6 +8,9 @@ from typing import Any
 class JobWaitError(Exception):
     """Base of every error airflow-jobwait raises about a remote service."""
 
+    #: The socket-level fault behind it (a ``client.faults.Fault`` name), when one was.
+    fault: str | None = None
+
 
 class TransportError(JobWaitError):
     """The request did not get a complete HTTP response (refused, reset, timed out, truncated)."""

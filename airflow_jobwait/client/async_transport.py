@@ -1,4 +1,8 @@
-"""Non-blocking transport for the triggerer: one ``aiohttp`` session, keep-alive pooled."""
+"""Non-blocking transport for the triggerer: one ``aiohttp`` session, keep-alive pooled.
+
+Each attempt (token included) has a total deadline of the connection's ``timeout``, as in the
+sync transport; socket-level faults are classified by ``faults.classify``, the same table.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import TypeVar
 import aiohttp
 
 from airflow_jobwait.client.credentials import async_token_source
+from airflow_jobwait.client.faults import fault_error
 from airflow_jobwait.client.http import Call, ClientConfig, HttpRequest, HttpResponse
 from airflow_jobwait.client.retry import RetryPolicy, RetryState
 from airflow_jobwait.exceptions import ApiError, InvalidResponse, TokenError, TransportError, Unauthorized
@@ -22,7 +27,8 @@ class AsyncClient:
     reuse a handful of keep-alive connections instead of opening one per poll.
 
     :param config: Base URL, key, timeout, TLS verification.
-    :param retry: Retry policy for transient failures.
+    :param retry: Default retry policy for transient failures. The client is shared by every
+        hook and trigger of the loop on one connection: each call may give its own (``call``).
     :param max_connections: Cap of concurrent connections to the service.
     """
 
@@ -47,11 +53,23 @@ class AsyncClient:
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout),
                 auto_decompress=True,
             )
+            # aiohttp sends an idempotent request once more, unasked, when the connection closes
+            # or resets before the answer; requests does not. The retry policy alone decides
+            # (NO_RETRY is one attempt), the same in both transports. aiohttp's own test client
+            # turns it off the same way: there is no public switch.
+            self._session._retry_connection = False
         return self._session
 
-    async def call(self, call: Call[T]) -> T:
-        """Send the request (retrying transient failures) and parse the answer."""
-        retry = RetryState(self.retry, call.request)
+    async def call(self, call: Call[T], retry: RetryPolicy | None = None, deadline: float | None = None) -> T:
+        """Send the request (retrying transient failures) and parse the answer.
+
+        :param call: The prepared call.
+        :param retry: Retry policy of this call (default: the client's). A hook passes its own:
+            the pooled client is shared, the policy belongs to the caller.
+        :param deadline: Epoch seconds when the caller's wait ends: no retry backoff reaches past
+            it, so the call ends by then plus one attempt (``timeout``).
+        """
+        state = RetryState(retry or self.retry, call.request, deadline)
         refreshed = False
         while True:
             try:
@@ -61,27 +79,34 @@ class AsyncClient:
                 if err.status == 401 and not refreshed and await self._tokens.refresh():
                     refreshed = True
                     continue
-                await asyncio.sleep(retry.after_failure(err))
+                await asyncio.sleep(state.after_failure(err))
             except (TransportError, ApiError, TokenError) as err:  # a token endpoint briefly down is retried
-                await asyncio.sleep(retry.after_failure(err))
+                await asyncio.sleep(state.after_failure(err))
 
     async def send(self, request: HttpRequest) -> HttpResponse:
-        """One attempt: bytes out, bytes in, no interpretation."""
+        """One attempt: bytes out, bytes in, no interpretation; whole within ``config.timeout``.
+
+        :raises TransportError: No complete answer in time (the message names the deadline), or
+            another fault that ``faults.FAULT_ERRORS`` retries.
+        :raises InvalidResponse: The answer is not HTTP, or its body is over the size limit.
+        """
         session = self._ensure_session()
-        credential = await self._tokens.token()
         try:
-            async with session.request(
-                request.method,
-                self.config.url(request.path),
-                params=list(request.params),
-                json=request.json_body,
-                headers=self.config.headers_for(request, credential),
-                allow_redirects=False,
-            ) as resp:
-                body = await self._read_capped(resp, request)
-                return HttpResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body)
+            # The session's ClientTimeout(total) covers the request; this also the token fetch.
+            async with asyncio.timeout(self.config.timeout):
+                credential = await self._tokens.token()
+                async with session.request(
+                    request.method,
+                    self.config.url(request.path),
+                    params=list(request.params),
+                    json=request.json_body,
+                    headers=self.config.headers_for(request, credential),
+                    allow_redirects=False,
+                ) as resp:
+                    body = await self._read_capped(resp, request)
+                    return HttpResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body)
         except (TimeoutError, aiohttp.ClientError) as err:
-            raise TransportError(f"{request.method} {request.path} failed: {type(err).__name__}: {err}") from None
+            raise fault_error(err, request.method, request.path, self.config.timeout) from None
 
     async def _read_capped(self, resp: aiohttp.ClientResponse, request: HttpRequest) -> bytes:
         limit = self.config.max_response_bytes

@@ -278,12 +278,19 @@ class StatusPoller:
             registration.outcome.set_result(outcome)
 
     def _expire(self, registration: Registration) -> None:
-        """The wait's deadline passed: time out now, or at its first answer if it had none yet."""
+        """The wait's deadline passed: time out now, or at its first answer if it had none yet,
+        but no later than one request timeout from now (the request in flight would have ended
+        by then; its retries, shared with other waits, do not stretch this one)."""
         registration.timer = None
         if registration.loop.polls:
             self._resolve(registration, registration.loop.timed_out())
         else:
             registration.expired = True
+            registration.timer = self._aio.call_later(self.key.config.timeout, self._give_up, registration)
+
+    def _give_up(self, registration: Registration) -> None:
+        registration.timer = None
+        self._resolve(registration, registration.loop.timed_out())
 
     async def _stop(self) -> None:
         if self._closed:

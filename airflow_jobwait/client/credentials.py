@@ -32,6 +32,7 @@ import requests
 from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
+from airflow_jobwait.client.sync_deadline import mount_deadlines, total_deadline
 from airflow_jobwait.exceptions import TokenError, TransportError
 
 log = logging.getLogger(__name__)
@@ -311,7 +312,8 @@ class OAuth2TokenSource(_OAuth2Source):
         headers, body = _token_request(self.oauth)
         sent_at = time.monotonic()
         try:
-            with requests.Session() as session:
+            with requests.Session() as session, total_deadline(self.timeout):
+                mount_deadlines(session)  # the whole answer within timeout, as any other call
                 resp = session.post(
                     self.oauth.token_url,
                     data=body,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
@@ -155,9 +156,16 @@ def normalize_base_url(base_url: str) -> str:
 def path_segment(value: object, name: str) -> str:
     """Validate an identifier that goes into a URL path and quote it.
 
+    An id that URL handling would change is refused before any request: ``requests``, aiohttp
+    and servers remove dot segments (RFC 3986 §5.2.4), so ``get_job(".")`` would read
+    ``/api/jobs/``; some servers decode ``%2e`` (or ``%252e``) before doing so; WHATWG parsers
+    take ``\\`` for ``/``; control characters are not allowed in a request target at all
+    (RFC 9112 §3.2).
+
     :param value: The identifier (job id, dataset id, ...).
     :param name: Its parameter name, for the error message.
-    :raises ValueError: Empty, not a string, too long, or containing ``/`` or ``..``.
+    :raises ValueError: Empty, not a string, too long, a dot segment (also percent-encoded), or
+        containing ``/``, ``\\``, ``..``, a control character or surrounding spaces.
     """
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a string, got {type(value).__name__}: {value!r}"[:300])
@@ -165,9 +173,27 @@ def path_segment(value: object, name: str) -> str:
         raise ValueError(f"{name} must not be empty or whitespace, got {value!r}")
     if len(value) > MAX_ID_LENGTH:
         raise ValueError(f"{name} is {len(value)} characters long; at most {MAX_ID_LENGTH} are allowed")
-    if "/" in value or ".." in value or value != value.strip():
-        raise ValueError(f"{name} must not contain '/', '..' or surrounding spaces, got {value!r}")
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError(f"{name} must not contain control characters, got {value!r}")
+    decoded = _fully_unquoted(value)
+    if decoded in (".", ".."):
+        raise ValueError(
+            f"{name} must not be a dot segment ('.' or '..', also percent-encoded): URL normalisation"
+            f" would drop it and address another resource, got {value!r}"
+        )
+    if any(sep in text for text in (value, decoded) for sep in ("/", "\\", "..")) or value != value.strip():
+        raise ValueError(f"{name} must not contain '/', '\\', '..' or surrounding spaces, got {value!r}")
     return quote(value, safe="")
+
+
+def _fully_unquoted(value: str) -> str:
+    """``value`` percent-decoded until it no longer changes (``%252e`` -> ``%2e`` -> ``.``)."""
+    for _ in range(len(value)):  # each round shortens it; bounded however it is nested
+        decoded = unquote(value)
+        if decoded == value:
+            break
+        value = decoded
+    return value
 
 
 # ---- response parsing -------------------------------------------------------------------------

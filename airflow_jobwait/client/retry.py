@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -82,11 +83,15 @@ class RetryState:
 
     :param policy: The policy to follow.
     :param request: The request being sent (for idempotency and the log line).
+    :param deadline: Epoch seconds by which the caller's wait ends (``None``: no such bound). No
+        backoff reaches past it: an attempt that fails then is the call's last, so a wait is not
+        stretched by the retries of its poll.
     """
 
-    def __init__(self, policy: RetryPolicy, request: HttpRequest) -> None:
+    def __init__(self, policy: RetryPolicy, request: HttpRequest, deadline: float | None = None) -> None:
         self.policy = policy
         self.request = request
+        self.deadline = deadline
         self.attempt = 0
         self.waited = 0.0
 
@@ -94,7 +99,7 @@ class RetryState:
         """Seconds to wait before the next attempt; re-raises ``error`` when the policy gives up."""
         self.attempt += 1
         delay = self.policy.delay_before_retry(self.attempt, error, self.request, self.waited)
-        if delay is None:
+        if delay is None or (self.deadline is not None and time.time() + delay >= self.deadline):
             raise error
         log.warning(
             "%s %s failed (%s); attempt %d, retrying in %.2fs",

@@ -223,7 +223,9 @@ class JobWaitHook(BaseHook):
         """Block until the job is terminal or ``timeout`` seconds pass (non-deferrable path).
 
         Transient failures (no answer, 429, 5xx, garbled body) do not end the wait; a permanent
-        one (401, 404, ...) or too many in a row does.
+        one (401, 404, ...) or too many in a row does. It returns by ``timeout`` plus one request
+        ``timeout`` of the connection: each request has that total deadline, and no retry waits
+        past the wait's end.
 
         :param job_id: The job to wait for.
         :param poll_interval: Seconds between polls.
@@ -236,7 +238,7 @@ class JobWaitHook(BaseHook):
         call = status_call(job_kind, job_id, job_ref)
         while True:
             try:
-                state = self.client.call(call)
+                state = self.client.call(call, deadline=loop.deadline)
                 if note := loop.note_once(state):  # a status beyond our contract: say how it was read
                     self.log.info("%s", note)
                 outcome = loop.on_state(state)
@@ -286,10 +288,14 @@ class JobWaitHook(BaseHook):
 
     # ---- async (triggerer) --------------------------------------------------------------
 
-    async def acall(self, call: Call[T]) -> T:
-        """Send any prepared call over the event loop's shared client."""
+    async def acall(self, call: Call[T], deadline: float | None = None) -> T:
+        """Send any prepared call over the event loop's shared client, under this hook's retry
+        policy (the client is shared; the policy is the hook's).
+
+        :param deadline: Epoch seconds when the caller's wait ends: no retry waits past it.
+        """
         async with self.async_client() as client:
-            return await client.call(call)
+            return await client.call(call, retry=self.retry, deadline=deadline)
 
 
 def answer_lost(err: JobWaitError) -> bool:

@@ -164,15 +164,18 @@ class JobTrigger(BaseTrigger):
     async def _poll_alone(self, client: AsyncClient, call: Call[JobState], loop: WaitLoop) -> WaitOutcome:
         """Per-job polling: one request per poll, for kinds without a batch endpoint."""
         started = last_progress = time.monotonic()
+        retry = self.hook.retry
         while True:
             try:
-                state = await client.call(call)
+                # The wait's deadline bounds the call's retries: the wait ends by then plus one
+                # request timeout, however the service stalls.
+                state = await client.call(call, retry=retry, deadline=loop.deadline)
                 if note := loop.note_once(state):  # a status beyond our contract: say how it was read
                     self.log.info("%s", note)
                 outcome = loop.on_state(state)
                 if outcome is None and time.monotonic() - last_progress >= self.progress_interval:
                     last_progress = time.monotonic()
-                    await self.log_progress(client, state, last_progress - started)
+                    await self.log_progress(client, state, last_progress - started, loop.deadline)
             except JobWaitError as err:
                 self.log.warning("poll of job %s failed: %s", self.job_id, err)
                 outcome = loop.on_error(err)
@@ -201,8 +204,13 @@ class JobTrigger(BaseTrigger):
 
         return report
 
-    async def log_progress(self, client: AsyncClient, state: JobState, elapsed: float) -> None:
-        """One progress line: status, the kind's own progress, inputs done, time waited."""
+    async def log_progress(
+        self, client: AsyncClient, state: JobState, elapsed: float, deadline: float | None = None
+    ) -> None:
+        """One progress line: status, the kind's own progress, inputs done, time waited.
+
+        :param deadline: The wait's end: the progress request does not retry past it.
+        """
         parts = [f"{self.job_kind} job {self.job_id} is {state.native_status}"]
         if state.progress is not None:
             parts.append(f"{state.progress:.0f}% done")
@@ -211,7 +219,7 @@ class JobTrigger(BaseTrigger):
         call = progress_call(self.job_kind, self.job_id, self.job_ref)
         if call is not None:
             try:
-                parts.append(await client.call(call))
+                parts.append(await client.call(call, deadline=deadline))
             except JobWaitError as err:  # e.g. 404 before the first result: progress is best effort
                 self.log.debug("no progress for job %s yet: %s", self.job_id, err)
         parts.append(f"waiting {elapsed:.0f}s")
