@@ -22,6 +22,7 @@ from tests.conftest import CONN_ID, connection_json
 
 REPO = Path(__file__).resolve().parents[1]
 CRASH_DAG = "jobwait_test_crash_after_submit"
+ALONE_DAG = "jobwait_test_crash_alone"  # its inputs are its own: docs/jobs-api.md §6
 FAILED_TWICE_DAG = "jobwait_test_failed_job_is_resubmitted"
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "jobwait_conn")
@@ -72,9 +73,9 @@ def test_crash_between_submit_and_storing_the_id_makes_one_job(
     crashes = fail_once(mocker, TaskStateStoreAccessor, "set", lambda key, *_, **__: key == "job_id")
     submits = mocker.spy(JobsHook, "submit_job")
     lookups = mocker.spy(JobsHook, "find_submitted")
-    states, jobs = jobs_of(behaviour_dags[CRASH_DAG].test)
+    states, jobs = jobs_of(behaviour_dags[ALONE_DAG].test)
     assert crashes, "the fault was injected"
-    assert states == {"submit": "success", "check_results": "success"}
+    assert states == {"submit": "success", "check_alone": "success"}
     assert len(jobs) == 1 and jobs[0].status is JobStatus.COMPLETED
     # No job id was stored, but the start of the submit was: the retry found the job in the
     # history and did not submit again (a real service would have made a second job).

@@ -3,6 +3,7 @@ to produce (test controls), waits for it, and checks the result inside the DAG i
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -129,3 +130,33 @@ with DAG(
     default_args={"retries": 1, "retry_delay": 0},
 ):
     submit("FAILED", wait_for_completion=True)
+
+
+# Source keys no other submit of the session shares: with nothing like it around, the retry's
+# lookup (docs/jobs-api.md §6) can only find this task's own job, and takes it.
+ALONE_KEY = f"alone-{uuid.uuid4().hex[:8]}"
+
+
+@task
+def check_alone(results: dict[str, Any]) -> None:
+    parsed = JobResults.model_validate(results)
+    assert parsed.get_source_outputs(ALONE_KEY)["results.json"] == {"words": 3}, parsed
+
+
+with DAG(
+    "jobwait_test_crash_alone",
+    start_date=datetime(2026, 1, 1),
+    schedule=None,
+    catchup=False,
+    default_args={"retries": 1, "retry_delay": 0},
+):
+    check_alone(
+        SubmitJobOperator(
+            task_id="submit",
+            model_id="wordcount",
+            inputs={ALONE_KEY: {"input.txt": "one two three"}},
+            extra_body={"test": {"duration_s": 1.0}},
+            wait_for_completion=True,
+            poll_interval=0.3,
+        ).output
+    )
