@@ -17,6 +17,7 @@ set how long a job stays ``requested``, runs, and takes to finish cancelling.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 import uuid
@@ -24,16 +25,21 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from jobwait_reference_service.compute_tasks import ParameterError, TaskFailure, find_task
 from jobwait_reference_service.config import ServiceConfig
 from jobwait_reference_service.db import Database
 from jobwait_reference_service.due_loop import DueLoop
+from jobwait_reference_service.json_body import JsonBodyError, parse_json
 from jobwait_reference_service.oauth import TokenSigner, require_bearer_key_or_token
+
+logger = logging.getLogger(__name__)
 
 ROOT = "/compute"
 JOB_PATH = f"{ROOT}/orgs/{{org_id}}/{{topic}}/{{task}}/{{job_id}}"
@@ -97,6 +103,12 @@ class ComputeRoute(APIRoute):
                 return await handler(request)
             except ComputeError as error:
                 return error.response()
+            except (HTTPException, RequestValidationError):
+                raise  # the 401 from auth and FastAPI's own validation answers keep their handlers
+            except Exception:
+                # Never Starlette's plain-text 500: an Evo client reads the Error body of any failure.
+                logger.exception("compute request failed: %s %s", request.method, request.url.path)
+                return ComputeError(500, "Internal Server Error", "internal server error", "internal-error").response()
 
         return route_handler
 
@@ -185,9 +197,9 @@ class ComputeTasks:
             raise _not_found(f"no task {task!r} in topic {topic!r}")
         raw = await request.body()
         try:
-            body = json.loads(raw) if raw.strip() else None
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise _bad_request(f"request body is not valid JSON: {error}") from None
+            body = parse_json(raw) if raw.strip() else None
+        except JsonBodyError as error:
+            raise _bad_request(str(error)) from None
         if not isinstance(body, dict):
             raise _bad_request('request body must be an object {"parameters": {...}}')
         if not isinstance(body.get("parameters"), dict):

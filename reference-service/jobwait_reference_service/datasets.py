@@ -57,6 +57,7 @@ from jobwait_reference_service import datasets_repo as repo
 from jobwait_reference_service.config import ServiceConfig
 from jobwait_reference_service.db import Database
 from jobwait_reference_service.due_loop import DueLoop
+from jobwait_reference_service.json_body import JsonBodyError, parse_json
 
 logger = logging.getLogger(__name__)
 
@@ -154,9 +155,9 @@ async def _json_object(request: Request) -> dict[str, Any]:
     if not raw.strip():
         raise _missing("request body")
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise _invalid(f"request body is not valid JSON: {error}") from None
+        body = parse_json(raw)
+    except JsonBodyError as error:
+        raise _invalid(str(error)) from None
     if not isinstance(body, dict):
         raise _invalid("request body must be a JSON object")
     return body

@@ -82,6 +82,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 
 from jobwait_reference_service.auth import require_api_key
 from jobwait_reference_service.config import ServiceConfig
+from jobwait_reference_service.json_body import JsonBodyError, parse_json
 
 # Under uvicorn's error logger, so injected faults show in the service log at ``--log-level info``.
 logger = logging.getLogger("uvicorn.error.faults")
@@ -510,8 +511,8 @@ def control_router(state: FaultState, api_key: str) -> APIRouter:
     @router.post("")
     async def set_faults(request: Request) -> dict[str, Any]:
         try:
-            payload = json.loads(await request.body())
-        except ValueError as exc:
+            payload = parse_json(await request.body())
+        except JsonBodyError as exc:
             raise HTTPException(status_code=400, detail=f"body is not JSON: {exc}") from exc
         try:
             rules, seed = parse_rule_set(payload)

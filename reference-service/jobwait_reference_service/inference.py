@@ -61,6 +61,7 @@ from jobwait_reference_service.inference_runner import (
     StatusHub,
     TestControls,
 )
+from jobwait_reference_service.json_body import JsonBodyError, parse_json
 
 MAX_BATCH_IDS = 500
 MAX_SOURCES = 10_000
@@ -366,11 +367,11 @@ def canonical_hash(body: Any) -> str:
 
 
 async def json_body(request: Request) -> Any:
-    raw = await request.body()
+    """The request body as JSON, strictly parsed; 400 ``{"detail"}`` naming the problem otherwise."""
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request("request body must be valid JSON") from None
+        return parse_json(await request.body())
+    except JsonBodyError as exc:
+        raise bad_request(str(exc)) from None
 
 
 # ---------------------------------------------------------------- test controls

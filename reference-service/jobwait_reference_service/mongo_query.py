@@ -3,7 +3,9 @@
 Pure functions over JSON values: no I/O, nothing is ever evaluated as code, and every operator is
 looked up in a fixed whitelist. A query is first bounded in depth and size (iteratively, so hostile
 input cannot exhaust the stack), then compiled once into plain Python predicates that are run over
-each stored document.
+each stored document. Evaluation is linear in the size of the documents read (each field path
+visits each node of a document at most once per path component) and counted against a per-query
+step budget (``step_budget``), so no query can burn the CPU for long.
 
 Semantics follow MongoDB where it matters to clients: implicit equality, dotted paths that descend
 into arrays of documents, equality that also matches an array *containing* the value, ``null``
@@ -15,34 +17,95 @@ regardless of key order, and comparison operators take only scalar operands.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
+
+from jobwait_reference_service.json_body import MAX_DEPTH
 
 __all__ = [
     "MAX_DEPTH",
     "MAX_NODES",
     "MAX_PATH_PARTS",
+    "MAX_QUERY_STEPS",
     "SUPPORTED_OPERATORS",
+    "BudgetExceeded",
     "QueryError",
+    "StepBudget",
     "apply_projection",
     "compile_projection",
     "compile_query",
     "matches",
+    "step_budget",
     "validate_projection",
     "validate_query",
     "values_equal",
 ]
 
-MAX_DEPTH = 20
-"""Deepest nesting of objects/arrays accepted in a query or projection."""
+# MAX_DEPTH (imported): deepest nesting accepted in a query or projection, the same limit every
+# request body has, so whatever can be deposited can be matched and projected.
 MAX_NODES = 10_000
 """Most JSON values (objects, arrays, scalars) accepted in one query or projection."""
 MAX_PATH_PARTS = 32
 """Most components in one dotted field path."""
+MAX_QUERY_STEPS = 1_000_000
+"""Most evaluation steps (field-path node visits and value comparisons) one query may take, over
+all the works it reads: about half a second of CPU; a count over 100,000 works of a few fields
+needs well under half of it."""
 
 
 class QueryError(ValueError):
     """A query or projection outside the supported subset; the message names the operator or path."""
+
+
+class BudgetExceeded(QueryError):
+    """A query that ran out of its step budget; the message names the budget."""
+
+
+class StepBudget:
+    """Evaluation steps one query has used, refused past ``limit``.
+
+    :param limit: Most steps allowed.
+    """
+
+    def __init__(self, limit: int = MAX_QUERY_STEPS) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def charge(self, steps: int) -> None:
+        """Count ``steps``; raise ``BudgetExceeded`` once over the limit."""
+        self.used += steps
+        if self.used > self.limit:
+            raise BudgetExceeded(
+                f"query exceeded its budget of {self.limit} evaluation steps (field-path lookups and value "
+                "comparisons over the works it reads); narrow it, e.g. by pipeline or id, or compare fewer values"
+            )
+
+
+# The budget of the query being evaluated in this context; compiled predicates are plain closures
+# reused across documents, so the budget travels beside them rather than through every call.
+_BUDGET: ContextVar[StepBudget | None] = ContextVar("mongo_query_budget", default=None)
+
+
+@contextmanager
+def step_budget(limit: int = MAX_QUERY_STEPS) -> Iterator[StepBudget]:
+    """Count every evaluation step run inside the block against one budget of ``limit`` steps.
+
+    Outside such a block evaluation is not counted (direct library use on trusted input).
+    """
+    budget = StepBudget(limit)
+    token = _BUDGET.set(budget)
+    try:
+        yield budget
+    finally:
+        _BUDGET.reset(token)
+
+
+def _charge(steps: int) -> None:
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.charge(steps)
 
 
 class _Missing:
@@ -83,7 +146,7 @@ def _check_shape(value: Any, what: str) -> None:
             raise QueryError(f"{what} is too large (more than {MAX_NODES} elements)")
         if isinstance(node, (dict, list)):
             if depth > MAX_DEPTH:
-                raise QueryError(f"{what} is nested too deeply (more than {MAX_DEPTH} levels)")
+                raise QueryError(f"{what} is nested too deeply (deeper than {MAX_DEPTH} levels)")
             children = node.items() if isinstance(node, dict) else enumerate(node)
             for key, child in children:
                 if isinstance(node, dict) and not isinstance(key, str):
@@ -139,35 +202,47 @@ def _unsupported(op: str, path: str | None = None) -> QueryError:
 
 
 def _resolve(doc: Any, parts: tuple[str, ...]) -> list[Any]:
-    """Every value ``parts`` reaches in ``doc``, descending into arrays of documents as MongoDB does."""
+    """Every value ``parts`` reaches in ``doc``, descending into arrays of documents as MongoDB does.
+
+    A numeric component on an array is both an index and a field of its documents, so the same
+    node can be reached by several routes; each ``(node, component)`` pair is expanded once, which
+    keeps the walk linear in the size of ``doc`` (re-walking each route doubled the cost with every
+    level of ``[{"0": [{"0": ...}]}]``). Iterative, so depth never meets the recursion limit.
+    """
     found: list[Any] = []
-    _walk(doc, parts, 0, found)
+    expanded: set[tuple[int, int]] = set()  # (id(container), index): documents are trees held alive by doc
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    steps = 0
+    while stack:
+        value, index = stack.pop()
+        steps += 1
+        if isinstance(value, (dict, list)):
+            if (id(value), index) in expanded:
+                continue
+            expanded.add((id(value), index))
+        if index == len(parts):
+            found.append(value)
+            continue
+        part = parts[index]
+        if isinstance(value, dict):
+            if part in value:
+                stack.append((value[part], index + 1))
+            else:
+                found.append(MISSING)
+        elif isinstance(value, list):
+            # Length guard: int() of a huge digit string is slow (and capped by Python).
+            if part.isascii() and part.isdigit() and len(part) <= 9 and int(part) < len(value):
+                stack.append((value[int(part)], index + 1))
+            # "a.b" on an array of documents means "b" of any element.
+            stack.extend((element, index) for element in value if isinstance(element, dict))
+        # Below a scalar the path does not exist; an empty result becomes MISSING below.
+    _charge(steps)
     return found or [MISSING]
-
-
-def _walk(value: Any, parts: tuple[str, ...], index: int, found: list[Any]) -> None:
-    if index == len(parts):
-        found.append(value)
-        return
-    part = parts[index]
-    if isinstance(value, dict):
-        if part in value:
-            _walk(value[part], parts, index + 1, found)
-        else:
-            found.append(MISSING)
-    elif isinstance(value, list):
-        # Length guard: int() of a huge digit string is slow (and capped by Python).
-        if part.isascii() and part.isdigit() and len(part) <= 9 and int(part) < len(value):
-            _walk(value[int(part)], parts, index + 1, found)
-        # "a.b" on an array of documents means "b" of any element.
-        for element in value:
-            if isinstance(element, dict):
-                _walk(element, parts, index, found)
-    # Below a scalar the path does not exist; an empty result becomes MISSING in _resolve.
 
 
 def values_equal(left: Any, right: Any) -> bool:
     """JSON equality with MongoDB's types: ``1 == 1.0`` but ``1 != true``; object key order is ignored."""
+    _charge(1)
     if isinstance(left, bool) or isinstance(right, bool):
         return isinstance(left, bool) and isinstance(right, bool) and left is right
     if _is_number(left) and _is_number(right):
@@ -252,6 +327,7 @@ def _op_compare(op: str) -> Callable[[Any, str], ValuesTest]:
         def test(values: list[Any]) -> bool:
             for value in values:
                 candidates = [value, *value] if isinstance(value, list) else [value]
+                _charge(len(candidates))
                 if any(one(candidate) for candidate in candidates):
                     return True
             return False

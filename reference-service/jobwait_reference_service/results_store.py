@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable
-from contextlib import closing
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import closing, contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -21,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from jobwait_reference_service.auth import require_api_key
 from jobwait_reference_service.config import ServiceConfig
 from jobwait_reference_service.db import Database
-from jobwait_reference_service.mongo_query import QueryError, compile_projection, compile_query
+from jobwait_reference_service.json_body import JsonBodyError, parse_json
+from jobwait_reference_service.mongo_query import QueryError, compile_projection, compile_query, step_budget
 
 VERSION = "1.0.0"
 MAX_LIMIT = 10_000
@@ -246,7 +247,10 @@ class WorkStore:
         return True
 
     def view(self, body: Any) -> list[dict[str, Any]]:
-        """Works matching ``body["query"]``, projected, in insertion order, after ``skip``, at most ``limit``."""
+        """Works matching ``body["query"]``, projected, in insertion order, after ``skip``, at most ``limit``.
+
+        :raises StoreError: 400 for a bad query, or one that exceeds its step budget.
+        """
         query, predicate = self._query(body)
         skip = _count(body, "skip", 0)
         limit = _count(body, "limit", 0)
@@ -257,7 +261,7 @@ class WorkStore:
         except QueryError as exc:
             raise StoreError(400, str(exc)) from exc
         found: list[dict[str, Any]] = []
-        with closing(self._matching(query, predicate)) as docs:
+        with self._budget(), closing(self._matching(query, predicate)) as docs:
             for doc in docs:
                 if skip:
                     skip -= 1
@@ -268,10 +272,23 @@ class WorkStore:
         return found
 
     def count(self, body: Any) -> int:
-        """Number of works matching ``body["query"]``."""
+        """Number of works matching ``body["query"]``.
+
+        :raises StoreError: 400 for a bad query, or one that exceeds its step budget.
+        """
         query, predicate = self._query(body)
-        with closing(self._matching(query, predicate)) as docs:
+        with self._budget(), closing(self._matching(query, predicate)) as docs:
             return sum(1 for _ in docs)
+
+    @staticmethod
+    @contextmanager
+    def _budget() -> Iterator[None]:
+        """One step budget for the whole query: its end is a 400 naming the budget."""
+        try:
+            with step_budget():
+                yield
+        except QueryError as exc:
+            raise StoreError(400, str(exc)) from exc
 
     @staticmethod
     def _query(body: Any) -> tuple[dict[str, Any], Callable[[Any], bool]]:
@@ -303,20 +320,15 @@ class WorkStore:
             cursor.close()
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 async def _json_body(request: Request) -> Any:
     raw = await request.body()
     if not raw.strip():
         raise HTTPException(status_code=400, detail="request body is empty; expected JSON")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except RecursionError:
-        raise HTTPException(status_code=400, detail="request body is nested too deeply to decode") from None
-    except ValueError as exc:
-        raise HTTPException(status_code=400, detail=f"request body is not valid JSON: {exc}") from exc
+        # Strict, and bounded in depth: no work deeper than a query or projection can reach is stored.
+        return parse_json(raw)
+    except JsonBodyError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
 
 
 async def _call(fn: Callable[..., Any], *args: Any) -> JSONResponse:

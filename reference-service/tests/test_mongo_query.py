@@ -8,13 +8,17 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jobwait_reference_service.json_body import MAX_DEPTH as BODY_MAX_DEPTH
 from jobwait_reference_service.mongo_query import (
     MAX_DEPTH,
+    MAX_PATH_PARTS,
     SUPPORTED_OPERATORS,
+    BudgetExceeded,
     QueryError,
     apply_projection,
     compile_query,
     matches,
+    step_budget,
     validate_projection,
     validate_query,
     values_equal,
@@ -267,6 +271,51 @@ def test_deeply_nested_logical_query_is_refused_without_recursion_error() -> Non
         query = {"$and": [query]}
     with pytest.raises(QueryError, match="nested too deeply"):
         validate_query(query)
+
+
+def test_one_depth_limit_for_bodies_queries_and_projections() -> None:
+    assert MAX_DEPTH == BODY_MAX_DEPTH
+
+
+def _index_trap(levels: int) -> dict[str, Any]:
+    """``x: [{"0": [{"0": ...}]}]``: each numeric component is an index *and* a field of the element."""
+    trap: Any = 1
+    for _ in range(levels):
+        trap = [{"0": trap}]
+    return {"id": "w", "pipeline": "p", "x": trap}
+
+
+def _steps(docs: list[dict[str, Any]], query: dict[str, Any]) -> tuple[int, int]:
+    """(matches, steps used); a small budget makes a regression fail fast instead of hanging."""
+    predicate = compile_query(query)
+    with step_budget(100_000) as budget:
+        return sum(predicate(doc) for doc in docs), budget.used
+
+
+def test_field_path_lookup_is_linear_in_the_document() -> None:
+    # Issue 14's case: ten 357-byte works and a 101-byte count query took 35 s of CPU (the lookup
+    # re-walked each level twice, growing like Fibonacci with the depth).
+    query = {"pipeline": "p", "x" + ".0" * (MAX_PATH_PARTS - 1): 2}
+    found, steps = _steps([_index_trap(31) for _ in range(10)], query)
+    assert found == 0
+    assert steps < 10_000  # about 835 per work
+    # Twice the levels, at most about twice the steps (here: the path runs out halfway).
+    _, half = _steps([_index_trap(15) for _ in range(10)], query)
+    assert steps <= 2.5 * half
+    # Still MongoDB's semantics: index 0 then field "0", level by level, reaches the leaf.
+    assert _steps([_index_trap(15)], {"x" + ".0" * 30: 1})[0] == 1
+
+
+def test_step_budget_is_per_query_and_named() -> None:
+    predicate = compile_query({"event": {"$in": list(range(-100, 0))}})
+    doc = {"event": list(range(50))}
+    with step_budget(10_000) as budget:
+        assert not predicate(doc)
+    assert 5_000 <= budget.used <= 10_000  # 100 values x 50 elements
+    with pytest.raises(BudgetExceeded, match="budget of 10000 evaluation steps"), step_budget(10_000):
+        predicate(doc)
+        predicate(doc)  # the second document read by the same query crosses it
+    assert matches(doc, {"event": 49})  # outside a budget block nothing is counted
 
 
 def test_supported_operators_are_the_whitelist() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+from jobwait_reference_service.mongo_query import MAX_QUERY_STEPS
 from jobwait_reference_service.process import ServiceProcess
 
 TOKEN_HEADER = "x-access-token"
@@ -382,6 +383,37 @@ def test_too_deep_query_is_refused(results: Results, pipeline: str) -> None:
     for _ in range(30):
         query = {"$or": [query]}
     assert "nested too deeply" in detail(results.call("POST", "/view", json={"query": query}), 400)
+
+
+def _index_trap(pipeline: str, work_id: str, levels: int) -> dict[str, Any]:
+    """``x: [{"0": [{"0": ...}]}]``: a numeric path component is both an index and a field here,
+    which made the old field-path lookup re-walk every level twice (issue 14: 35 s of CPU)."""
+    trap: Any = 1
+    for _ in range(levels):
+        trap = [{"0": trap}]
+    return {"id": work_id, "pipeline": pipeline, "status": "success", "results": {}, "x": trap}
+
+
+def test_index_trap_works_cost_linear_time_or_are_refused(results: Results, pipeline: str) -> None:
+    # The issue's case: ten such works of 31 levels in one deposit; now deeper than any body may be.
+    too_deep = [_index_trap(pipeline, f"deep-{n}", 31) for n in range(10)]
+    assert "nested too deeply" in detail(results.deposit(too_deep), 400)
+    # As deep as a deposit may be (the body array and the work are levels 1 and 2: 2 + 2 * 15 = 32).
+    deposit_ok(results, [_index_trap(pipeline, f"trap-{n}", 15) for n in range(10)])
+    # One small count query with a path of the most components allowed: answered at once.
+    path = "x" + ".0" * 31
+    assert results.count(pipeline, {path: 1}) == 0
+    assert results.count(pipeline, {"x" + ".0" * 30: 1}) == 10
+
+
+def test_a_query_over_its_step_budget_is_refused_naming_it(results: Results, pipeline: str) -> None:
+    # Each of the 101 $in values is compared with each of 10,000 elements: just over the budget.
+    deposit_ok(results, [work(pipeline, "long", event=list(range(10_000)))])
+    query = {"pipeline": pipeline, "event": {"$in": [-n for n in range(1, 102)]}}
+    response = results.call("POST", "/view/count", json={"query": query})
+    assert f"budget of {MAX_QUERY_STEPS} evaluation steps" in detail(response, 400)
+    # The same session goes on; a query under the budget is answered.
+    assert results.count(pipeline, {"event": {"$in": [-1, 9_999]}}) == 1
 
 
 def test_limit_at_the_maximum_is_accepted(results: Results, pipeline: str) -> None:
