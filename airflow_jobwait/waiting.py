@@ -12,7 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowSkipExc
 from airflow_jobwait.client.job_kinds import results_call
 from airflow_jobwait.hooks import hook_class
 from airflow_jobwait.hooks.base import JobWaitHook
-from airflow_jobwait.links import JobLink, job_url
+from airflow_jobwait.links import PUSHED_ATTR, RESUMED_ATTR, JobLink, job_url
 from airflow_jobwait.models import WaitOutcome
 from airflow_jobwait.triggers.jobs import JobTrigger, deadline_after
 from airflow_jobwait.xcom_size import DEFAULT_MAX_XCOM_BYTES, fit_for_xcom, log_reference
@@ -73,7 +73,14 @@ class JobWaitMixin:
 
     def push_link(self, context: Context, job_id: str) -> None:
         """Push the "Job" link (empty without a ``job_url_template``): read back after every try."""
-        context["ti"].xcom_push(key=JobLink().xcom_key, value=job_url(self.conn_id, job_id, self.job_ref) or "")
+        url = job_url(self.conn_id, job_id, self.job_ref) or ""
+        context["ti"].xcom_push(key=JobLink().xcom_key, value=url)
+        setattr(self, PUSHED_ATTR, url)  # JobLink.get_link answers from it, without an XCom read
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Resume after a deferral, noting that the link was pushed by the process that deferred."""
+        setattr(self, RESUMED_ATTR, True)
+        return super().resume_execution(next_method, next_kwargs, context)  # type: ignore[misc]
 
     def defer_until_done(self, job_id: str, timeout: float | None) -> NoReturn:
         """Hand the wait to the triggerer; the task resumes in ``execute_complete``.

@@ -43,7 +43,9 @@ with DAG(
         timeout=600,
     )
 
-    @task
+    # One XCom, the whole summary: a dict return annotation alone would turn on
+    # multiple_outputs and push each entry as an XCom of its own.
+    @task(multiple_outputs=False)
     def summarize(results: dict[str, Any]) -> dict[str, str]:
         """Read each input's model output from the results the sensor pushed to XCom."""
         parsed = JobResults.model_validate(results)

@@ -68,7 +68,9 @@ with DAG(
     )
     lock >> locked
 
-    @task
+    # One XCom, the whole summary: a dict return annotation alone would turn on
+    # multiple_outputs and push each entry as an XCom of its own.
+    @task(multiple_outputs=False)
     def summarize(works: list[dict[str, Any]]) -> dict[str, str]:
         """Print each review's label from the locked works the query returned."""
         summary = {}

@@ -19,6 +19,12 @@ import pytest
 from airflow.models.connection import Connection
 from jobwait_reference_service.process import ServiceProcess
 
+from airflow_jobwait.client import inference
+from airflow_jobwait.client.async_transport import AsyncClient
+from airflow_jobwait.client.faults import SCHEME_ASSUMED_HINT
+from airflow_jobwait.client.retry import NO_RETRY
+from airflow_jobwait.client.sync_transport import SyncClient
+from airflow_jobwait.exceptions import TransportError
 from airflow_jobwait.hooks import ComputeHook, DatasetJobsHook, JobsHook, ResultsHook
 from airflow_jobwait.hooks.base import JobWaitHook
 from airflow_jobwait.hooks.connection import (
@@ -29,6 +35,7 @@ from airflow_jobwait.hooks.connection import (
     ConnectionFields,
     base_url_of,
     client_config,
+    status_polling,
 )
 from airflow_jobwait.provider_info import get_provider_info
 from tests.conftest import API_KEY, CHIME_CONN, EVO_CONN, FAMILIES, MODZY_CONN, TENSORBAY_CONN, set_connection
@@ -60,7 +67,7 @@ def test_provider_declares_one_connection_type_per_service() -> None:
         assert hook().jobwait_conn_id == FAMILIES[conn_type][0]
         # Every type has the common extras; only Modzy has the status-polling ones; only Evo its own.
         fields = set(entry["conn-fields"])
-        assert {"timeout", "verify", "max_response_bytes", "job_url_template"} <= fields
+        assert {"timeout", "verify", "max_response_bytes"} <= fields
         assert ("status_mode" in fields) is (conn_type == "modzy")
         assert ({"org_id", "token_url", "scopes", "api_preview"} <= fields) is (conn_type == "evo")
     # Evo's form shows Login (the OAuth2 client ID); the others hide it.
@@ -249,3 +256,74 @@ def test_a_wrong_family_connection_is_refused_by_the_service(
 def test_default_connection_ids(jobwait_conn: str) -> None:
     assert (JobsHook().jobwait_conn_id, DatasetJobsHook().jobwait_conn_id) == (MODZY_CONN, TENSORBAY_CONN)
     assert (ComputeHook().jobwait_conn_id, ResultsHook().jobwait_conn_id) == (EVO_CONN, CHIME_CONN)
+
+
+# ---- the form offers only what works ----------------------------------------------------------
+
+
+def _conn_fields() -> dict[str, dict[str, Any]]:
+    return {entry["connection-type"]: entry["conn-fields"] for entry in get_provider_info()["connection-types"]}
+
+
+def test_status_mode_offers_the_three_modes_with_auto_preselected() -> None:
+    # Airflow's form shows one dropdown option per enum entry (a None would be a "null" option)
+    # and prefills the schema's default; clearing the field saves null. As Airflow's SMTP auth_type.
+    schema = _conn_fields()["modzy"]["status_mode"]["schema"]
+    assert schema["enum"] == ["auto", "batch", "per_job"]
+    assert schema["default"] == "auto"
+    for emptied in (None, ""):
+        assert status_polling("m", {"status_mode": emptied}).mode == "auto"
+
+
+def test_every_number_field_is_bounded_the_way_the_form_bounds_it() -> None:
+    # The form's number input takes "minimum"/"maximum" (and clamps to them); it knows no
+    # "exclusiveMinimum". Each bound is one the connection itself enforces.
+    for conn_type, fields in _conn_fields().items():
+        for name, spec in fields.items():
+            schema = spec["schema"]
+            if {"number", "integer"} & set(schema["type"]):
+                assert schema.get("minimum", 0) > 0, (conn_type, name)
+                assert "exclusiveMinimum" not in schema, (conn_type, name)
+            if "boolean" in schema["type"]:
+                assert isinstance(schema.get("default"), bool), (conn_type, name)
+    minimum = _conn_fields()["modzy"]["timeout"]["schema"]["minimum"]
+    assert client_config(MODZY, ConnectionFields("m", host="https://h", password="k", extra={"timeout": minimum}))
+    for bad in (-5, 0, minimum / 2, True, "30", float("inf")):
+        with pytest.raises(ValueError, match=r"connection 'm': extra 'timeout' must be a number of seconds"):
+            client_config(MODZY, ConnectionFields("m", host="https://h", password="k", extra={"timeout": bad}))
+
+
+def test_each_job_kind_has_its_own_link_template_with_its_placeholders() -> None:
+    fields = _conn_fields()
+    expected = {
+        "modzy": ["{job_id}", "{base_url}"],
+        "tensorbay": ["{job_id}", "{dataset_id}", "{job_type}", "{base_url}"],
+        "evo": ["{job_id}", "{org_id}", "{topic}", "{task}", "{base_url}"],
+    }
+    for conn_type, placeholders in expected.items():
+        help_text = fields[conn_type]["job_url_template"]["description"]
+        assert all(p in help_text for p in placeholders), (conn_type, help_text)
+    # The results store runs no jobs: its tasks have no Job link, its form no template.
+    assert "job_url_template" not in fields["chime_results"]
+    assert CHIME_RESULTS.job_link_refs is None
+
+
+@pytest.mark.parametrize("transport", ["sync", "async"])
+async def test_a_host_without_scheme_says_https_was_assumed(service: ServiceProcess, transport: str) -> None:
+    # The reference service speaks plain HTTP, as a local or in-cluster service often does.
+    bare = service.base_url.split("://", 1)[1].rstrip("/")
+    config = client_config(MODZY, ConnectionFields("m", host=bare, password=API_KEY))
+    assert config.base_url.startswith("https://") and config.scheme_assumed
+    with pytest.raises(TransportError) as caught:
+        if transport == "sync":
+            SyncClient(config, retry=NO_RETRY).call(inference.get_job("job-1"))
+        else:
+            client = AsyncClient(config, retry=NO_RETRY)
+            try:
+                await client.call(inference.get_job("job-1"))
+            finally:
+                await client.close()
+    assert SCHEME_ASSUMED_HINT in str(caught.value)
+    assert "TLS" in str(caught.value)
+    # A Host with its scheme gets no such hint.
+    assert not client_config(MODZY, ConnectionFields("m", host=f"https://{bare}", password="k")).scheme_assumed

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from airflow.sdk import DAG
+from sqlalchemy import select
 
 from airflow_jobwait.client import inference as api
 from airflow_jobwait.hooks import JobsHook
@@ -77,6 +78,20 @@ def test_example_dags_import_and_run(service: object) -> None:
     assert "jobwait_inference_example" in bag.dags
     states = run(bag.dags, "jobwait_inference_example")
     assert states == {"submit_sentiment_job": "success", "wait_for_job": "success", "summarize": "success"}
+    # summarize returns a dict: one XCom, not one per key as multiple_outputs would push.
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        keys = session.scalars(
+            select(XComModel.key).where(
+                XComModel.dag_id == "jobwait_inference_example", XComModel.task_id == "summarize"
+            )
+        ).all()
+    assert keys and set(keys) == {"return_value"}, keys
+    assert not any(
+        task.multiple_outputs for dag in bag.dags.values() for task in dag.tasks if hasattr(task, "multiple_outputs")
+    )
     newest = JobsHook().client.call(api.history(per_page=1))[0]  # the job the DAG ran
     assert newest.status is JobStatus.COMPLETED
     results = JobsHook().get_results(newest.job_identifier)

@@ -215,6 +215,15 @@ def test_providers_list_shows_the_provider_at_the_pyproject_version(installed: I
     providers = {p["package_name"]: p for p in json.loads(done.stdout)}
     assert PROJECT["name"] in providers, f"{PROJECT['name']} not among {sorted(providers)}"
     assert providers[PROJECT["name"]]["version"] == PROJECT["version"]
+    # The providers page's link: Airflow reads it from the Project-URL "Documentation" (else it
+    # makes one on airflow.apache.org that only Apache's providers have).
+    done = installed.run(
+        installed.python,
+        "-c",
+        "from airflow.providers_manager import ProvidersManager as P;"
+        f"print('RESULT', P().providers[{PROJECT['name']!r}].data['documentation-url'])",
+    )
+    assert f"RESULT {PROJECT['urls']['Documentation']}" in done.stdout.splitlines()
 
 
 # 2. Every connection type the provider declares is registered, with its hook class.

@@ -4,6 +4,7 @@ every task instance at one remote job unless its job failed; the "Job" link is p
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -158,3 +159,21 @@ def test_job_link_is_registered_and_survives_dag_serialization(behaviour_dags: d
     task = DagSerialization.from_dict(DagSerialization.to_dict(behaviour_dags[CRASH_DAG])).get_task("submit")
     assert task.extra_links == ["Job"]
     assert [link.xcom_key for link in task.operator_extra_links] == [JobLink().xcom_key]
+
+
+def test_job_link_reads_xcom_only_where_an_earlier_process_pushed_it(mocker: MockerFixture) -> None:
+    """The task runner asks every link for its URL as a try ends. A try that never knew a job id
+    (its submit failed) has no link XCom, and reading it would log "XCom not found" as an error."""
+    from airflow_jobwait import links
+
+    get_value = mocker.patch.object(links.XCom, "get_value", return_value="https://x/jobs/1")
+    key = mocker.sentinel.ti_key
+    fresh = SimpleNamespace()
+    assert JobLink().get_link(fresh, ti_key=key) == ""  # type: ignore[arg-type]
+    get_value.assert_not_called()
+    pushed = SimpleNamespace(**{links.PUSHED_ATTR: "https://x/jobs/2"})
+    assert JobLink().get_link(pushed, ti_key=key) == "https://x/jobs/2"  # type: ignore[arg-type]
+    get_value.assert_not_called()
+    resumed = SimpleNamespace(**{links.RESUMED_ATTR: True})  # pushed before the deferral
+    assert JobLink().get_link(resumed, ti_key=key) == "https://x/jobs/1"  # type: ignore[arg-type]
+    get_value.assert_called_once_with(ti_key=key, key=JobLink().xcom_key)

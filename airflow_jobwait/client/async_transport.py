@@ -106,7 +106,9 @@ class AsyncClient:
                     body = await self._read_capped(resp, request)
                     return HttpResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body)
         except (TimeoutError, aiohttp.ClientError) as err:
-            raise fault_error(err, request.method, request.path, self.config.timeout) from None
+            raise fault_error(
+                err, request.method, request.path, self.config.timeout, self.config.scheme_assumed
+            ) from None
 
     async def _read_capped(self, resp: aiohttp.ClientResponse, request: HttpRequest) -> bytes:
         limit = self.config.max_response_bytes

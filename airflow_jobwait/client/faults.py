@@ -147,16 +147,26 @@ def classify(exc: BaseException) -> Fault:
     return Fault.RESET
 
 
-def fault_error(exc: BaseException, method: str, path: str, timeout: float) -> JobWaitError:
+#: Appended to a TLS failure when the connection's Host had no scheme.
+SCHEME_ASSUMED_HINT = "Host had no scheme: https:// was assumed; write http:// if the service speaks plain HTTP"
+
+
+def fault_error(
+    exc: BaseException, method: str, path: str, timeout: float, scheme_assumed: bool = False
+) -> JobWaitError:
     """The error a transport raises for ``exc``: the table's class, naming the fault.
 
     :param exc: What the HTTP library raised.
     :param method: The request's method, for the message.
     :param path: The request's path (never a credential), for the message.
     :param timeout: The call's total deadline in seconds, named when it passed.
+    :param scheme_assumed: ``https://`` was put before a bare Host: a TLS failure says so first,
+        as a plain-HTTP service answers a TLS hello with e.g. ``WRONG_VERSION_NUMBER``.
     """
     fault = classify(exc)
     what = f"{fault.value} ({timeout:g}s total deadline)" if fault is Fault.TIMEOUT else fault.value
+    if fault is Fault.TLS and scheme_assumed:
+        what = f"{what} ({SCHEME_ASSUMED_HINT})"
     error = FAULT_ERRORS[fault](f"{method} {path} failed: {what}: {type(exc).__name__}: {exc}"[:1000])
     error.fault = fault.name
     return error

@@ -103,6 +103,8 @@ class ClientConfig:
     :param max_response_bytes: Larger response bodies are refused with ``InvalidResponse``.
     :param oauth: Get access tokens by OAuth2 client credentials (``api_key`` is then unused).
     :param default_headers: Headers sent with every request (e.g. Evo's ``API-Preview``).
+    :param scheme_assumed: The connection's Host had no scheme and ``https://`` was put before it;
+        a TLS failure's message then says so (a plain-HTTP service answers TLS with garbage).
     """
 
     base_url: str
@@ -113,6 +115,7 @@ class ClientConfig:
     user_agent: str = "airflow-jobwait"
     oauth: OAuth2ClientCredentials | None = None
     default_headers: tuple[tuple[str, str], ...] = ()
+    scheme_assumed: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url))

@@ -94,7 +94,7 @@ class SyncClient:
                     self.last_server_time = server_date(response) or self.last_server_time
                     return response
             except requests.RequestException as err:
-                raise fault_error(err, request.method, request.path, timeout) from None
+                raise fault_error(err, request.method, request.path, timeout, self.config.scheme_assumed) from None
 
     def _read_capped(self, resp: requests.Response, request: HttpRequest, deadline: float) -> bytes:
         limit = self.config.max_response_bytes

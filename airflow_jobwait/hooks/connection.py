@@ -9,6 +9,7 @@ can read the form definitions cheaply.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,12 +22,17 @@ from airflow_jobwait.client.http import ClientConfig
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
+MIN_TIMEOUT = 0.1  # a request timeout below this is a typo, not a setting
 STATUS_MODES = ("auto", "batch", "per_job")
 DEFAULT_BATCH_SIZE = 500  # the batch status and watch endpoints take at most 500 ids (docs/jobs-api.md)
 #: Seequent's identity service, where the Evo SDK asks for client-credentials tokens.
 EVO_TOKEN_URL = "https://ims.bentley.com/connect/token"
 #: The Evo SDK's default scopes (``EvoScopes.default``).
 EVO_DEFAULT_SCOPES = "evo.discovery evo.workspace"
+
+# The job references each kind's Job link can use (its ``job_ref`` keys, client/job_kinds.py).
+TENSORBAY_LINK_REFS = ("dataset_id", "job_type")
+EVO_LINK_REFS = ("org_id", "topic", "task")
 
 StatusMode = Literal["auto", "batch", "per_job"]
 
@@ -39,8 +45,10 @@ def _field(label: str, description: str, schema: dict[str, Any]) -> dict[str, An
 _COMMON_FIELDS: dict[str, dict[str, Any]] = {
     "timeout": _field(
         "Request timeout (s)",
-        "Seconds for one HTTP request to the service (default 30).",
-        {"type": ["number", "null"], "exclusiveMinimum": 0},
+        f"Seconds for one HTTP request to the service (default {DEFAULT_TIMEOUT:g}, at least {MIN_TIMEOUT:g}).",
+        # "minimum", not "exclusiveMinimum": the connection form bounds number inputs by
+        # minimum/maximum only, and clamps what is typed to them.
+        {"type": ["number", "null"], "minimum": MIN_TIMEOUT},
     ),
     "verify": _field(
         "Verify TLS certificates",
@@ -52,12 +60,24 @@ _COMMON_FIELDS: dict[str, dict[str, Any]] = {
         "Larger response bodies are refused (default 16 MiB).",
         {"type": ["integer", "null"], "minimum": 1},
     ),
-    "job_url_template": _field(
-        "Job page URL template",
-        "Link shown on tasks, e.g. https://jobs.example.com/jobs/{job_id}.",
-        {"type": ["string", "null"]},
-    ),
 }
+
+
+def _job_link_field(refs: tuple[str, ...], example: str) -> dict[str, dict[str, Any]]:
+    """The ``job_url_template`` field of a type whose tasks wait for jobs of one kind.
+
+    :param refs: The kind's own placeholders (its ``job_ref`` keys), besides ``job_id`` and ``base_url``.
+    :param example: A template for the form's help text.
+    """
+    names = ", ".join(f"{{{name}}}" for name in ("job_id", *refs, "base_url"))
+    return {
+        "job_url_template": _field(
+            "Job page URL template",
+            f"The tasks' Job link, e.g. {example}. Placeholders: {names}. Empty: no link.",
+            {"type": ["string", "null"]},
+        )
+    }
+
 
 _POLLING_FIELDS: dict[str, dict[str, Any]] = {
     "status_mode": _field(
@@ -65,7 +85,9 @@ _POLLING_FIELDS: dict[str, dict[str, Any]] = {
         "How the triggerer reads inference job statuses: auto (default: long-poll watch where the "
         "service offers it, else batch status, else one request per job), batch (one request per "
         "batch_size jobs per poll interval, no watch), per_job (one request per job per poll).",
-        {"type": ["string", "null"], "enum": [*STATUS_MODES, None]},
+        # Only the real values, as Airflow's own SMTP auth_type: the form's dropdown shows every
+        # enum entry (a None would be a "null" option), and clearing it saves null, read as auto.
+        {"type": ["string", "null"], "enum": list(STATUS_MODES), "default": "auto"},
     ),
     "batch_size": _field(
         "Jobs per status request",
@@ -148,6 +170,9 @@ class ConnectionType:
     :param relabeling: Form field labels.
     :param placeholders: Form field placeholders.
     :param extra_fields: The type's extra fields (``conn-fields``).
+    :param job_link_refs: The placeholders its ``job_url_template`` has besides ``{job_id}`` and
+        ``{base_url}``; ``None``: its tasks wait for no job, so it has no Job link. No type has a
+        default template: none of the services publishes a job page URL to point at.
     """
 
     conn_type: str
@@ -163,6 +188,7 @@ class ConnectionType:
     relabeling: Mapping[str, str] = field(default_factory=dict)
     placeholders: Mapping[str, str] = field(default_factory=dict)
     extra_fields: Mapping[str, dict[str, Any]] = field(default_factory=lambda: dict(_COMMON_FIELDS))
+    job_link_refs: tuple[str, ...] | None = None
 
     def provider_info(self) -> dict[str, Any]:
         """This type's entry of ``connection-types`` in ``get_provider_info``."""
@@ -192,7 +218,12 @@ MODZY = ConnectionType(
     base_url=_modzy_base,
     relabeling={"host": "API URL", "password": "API key"},
     placeholders={"host": "https://app.modzy.com/api", "password": "<public key id>.<secret>"},
-    extra_fields={**_COMMON_FIELDS, **_POLLING_FIELDS},
+    job_link_refs=(),
+    extra_fields={
+        **_COMMON_FIELDS,
+        **_job_link_field((), "https://modzy.example.com/jobs/{job_id}"),
+        **_POLLING_FIELDS,
+    },
 )
 
 TENSORBAY = ConnectionType(
@@ -206,6 +237,11 @@ TENSORBAY = ConnectionType(
     default_url=_tensorbay_default,
     relabeling={"host": "Site URL", "password": "AccessKey"},
     placeholders={"host": "empty: https://gas.graviti.com (or .cn, from the key)", "password": "ACCESSKEY-..."},
+    job_link_refs=TENSORBAY_LINK_REFS,
+    extra_fields={
+        **_COMMON_FIELDS,
+        **_job_link_field(TENSORBAY_LINK_REFS, "https://gas.example.com/datasets/{dataset_id}/jobs/{job_id}"),
+    },
 )
 
 EVO = ConnectionType(
@@ -223,7 +259,12 @@ EVO = ConnectionType(
         "login": "empty: Password is an access token",
         "password": "client secret (with a client ID) or access token",
     },
-    extra_fields={**_COMMON_FIELDS, **_EVO_FIELDS},
+    job_link_refs=EVO_LINK_REFS,
+    extra_fields={
+        **_COMMON_FIELDS,
+        **_job_link_field(EVO_LINK_REFS, "https://evo.example.com/{org_id}/compute/{topic}/{task}/{job_id}"),
+        **_EVO_FIELDS,
+    },
 )
 
 CHIME_RESULTS = ConnectionType(
@@ -306,6 +347,11 @@ def client_config(kind: ConnectionType, conn: ConnectionFields) -> ClientConfig:
         _warned_insecure.add(conn_id)
         log.warning("TLS certificate verification is OFF for connection %r (extra verify=false)", conn_id)
     timeout = extra.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not MIN_TIMEOUT <= timeout < math.inf:
+        raise ValueError(
+            f"connection {conn_id!r}: extra 'timeout' must be a number of seconds, at least {MIN_TIMEOUT:g}, "
+            f"got {timeout!r}"
+        )
     max_bytes = extra.get("max_response_bytes", 16 * 1024 * 1024)
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
         raise ValueError(f"connection {conn_id!r}: extra 'max_response_bytes' must be a positive integer")
@@ -315,11 +361,13 @@ def client_config(kind: ConnectionType, conn: ConnectionFields) -> ClientConfig:
         return ClientConfig(
             base_url=base_url,
             api_key=key,
-            timeout=float(timeout) if not isinstance(timeout, bool) else -1.0,
+            timeout=float(timeout),
             verify=verify,
             max_response_bytes=max_bytes,
             oauth=oauth,
             default_headers=headers,
+            # base_url_of put https:// before a bare host name: a TLS failure then says so.
+            scheme_assumed="://" not in (conn.host or "://") and not conn.schema,
         )
     except (TypeError, ValueError) as err:
         raise ValueError(f"connection {conn_id!r}: {err}") from None

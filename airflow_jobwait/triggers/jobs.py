@@ -7,6 +7,7 @@ import inspect
 import math
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
@@ -31,6 +32,14 @@ CANCEL_TIMEOUT = 10.0
 STATE_TIMEOUT = 20.0  # the triggerer's first state request can take seconds (it builds its API client)
 # Kills in flight: on_kill may be cancelled while its shielded work goes on.
 _KILLS: set[asyncio.Future[None]] = set()
+
+
+@dataclass
+class _Progress:
+    """What a coalesced wait's progress lines tell: when it started, the last status learned."""
+
+    started: float
+    state: JobState | None = None
 
 
 def _is_template(value: object) -> bool:
@@ -150,20 +159,41 @@ class JobTrigger(BaseTrigger):
         # job_id first. A bad id fails this trigger alone, never the poller it would join.
         status_call(self.job_kind, self.job_id, self.job_ref)
         loop = WaitLoop(self.job_id, self.poll_interval, self.deadline)
+        started = time.monotonic()
         config, polling = await self.hook.asettings()
         if self.job_kind == "inference" and polling.mode != "per_job":
-            outcome = await wait_coalesced(
-                self.conn_id, config, self.job_id, loop, polling.mode, polling.batch_size, self._progress_logger(loop)
-            )
+            progress = _Progress(started)
+            # Lines come from a clock of their own: the shared poller tells of a status only when
+            # it learns one, which a held watch does once per long-poll (~24 s at the default
+            # timeout), whatever the progress_interval. A child task of this trigger's, so its
+            # lines go to this wait's task log.
+            reporter = asyncio.create_task(self._report_progress(progress), name=f"jobwait-progress-{self.job_id}")
+            try:
+                outcome = await wait_coalesced(
+                    self.conn_id,
+                    config,
+                    self.job_id,
+                    loop,
+                    polling.mode,
+                    polling.batch_size,
+                    self._noter(loop, progress),
+                )
+            finally:
+                reporter.cancel()
             if outcome is not None:
                 return outcome
             # The service has no batch status endpoint: carry on alone, same deadline and budget.
         async with leased_client(self.conn_id, config) as client:
-            return await self._poll_alone(client, status_call(self.job_kind, self.job_id, self.job_ref), loop)
+            return await self._poll_alone(client, status_call(self.job_kind, self.job_id, self.job_ref), loop, started)
 
-    async def _poll_alone(self, client: AsyncClient, call: Call[JobState], loop: WaitLoop) -> WaitOutcome:
-        """Per-job polling: one request per poll, for kinds without a batch endpoint."""
-        started = last_progress = time.monotonic()
+    async def _poll_alone(
+        self, client: AsyncClient, call: Call[JobState], loop: WaitLoop, started: float
+    ) -> WaitOutcome:
+        """Per-job polling: one request per poll, for kinds without a batch endpoint.
+
+        :param started: When the wait started (``time.monotonic()``), for the progress lines.
+        """
+        last_progress = time.monotonic()
         retry = self.hook.retry
         while True:
             try:
@@ -184,25 +214,36 @@ class JobTrigger(BaseTrigger):
                 return step
             await asyncio.sleep(step)
 
-    def _progress_logger(self, loop: WaitLoop) -> StatusCallback:
-        """Progress from what the shared poller learns: status and time waited, at most once per
-        ``progress_interval`` (and a native status beyond our contract once it appears). No
-        request of its own: at 10,000 waits one extra request per wait per interval would
-        outnumber the coalesced polls many times over."""
-        started = last = time.monotonic()
+    def _noter(self, loop: WaitLoop, progress: _Progress) -> StatusCallback:
+        """What the shared poller calls with each status it learns: keep it for the progress
+        lines (a native status beyond our contract is told once, as it appears)."""
 
-        def report(state: JobState) -> None:
-            nonlocal last
-            if note := loop.note_once(state):
-                self.log.info("%s", note)
-            now = time.monotonic()
-            if now - last >= self.progress_interval:
-                last = now
-                self.log.info(
-                    "%s job %s is %s; waiting %.0fs", self.job_kind, self.job_id, state.native_status, now - started
-                )
+        def note(state: JobState) -> None:
+            progress.state = state
+            if text := loop.note_once(state):
+                self.log.info("%s", text)
 
-        return report
+        return note
+
+    async def _report_progress(self, progress: _Progress) -> None:
+        """One line per ``progress_interval`` from the last status the poller learned. No request
+        of its own: at 10,000 waits one extra request per wait per interval would outnumber the
+        coalesced polls many times over."""
+        while True:
+            await asyncio.sleep(self.progress_interval)
+            if progress.state is not None:
+                self.log.info("%s", self.progress_line(progress.state, time.monotonic() - progress.started))
+
+    def progress_line(self, state: JobState, elapsed: float, inputs: str | None = None) -> str:
+        """``inference job X is IN_PROGRESS after 24s (40% done; 2 completed, 0 failed of 4 inputs)``.
+
+        :param elapsed: Seconds since the wait started (not time left: a wait has no end but its deadline).
+        :param inputs: How far the job's inputs are, where the kind can tell.
+        """
+        details = [f"{state.progress:.0f}% done"] if state.progress is not None else []
+        details += [text for text in (state.message, inputs) if text]
+        line = f"{self.job_kind} job {self.job_id} is {state.native_status} after {elapsed:.0f}s"
+        return f"{line} ({'; '.join(details)})" if details else line
 
     async def log_progress(
         self, client: AsyncClient, state: JobState, elapsed: float, deadline: float | None = None
@@ -211,19 +252,14 @@ class JobTrigger(BaseTrigger):
 
         :param deadline: The wait's end: the progress request does not retry past it.
         """
-        parts = [f"{self.job_kind} job {self.job_id} is {state.native_status}"]
-        if state.progress is not None:
-            parts.append(f"{state.progress:.0f}% done")
-        if state.message:
-            parts.append(state.message)
+        inputs = None
         call = progress_call(self.job_kind, self.job_id, self.job_ref)
         if call is not None:
             try:
-                parts.append(await client.call(call, deadline=deadline))
+                inputs = await client.call(call, deadline=deadline)
             except JobWaitError as err:  # e.g. 404 before the first result: progress is best effort
                 self.log.debug("no progress for job %s yet: %s", self.job_id, err)
-        parts.append(f"waiting {elapsed:.0f}s")
-        self.log.info("%s", "; ".join(parts))
+        self.log.info("%s", self.progress_line(state, elapsed, inputs))
 
     async def on_kill(self) -> None:
         """Cancel the remote job when a user marked or cleared the deferred task.
