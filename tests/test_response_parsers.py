@@ -18,19 +18,25 @@ import importlib
 import inspect
 import json
 import pkgutil
+import re
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic.alias_generators import to_camel
+from pytest_mock import MockerFixture
 
 import airflow_jobwait.client as client_package
+from airflow_jobwait.client import http as http_module
+from airflow_jobwait.client import inference
 from airflow_jobwait.client.http import Call, HttpResponse
 from airflow_jobwait.client.job_kinds import _KINDS
-from airflow_jobwait.exceptions import ApiError, InvalidResponse, JobError, JobPendingError
+from airflow_jobwait.client.retry import RetryPolicy
+from airflow_jobwait.exceptions import ApiError, InvalidResponse, JobError, JobPendingError, RateLimited
 from airflow_jobwait.models import InputResult, Job, JobResults, SubmitJobRequest
 from airflow_jobwait.models.compute import ComputeError, ComputeJobRef, ComputeResults, ComputeStatus
 from airflow_jobwait.models.datasets import DatasetJob, DatasetJobList, Draft, DraftList
@@ -122,21 +128,59 @@ DOMAIN_ERRORS: dict[str, tuple[type[Exception], ...]] = {
     "airflow_jobwait.client.compute.get_results": (JobError, JobPendingError),
     "airflow_jobwait.client.job_kinds.results_call[compute]": (JobError, JobPendingError),
 }
-CANDIDATE_OK = (200, 201, 202, 204, 303)
+#: The success statuses of each call, from the contract (docs/jobs-api.md): Modzy takes any 2xx
+#: (§1, §5 "Success codes: any 2xx"), our [ext] batch status and watch answer 200 (§1 table);
+#: TensorBay 200 or 201 only (§2, §5); Evo compute exactly 303 on submit, 200 or 202 on status and
+#: results, exactly 204 on cancel (§3); the Evo Workspaces list 200; the results store 200 (§4).
+ANY_2XX = tuple(range(200, 300))
+CONTRACT_OK: dict[str, tuple[int, ...]] = {
+    "compute.cancel": (204,),
+    "compute.get_results": (200, 202),
+    "compute.get_status": (200, 202),
+    "compute.list_workspaces": (200,),
+    "compute.submit": (303,),
+    "datasets.abort_job": (200, 201),
+    "datasets.create_job": (200, 201),
+    "datasets.delete_job": (200, 201),
+    "datasets.get_job": (200, 201),
+    "datasets.get_user": (200, 201),
+    "datasets.list_drafts": (200, 201),
+    "datasets.list_jobs": (200, 201),
+    "datasets.retry_job": (200, 201),
+    "inference.batch_status": (200,),
+    "inference.batch_statuses": (200,),
+    "inference.cancel_job": ANY_2XX,
+    "inference.get_job": ANY_2XX,
+    "inference.get_results": ANY_2XX,
+    "inference.history": ANY_2XX,
+    "inference.list_models": ANY_2XX,
+    "inference.submit_job": ANY_2XX,
+    "inference.watch": (200,),
+    "inference.watch_statuses": (200,),
+    "job_kinds.cancel_call[compute]": (204,),
+    "job_kinds.cancel_call[dataset]": (200, 201),
+    "job_kinds.cancel_call[inference]": ANY_2XX,
+    "job_kinds.progress_call[inference]": ANY_2XX,
+    "job_kinds.results_call[compute]": (200, 202),
+    "job_kinds.results_call[dataset]": (200, 201),
+    "job_kinds.results_call[inference]": ANY_2XX,
+    "job_kinds.status_call[compute]": (200, 202),
+    "job_kinds.status_call[dataset]": (200, 201),
+    "job_kinds.status_call[inference]": ANY_2XX,
+    "results_store.count": (200,),
+    "results_store.delete": (200,),
+    "results_store.deposit": (200,),
+    "results_store.info": (200,),
+    "results_store.status": (200,),
+    "results_store.update": (200,),
+    "results_store.view": (200,),
+    "results_store.view_documents": (200,),
+}
 
 
-def accepted_statuses(call: Call[Any]) -> list[int]:
-    """The success statuses of ``call``: those its parser does not turn into an ``ApiError``."""
-    accepted = []
-    for status in CANDIDATE_OK:
-        try:
-            call.parse(HttpResponse(status, {}, b"null"))
-        except ApiError:
-            continue
-        except Exception:  # any other outcome: the status got through to the payload
-            pass
-        accepted.append(status)
-    return accepted
+def accepted_statuses(name: str) -> tuple[int, ...]:
+    """The success statuses of call ``name`` (qualified) as the contract states them."""
+    return CONTRACT_OK[name.removeprefix("airflow_jobwait.client.")]
 
 
 # ---- strategies ----------------------------------------------------------------------------------
@@ -250,6 +294,64 @@ VALID_DOCS: list[Any] = [
 ]
 
 
+_COMPUTE_STATUS = {"status": "in progress", "progress": 50, "message": "half", "error": None}
+_COMPUTE_RESULTS = {"status": "succeeded", "results": {"words": 3}, "error": None}
+_INFERENCE_RESULTS = VALID_DOCS[3]
+_DRAFTS = VALID_DOCS[7]
+_CANCELED = {**_JOB, "status": "CANCELED"}
+#: One contract-shaped answer per call (status, headers, JSON body or raw bytes): each must parse.
+VALID_RESPONSES: dict[str, tuple[int, dict[str, str], Any]] = {
+    "compute.cancel": (204, {}, b""),
+    "compute.get_results": (200, {}, _COMPUTE_RESULTS),
+    "compute.get_status": (200, {}, _COMPUTE_STATUS),
+    "compute.list_workspaces": (200, {}, {"results": [{"id": JOB, "name": "w"}], "links": {}}),
+    "compute.submit": (303, {"location": f"/compute/orgs/{ORG}/demo/wordcount/{JOB}/status"}, b""),
+    "datasets.abort_job": (200, {}, b""),
+    "datasets.create_job": (200, {}, {"jobId": JOB, "createdAt": 1}),
+    "datasets.delete_job": (200, {}, b""),
+    "datasets.get_job": (200, {}, _DATASET_JOB),
+    "datasets.get_user": (200, {}, {"nickname": "ada"}),
+    "datasets.list_drafts": (200, {}, _DRAFTS),
+    "datasets.list_jobs": (200, {}, {"jobs": [_DATASET_JOB], "offset": 0, "recordSize": 1, "totalCount": 1}),
+    "datasets.retry_job": (200, {}, b""),
+    "inference.batch_status": (200, {}, {"jobs": [_JOB]}),
+    "inference.batch_statuses": (200, {}, {"jobs": [_JOB]}),
+    "inference.cancel_job": (200, {}, _CANCELED),
+    "inference.get_job": (200, {}, _JOB),
+    "inference.get_results": (200, {}, _INFERENCE_RESULTS),
+    "inference.history": (200, {}, [_JOB]),
+    "inference.list_models": (200, {}, [{"modelId": "echo", "latestVersion": "1.0", "versions": ["1.0"]}]),
+    "inference.submit_job": (200, {}, {**_JOB, "status": "SUBMITTED"}),
+    "inference.watch": (200, {}, {"jobs": [_JOB]}),
+    "inference.watch_statuses": (200, {}, {"jobs": [_JOB]}),
+    "job_kinds.cancel_call[compute]": (204, {}, b""),
+    "job_kinds.cancel_call[dataset]": (200, {}, b""),
+    "job_kinds.cancel_call[inference]": (200, {}, _CANCELED),
+    "job_kinds.progress_call[inference]": (200, {}, _INFERENCE_RESULTS),
+    "job_kinds.results_call[compute]": (200, {}, _COMPUTE_RESULTS),
+    "job_kinds.results_call[dataset]": (200, {}, _DATASET_JOB),
+    "job_kinds.results_call[inference]": (200, {}, _INFERENCE_RESULTS),
+    "job_kinds.status_call[compute]": (200, {}, _COMPUTE_STATUS),
+    "job_kinds.status_call[dataset]": (200, {}, _DATASET_JOB),
+    "job_kinds.status_call[inference]": (200, {}, _JOB),
+    "results_store.count": (200, {}, 7),
+    "results_store.delete": (200, {}, True),
+    "results_store.deposit": (200, {}, {"p": True}),
+    "results_store.info": (200, {}, {"version": "1.0.0"}),
+    "results_store.status": (200, {}, {"p": 3, "q": 0}),
+    "results_store.update": (200, {}, True),
+    "results_store.view": (200, {}, [_WORK]),
+    "results_store.view_documents": (200, {}, [_WORK]),
+}
+
+
+def valid_response(name: str, status: int | None = None) -> HttpResponse:
+    """The contract-shaped answer of call ``name`` (qualified), with ``status`` if given."""
+    code, found, body = VALID_RESPONSES[name.removeprefix("airflow_jobwait.client.")]
+    raw = body if isinstance(body, bytes) else _dumps(body)
+    return HttpResponse(code if status is None else status, found, raw)
+
+
 def _containers(doc: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
     """``(path, key)`` of every value inside ``doc``'s objects and arrays."""
     if isinstance(doc, dict):
@@ -304,6 +406,7 @@ locations = st.one_of(
 )
 retry_afters = st.one_of(
     st.text(max_size=30),
+    st.integers(0, 10**9).map(str),
     st.floats().map(repr),
     st.sampled_from(
         ["Wed, 21 Oct 2015 07:28:00 -0000", "Wed, 21 Oct 2015 07:28:00 GMT", "Wed, 99 Foo 2015", "1e999", "-5", "nan"]
@@ -325,7 +428,7 @@ def headers(draw: st.DrawFn) -> dict[str, str]:
 
 
 def test_every_call_factory_is_covered() -> None:
-    names = set(CALLS)
+    names = {name.removeprefix("airflow_jobwait.client.") for name in CALLS}
     for expected in (
         "inference.get_job",
         "results_store.view",
@@ -333,24 +436,73 @@ def test_every_call_factory_is_covered() -> None:
         "compute.submit",
         "job_kinds.status_call[dataset]",
     ):
-        assert f"airflow_jobwait.client.{expected}" in names
+        assert expected in names
     assert len(CALLS) >= 30
-    for name, call in CALLS.items():
-        assert accepted_statuses(call), f"{name} accepts no success status at all"
+    # A new call needs its success statuses from the contract and a valid answer here.
+    assert names == set(CONTRACT_OK) == set(VALID_RESPONSES)
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_a_valid_answer_parses(name: str) -> None:
+    """The contract-shaped answer parses, with every success status the contract gives the call."""
+    call = CALLS[name]
+    call.parse(valid_response(name))  # raises nothing
+    for status in accepted_statuses(name):
+        try:
+            call.parse(valid_response(name, status))
+        except JobPendingError:  # compute results with 202: the job still runs (docs/jobs-api.md §3)
+            assert status == 202 and name in DOMAIN_ERRORS
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_statuses_outside_the_contract_are_api_errors(name: str) -> None:
+    call = CALLS[name]
+    for status in (*range(200, 208), 226, 300, 301, 302, 303, 304, 307, 308):
+        if status in accepted_statuses(name):
+            continue
+        with pytest.raises(ApiError) as info:
+            call.parse(valid_response(name, status))
+        assert info.value.status == status
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))
 def test_success_status_parses_or_raises_invalid_response(name: str) -> None:
     call = CALLS[name]
     allowed = (InvalidResponse, *DOMAIN_ERRORS.get(name, ()))
+    # The property below would hold for a parser that refuses everything: the valid answer must parse.
+    call.parse(valid_response(name))
 
     @PROPERTY
-    @given(status=st.sampled_from(accepted_statuses(call)), body=bodies, extra=headers())
+    @given(status=st.sampled_from(accepted_statuses(name)), body=bodies, extra=headers())
     def check(status: int, body: bytes, extra: dict[str, str]) -> None:
         with contextlib.suppress(*allowed):
             call.parse(HttpResponse(status, extra, body))
 
     check()
+
+
+_DIGITS = re.compile(r"[0-9]+")
+_IMF_FIXDATE = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
+)
+
+
+def rfc_retry_after(value: str | None, now: datetime) -> float | None:
+    """RFC 9110 §10.2.3 for the values it defines: delay-seconds (1*DIGIT) or an IMF-fixdate HTTP-date
+    (§5.6.7), a date in the past meaning no wait; field values have surrounding whitespace trimmed
+    (§5.5). ``...`` (Ellipsis) for any other value: the RFC gives it no meaning."""
+    if value is None:
+        return None
+    value = value.strip(" \t")
+    if _DIGITS.fullmatch(value):
+        return float(int(value))
+    if _IMF_FIXDATE.fullmatch(value):
+        try:
+            when = datetime.strptime(value, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=UTC)
+        except ValueError:
+            return ...  # type: ignore[return-value]
+        return max(0.0, (when - now).total_seconds())
+    return ...  # type: ignore[return-value]
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))
@@ -363,7 +515,87 @@ def test_error_status_raises_the_api_error(name: str) -> None:
         with pytest.raises(ApiError) as info:
             call.parse(HttpResponse(status, extra, body))
         assert info.value.status == status
-        assert info.value.retry_after is None or info.value.retry_after >= 0
+        expected = rfc_retry_after(extra.get("retry-after"), datetime.now(UTC))
+        if expected is not ...:  # the values RFC 9110 defines are read exactly
+            assert info.value.retry_after == expected, extra
         assert str(info.value) and repr(info.value)  # describing the error must not fail either
 
     check()
+
+
+NOW = datetime(2015, 10, 21, 7, 27, 0, tzinfo=UTC)
+
+
+def _at(mocker: MockerFixture, now: datetime) -> None:
+    """The HTTP core reads its clock (``datetime.now(UTC)``) as ``now``."""
+
+    class Fixed(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return cls.fromtimestamp(now.timestamp(), tz=UTC)
+
+    mocker.patch.object(http_module, "datetime", Fixed)
+
+
+_RFC_INVALID = "RFC 9110 §10.2.3: delay-seconds is 1*DIGIT; the code reads it as a float"
+_NOT_A_DATE = "RFC 9110 §5.6.7: an HTTP-date ends in GMT; the code takes any RFC 5322 date"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("7", 7.0),
+        ("0", 0.0),  # "retry now": not one second
+        ("120", 120.0),
+        ("007", 7.0),
+        (" 7 ", 7.0),  # OWS around a field value is not part of it (§5.5)
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 60.0),  # IMF-fixdate, one minute ahead
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
+        ("Wed, 21 Oct 2015 07:00:00 GMT", 0.0),  # in the past: no wait
+        ("Wednesday, 21-Oct-15 07:29:00 GMT", 120.0),  # obsolete RFC 850 form, recipients MUST accept
+        ("Wed Oct 21 07:30:00 2015", 180.0),  # obsolete asctime form, recipients MUST accept
+        ("inf", None),
+        ("Infinity", None),
+        ("1e999", None),
+        ("nan", None),
+        ("", None),
+        ("soon", None),
+        ("Wed, 99 Foo 2015", None),
+        pytest.param("-5", None, marks=pytest.mark.xfail(strict=True, reason=f"{_RFC_INVALID}: -5 -> 0.0")),
+        pytest.param("1.5", None, marks=pytest.mark.xfail(strict=True, reason=f"{_RFC_INVALID}: 1.5 -> 1.5")),
+        pytest.param("1e3", None, marks=pytest.mark.xfail(strict=True, reason=f"{_RFC_INVALID}: 1e3 -> 1000.0")),
+        pytest.param(
+            "Wed, 21 Oct 2015 07:28:00 -0000",
+            None,
+            marks=pytest.mark.xfail(strict=True, reason=f"{_NOT_A_DATE}: read as 60.0"),
+        ),
+    ],
+)
+def test_retry_after_values_are_read_as_rfc_9110_says(
+    mocker: MockerFixture, header: str, expected: float | None
+) -> None:
+    _at(mocker, NOW)
+    with pytest.raises(RateLimited) as info:
+        inference.get_job(JOB).parse(HttpResponse(429, {"retry-after": header}, b'{"detail": "slow down"}'))
+    assert info.value.retry_after == expected
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "-5",
+        pytest.param("1.5", marks=pytest.mark.xfail(strict=True, reason=f"{_RFC_INVALID}: waits 1.5 s")),
+        "nan",
+        "inf",
+        "soon",
+        "",
+    ],
+)
+def test_a_retry_after_the_rfc_does_not_define_leaves_our_own_backoff(mocker: MockerFixture, header: str) -> None:
+    # Whatever the code reads from an undefined value, the wait must be our own backoff (0.5 s
+    # with rng() = 1.0 for the first retry), never longer or shorter.
+    _at(mocker, NOW)
+    with pytest.raises(RateLimited) as info:
+        inference.get_job(JOB).parse(HttpResponse(429, {"retry-after": header}, b"{}"))
+    request = inference.get_job(JOB).request
+    assert RetryPolicy().delay_before_retry(1, info.value, request, 0.0, rng=lambda: 1.0) == 0.5

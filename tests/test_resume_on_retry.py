@@ -143,7 +143,8 @@ def test_job_url_template_with_an_unknown_placeholder_gives_no_link(
 
     monkeypatch.setenv("AIRFLOW_CONN_LINKED", connection_json(service, job_url_template="https://x/{project}/{job_id}"))
     assert job_url("linked", "job-1") is None
-    assert "{project}" in caplog.text or "project" in caplog.text
+    # The warning names the placeholder that cannot be filled, and says there is no link.
+    assert "{project}" in caplog.text and "('project';" in caplog.text and "no job link" in caplog.text
     monkeypatch.setenv(
         "AIRFLOW_CONN_LINKED", connection_json(service, job_url_template="https://x/d/{dataset_id}/{job_id}")
     )

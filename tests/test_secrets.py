@@ -37,7 +37,7 @@ from pytest_mock import MockerFixture
 from airflow_jobwait.client.http import ClientConfig, HttpRequest
 from airflow_jobwait.client.inference import AUTH as INFERENCE_AUTH
 from airflow_jobwait.client.retry import RetryPolicy
-from airflow_jobwait.exceptions import TransportError, Unauthorized
+from airflow_jobwait.exceptions import ApiError, NotFound, TransportError, Unauthorized
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.hooks.results import ResultsHook
 from airflow_jobwait.sensors import JobSensor
@@ -143,14 +143,17 @@ def test_exceptions_and_reprs_never_show_the_key(service: ServiceProcess, monkey
     texts.append(repr(JobTrigger("job-1", CONN_ID)))
     texts.append(json.dumps(JobTrigger("job-1", CONN_ID).serialize()))
     failures: list[BaseException] = []
-    for act in (
-        lambda: hook.get_job(str(uuid.uuid4())),  # 404
-        lambda: hook.get_job("a/b"),  # refused before sending
-        lambda: ResultsHook(CONN_ID).view("p", {"$where": "1"}),  # 400
-    ):
-        with pytest.raises(Exception) as info:
-            act()
-        failures.append(info.value)
+    # Each failure is the one the contract names: 404 unknown job (docs/jobs-api.md §1), an id with
+    # '/' refused before any request (ValueError naming job_id), a 400 for an unsupported query (§4).
+    with pytest.raises(NotFound) as not_found:
+        hook.get_job(str(uuid.uuid4()))
+    assert not_found.value.status == 404
+    with pytest.raises(ValueError, match="job_id") as refused:
+        hook.get_job("a/b")
+    with pytest.raises(ApiError) as bad_query:
+        ResultsHook().view("p", {"$where": "1"})
+    assert bad_query.value.status == 400
+    failures += [not_found.value, refused.value, bad_query.value]
     # The service answers 401 to a wrong key: the message names the header, not the key sent.
     wrong = f"pubkey123.{SECRET}-but-wrong"
     monkeypatch.setenv("AIRFLOW_CONN_JW_WRONG", json.dumps({**json.loads(connection_json(service)), "password": wrong}))

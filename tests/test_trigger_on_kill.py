@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from airflow.jobs import triggerer_job_runner
 from airflow.jobs.triggerer_job_runner import TriggerRunner
+from jobwait_reference_service.process import ServiceProcess
 from pytest_mock import MockerFixture
 
 from airflow_jobwait import version_compat
@@ -31,13 +34,41 @@ def long_job(hook: JobsHook) -> str:
     return hook.submit_job(body).job_identifier
 
 
-async def cancel_inside_runner(trigger: JobTrigger, reason: str | None, timeout_after: datetime | None = None) -> None:
+#: Liveness bound of every wait on the service in this file; no assertion is about time.
+LIMIT = 30.0
+
+
+def requests_served(service: ServiceProcess) -> int:
+    """Requests the inference family has answered so far (``GET /api/_test/stats``, test controls)."""
+    resp = requests.get(
+        f"{service.base_url}/api/_test/stats", headers={"Authorization": f"ApiKey {service.api_key}"}, timeout=10
+    )
+    resp.raise_for_status()
+    return int(resp.json()["total_requests"])
+
+
+async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``LIMIT`` seconds (liveness)."""
+    give_up = time.monotonic() + LIMIT
+    while not await condition():
+        assert time.monotonic() < give_up, f"not within {LIMIT}s: {what}"
+        await asyncio.sleep(0.05)
+
+
+async def cancel_inside_runner(
+    service: ServiceProcess, trigger: JobTrigger, reason: str | None, timeout_after: datetime | None = None
+) -> None:
     """Run the trigger as the triggerer does, then cancel its task the way the triggerer would."""
     runner = TriggerRunner()
     runner.triggers[1] = {"name": "job-trigger", "events": 0}
+    before = await asyncio.to_thread(requests_served, service)
     task = asyncio.ensure_future(runner.run_trigger(1, trigger, timeout_after=timeout_after))
     runner.triggers[1]["task"] = task
-    await asyncio.sleep(0.8)  # let it poll at least once
+
+    async def polled() -> bool:  # the trigger is the service's only client meanwhile
+        return task.done() or await asyncio.to_thread(requests_served, service) > before
+
+    await until(polled, "the trigger polls the service")
     assert not task.done()
     if reason is None:
         task.cancel()
@@ -53,11 +84,13 @@ def hook(jobwait_conn: str) -> JobsHook:
 
 
 async def test_user_action_cancels_the_remote_job(
-    hook: JobsHook, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    hook: JobsHook, service: ServiceProcess, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(version_compat, "_logged", set())  # this process has not warned yet
     job_id = long_job(hook)
-    await cancel_inside_runner(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2), _USER_ACTION_CANCEL_MSG)
+    await cancel_inside_runner(
+        service, JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2), _USER_ACTION_CANCEL_MSG
+    )
     status = (await hook.aget_job(job_id)).status
     if AIRFLOW_V_3_3_PLUS:
         assert status is JobStatus.CANCELED
@@ -67,37 +100,51 @@ async def test_user_action_cancels_the_remote_job(
         hook.cancel_job(job_id)
 
 
-async def test_triggerer_shutdown_or_redistribution_leaves_the_job_running(hook: JobsHook) -> None:
+async def test_triggerer_shutdown_or_redistribution_leaves_the_job_running(
+    hook: JobsHook, service: ServiceProcess
+) -> None:
     job_id = long_job(hook)
-    await cancel_inside_runner(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2), None)
-    await cancel_inside_runner(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2), "EOF - shutting down")
+    await cancel_inside_runner(service, JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2), None)
+    await cancel_inside_runner(
+        service, JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2), "EOF - shutting down"
+    )
     assert (await hook.aget_job(job_id)).status in (JobStatus.SUBMITTED, JobStatus.IN_PROGRESS)
     hook.cancel_job(job_id)
 
 
-async def test_deferral_timeout_leaves_the_job_running(hook: JobsHook) -> None:
+async def test_deferral_timeout_leaves_the_job_running(hook: JobsHook, service: ServiceProcess) -> None:
     job_id = long_job(hook)
     passed = datetime.now(UTC) - timedelta(seconds=1)
     trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2)
-    await cancel_inside_runner(trigger, _USER_ACTION_CANCEL_MSG, timeout_after=passed)
+    await cancel_inside_runner(service, trigger, _USER_ACTION_CANCEL_MSG, timeout_after=passed)
     assert (await hook.aget_job(job_id)).status in (JobStatus.SUBMITTED, JobStatus.IN_PROGRESS)
     hook.cancel_job(job_id)
 
 
-async def test_cancel_on_kill_false_keeps_the_job(hook: JobsHook) -> None:
+async def test_cancel_on_kill_false_keeps_the_job(hook: JobsHook, service: ServiceProcess) -> None:
     job_id = long_job(hook)
     trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2, cancel_on_kill=False)
-    await cancel_inside_runner(trigger, _USER_ACTION_CANCEL_MSG)
+    await cancel_inside_runner(service, trigger, _USER_ACTION_CANCEL_MSG)
     assert (await hook.aget_job(job_id)).status in (JobStatus.SUBMITTED, JobStatus.IN_PROGRESS)
     hook.cancel_job(job_id)
 
 
-async def test_on_kill_of_a_finished_job_is_harmless(hook: JobsHook) -> None:
+async def test_on_kill_of_a_finished_job_is_harmless(
+    hook: JobsHook, service: ServiceProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
     job_id = long_job(hook)
-    hook.cancel_job(job_id)
-    # Already terminal: on_kill meets 409 and logs it instead of raising.
+    finished = requests.post(
+        f"{service.base_url}/api/_test/finish",
+        json={"identifiers": [job_id], "status": "COMPLETED"},
+        headers={"Authorization": f"ApiKey {service.api_key}"},
+        timeout=10,
+    )
+    assert finished.json() == {"finished": [job_id]}
+    # Already terminal: the service refuses the cancel (409, docs/jobs-api.md §1); on_kill logs
+    # it instead of raising, and the job keeps the status it ended with.
     await JobTrigger(job_id, hook.jobwait_conn_id).on_kill()
-    assert (await hook.aget_job(job_id)).status is JobStatus.CANCELED
+    assert (await hook.aget_job(job_id)).status is JobStatus.COMPLETED
+    assert f"job {job_id} was already terminal" in capsys.readouterr().out  # Airflow's structlog
 
 
 class _DeferredTI:
@@ -158,8 +205,8 @@ async def test_a_repeated_cancel_does_not_cut_the_kill_short(hook: JobsHook, moc
     kill.cancel()  # the triggerer's next cancel, while the state request is in flight
     with pytest.raises(asyncio.CancelledError):
         await kill
-    for _ in range(100):
-        if (await hook.aget_job(job_id)).status is JobStatus.CANCELED:
-            break
-        await asyncio.sleep(0.1)
-    assert (await hook.aget_job(job_id)).status is JobStatus.CANCELED
+
+    async def canceled() -> bool:
+        return (await hook.aget_job(job_id)).status is JobStatus.CANCELED
+
+    await until(canceled, f"job {job_id} is CANCELED on the service")

@@ -474,6 +474,9 @@ def test_random_queries_validate_or_raise_query_error(query: Any, doc: dict[str,
 @PROP_SETTINGS
 @given(query=VALID_QUERIES, doc=DOCS)
 def test_random_docs_never_crash_matches(query: dict[str, Any], doc: dict[str, Any]) -> None:
+    # Every query here is in the documented subset (docs/jobs-api.md §4, MongoDB filter syntax):
+    # the validator must accept it, so one that refuses everything fails here.
+    validate_query(query)
     result = matches(doc, query)
     assert isinstance(result, bool)
     assert matches(doc, {"$nor": [query]}) is not result
@@ -490,3 +493,27 @@ def test_random_projections_project_or_raise_query_error(projection: Any, doc: d
     assert isinstance(projected, dict)
     if "id" in doc:
         assert projected["id"] == doc["id"]
+
+
+#: Top-level fields of a work that no other listed path is a prefix of (MongoDB refuses path
+#: collisions such as ``a`` with ``a.b`` in one projection).
+DISJOINT_FIELDS = ["a", "b", "tags", "event", "x"]
+
+
+@PROP_SETTINGS
+@given(
+    fields=st.lists(st.sampled_from(DISJOINT_FIELDS), min_size=1, max_size=4, unique=True),
+    include=st.sampled_from([True, False, 1, 0]),
+    doc=DOCS,
+)
+def test_valid_projections_are_accepted_and_applied(fields: list[str], include: Any, doc: dict[str, Any]) -> None:
+    # Inclusion or exclusion of distinct fields is a valid MongoDB projection (docs/jobs-api.md §4):
+    # the validator must take it, so one that refuses everything fails here.
+    projection = dict.fromkeys(fields, include)
+    validate_projection(projection)
+    projected = apply_projection(doc, projection)
+    if include:
+        assert set(projected) == {key for key in doc if key in fields or key == "id"}
+    else:
+        assert set(projected) == {key for key in doc if key not in fields}
+    assert all(projected[key] == doc[key] for key in projected)
