@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -203,22 +204,36 @@ def _fully_unquoted(value: str) -> str:
 
 
 def retry_after_seconds(response: HttpResponse) -> float | None:
-    """Seconds the service asked us to wait (``Retry-After`` as seconds or an HTTP date)."""
+    """Seconds the service asked us to wait: ``Retry-After`` as delay-seconds or an HTTP-date
+    (RFC 9110 §10.2.3), ``None`` when the value is neither (our own backoff applies then).
+
+    :param response: The answer carrying the header.
+    """
     raw = response.header("retry-after")
     if raw is None:
         return None
     raw = raw.strip()
+    if _DELAY_SECONDS.fullmatch(raw):
+        # 1*DIGIT: a decimal, a sign or an exponent is not a delay the RFC defines. More digits
+        # than any wait can use are read as the longest wait (the retry policy caps it anyway).
+        # (and ``int`` refuses over 4,300 digits).
+        return float(int(raw)) if len(raw) <= _MAX_DELAY_DIGITS else float(10**_MAX_DELAY_DIGITS)
+    if not (raw.endswith(" GMT") or _ASCTIME.fullmatch(raw)):
+        return None  # an HTTP-date is in GMT (IMF-fixdate, RFC 850) or zoneless (asctime)
     try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        if when.tzinfo is None:  # "-0000": a UTC time of unknown origin (RFC 5322)
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # asctime carries no zone: it is GMT (RFC 9110 §5.6.7)
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+#: ``delay-seconds = 1*DIGIT`` (ASCII digits only: ``str.isdigit`` would take "²").
+_DELAY_SECONDS = re.compile(r"[0-9]+")
+_MAX_DELAY_DIGITS = 12
+#: asctime-date, the one HTTP-date form without "GMT": ``Sun Nov  6 08:49:37 1994``.
+_ASCTIME = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}")
 
 
 def server_date(response: HttpResponse) -> datetime | None:
