@@ -94,12 +94,13 @@ def test_status_fault_any_error_status(service: ServiceProcess, faults: FaultCon
 
 def test_delay_exceeds_client_timeout(service: ServiceProcess, faults: FaultControl) -> None:
     normal = _get(service).status_code
-    faults.set([{"kind": "delay", "delay_s": 1.0, "count": 1}])
+    faults.set([{"kind": "delay", "delay_s": 60.0, "count": 1}])
 
     started = time.monotonic()
     with pytest.raises(requests.exceptions.ReadTimeout):
         _get(service, timeout=0.3)
-    assert time.monotonic() - started < 1.0
+    # Liveness, not speed: the client gave up long before the 60 s delay would have answered.
+    assert time.monotonic() - started < 30
     assert _get(service).status_code == normal
 
 

@@ -248,7 +248,7 @@ def test_duration_is_honoured(service: ServiceProcess) -> None:
     job = submit(service, job_body(test={"duration_s": 1.0}))
     started = time.monotonic()
     wait_for(service, job["jobIdentifier"])
-    assert 0.8 <= time.monotonic() - started < 5
+    assert time.monotonic() - started >= 0.8  # a lower bound: a slow machine only adds to it
 
 
 def test_test_controls_disabled(plain_service: ServiceProcess) -> None:
@@ -342,10 +342,11 @@ def test_watch_returns_on_change(service: ServiceProcess) -> None:
     job = submit(service, job_body(test={"duration_s": 1.0}))
     job_id = job["jobIdentifier"]
     started = time.monotonic()
-    resp = watch(service, {"identifiers": [job_id], "timeout": 20, "known": {job_id: "SUBMITTED"}})
+    resp = watch(service, {"identifiers": [job_id], "timeout": 60, "known": {job_id: "SUBMITTED"}})
     assert resp.status_code == 200
     assert [j["status"] for j in resp.json()["jobs"]] == ["IN_PROGRESS"]
-    assert time.monotonic() - started < 5
+    # Liveness: it answered on the change, not at the end of its 60 s timeout.
+    assert time.monotonic() - started < 40
     resp = watch(service, {"identifiers": [job_id], "timeout": 20, "known": {job_id: "IN_PROGRESS"}})
     assert [j["status"] for j in resp.json()["jobs"]] == ["COMPLETED"]
     # Terminal jobs answer at once, even when the caller already knows the status.
@@ -366,18 +367,19 @@ def test_watch_times_out_empty_and_wakes_on_cancel(service: ServiceProcess) -> N
     started = time.monotonic()
     resp = watch(service, {"identifiers": [job_id, "unknown-id"], "timeout": 0.5, "known": {job_id: "IN_PROGRESS"}})
     assert resp.status_code == 200 and resp.json() == {"jobs": []}
-    assert 0.4 <= time.monotonic() - started < 5
+    assert time.monotonic() - started >= 0.4  # held to its timeout (a lower bound: load only adds)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(
-            watch, service, {"identifiers": [job_id], "timeout": 30, "known": {job_id: "IN_PROGRESS"}}
+            watch, service, {"identifiers": [job_id], "timeout": 60, "known": {job_id: "IN_PROGRESS"}}
         )
         time.sleep(0.3)  # let the watch start waiting; the assertion below holds either way
         started = time.monotonic()
         requests.delete(f"{service.base_url}/api/jobs/{job_id}", headers=auth(service.api_key), timeout=10)
-        resp = pending.result(timeout=30)
+        resp = pending.result(timeout=90)
     assert [j["status"] for j in resp.json()["jobs"]] == ["CANCELED"]
-    assert time.monotonic() - started < 5
+    # Liveness: woken by the cancel, not at the end of its 60 s timeout.
+    assert time.monotonic() - started < 40
 
 
 def test_done_is_404_until_terminal(service: ServiceProcess) -> None:
