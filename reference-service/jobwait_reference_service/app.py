@@ -9,8 +9,9 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
-from jobwait_reference_service import openapi
+from jobwait_reference_service import openapi, routing
 from jobwait_reference_service.config import ServiceConfig
 from jobwait_reference_service.db import Database
 from jobwait_reference_service.family import ApiFamily
@@ -149,5 +150,6 @@ def create_app(config: ServiceConfig) -> FastAPI:
         app.include_router(token_routes)
     if config.test_controls:
         install_fault_injection(app, config)
+    app.add_exception_handler(HTTPException, routing.http_error)
     openapi.install(app)
     return app

@@ -24,6 +24,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import sqlite3
 import time
 import uuid
@@ -84,6 +85,7 @@ INPUT_TYPES = ("text", "embedded")
 HISTORY_STATUSES = {"all": None, "pending": RUNNING, "terminated": TERMINAL}
 # All that ``job_json`` and watch need; bulk replies read no more.
 JOB_COLUMNS = "id, status, updated_at, doc"
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 def bad_request(detail: str) -> HTTPException:
@@ -99,12 +101,13 @@ def _query(name: str, annotation: Any, description: str, required: bool = False)
 
 # An empty value reads as absent (the default), as the public client sometimes sends them.
 _Empty = Literal[""]
+_DateTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 _HISTORY_PARAMETERS = [
     _query("status", Literal["", "all", "pending", "terminated"], "Which jobs (default all)."),
     _query("model", str, "A model identifier or name."),
     _query("accessKey", str, "Only jobs submitted with this key (its public identifier)."),
-    _query("startDate", Annotated[str, Field(json_schema_extra={"format": "date-time"})], "Submitted at or after."),
-    _query("endDate", Annotated[str, Field(json_schema_extra={"format": "date-time"})], "Submitted at or before."),
+    _query("startDate", _DateTime | _Empty, "Submitted at or after (ISO-8601; naive means UTC)."),
+    _query("endDate", _DateTime | _Empty, "Submitted at or before (ISO-8601; naive means UTC)."),
     _query("direction", Literal["", "asc", "desc"], "Order by submit time (default desc)."),
     _query("page", Annotated[int, Field(ge=1, le=wire.MAX_PAGE)] | _Empty, "Page number (default 1)."),
     _query(
@@ -391,10 +394,10 @@ def _query_int(request: Request, name: str, default: int, maximum: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_request(f"query parameter {name!r} must be an integer, got {raw!r}") from None
+    # Digits only: int() would also take " 5", "+5", "1_0" and other scripts' digits.
+    if not _INTEGER.fullmatch(raw):
+        raise bad_request(f"query parameter {name!r} must be an integer, got {raw!r}")
+    value = int(raw)
     if not 1 <= value <= maximum:
         raise bad_request(f"query parameter {name!r} must be in 1..{maximum}, got {value}")
     return value

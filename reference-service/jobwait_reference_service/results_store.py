@@ -129,6 +129,8 @@ def _count(body: Any, name: str, default: int) -> int:
     value = body.get(name, default)
     if value is None:
         return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 5.0 is the integer 5 in JSON (and in JSON Schema)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise StoreError(400, f"'{name}' must be a non-negative integer, not {value!r}")
     return value
@@ -452,9 +454,8 @@ class ResultsStoreFamily:
             openapi_extra={
                 "parameters": [
                     {
-                        **openapi.parameter(
-                            "pipeline", "query", dict[str, str], "`<pipeline>=<id>` pairs, repeated as needed."
-                        ),
+                        # Any name is a pipeline and any value an id: no query string is refused.
+                        **openapi.parameter("pipeline", "query", Any, "`<pipeline>=<id>` pairs, repeated as needed."),
                         "style": "form",
                         "explode": True,
                     }
