@@ -9,10 +9,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
+from jobwait_reference_service import openapi, routing
 from jobwait_reference_service.config import ServiceConfig
 from jobwait_reference_service.db import Database
 from jobwait_reference_service.family import ApiFamily
+from jobwait_reference_service.family_errors import error_body
 from jobwait_reference_service.faults import install_fault_injection
 from jobwait_reference_service.oauth import create_router as oauth_router
 from jobwait_reference_service.rate_limit import RateLimit
@@ -56,7 +59,7 @@ class BodySizeLimit:
             # The server frames the body by Content-Length: the declared size is the real one.
             if declared.strip().isdigit() and int(declared) > self.max_bytes:
                 detail = f"request body of {int(declared)} bytes exceeds {self.max_bytes} bytes"
-                await self._refuse(receive, send, detail)
+                await self._refuse(receive, send, scope.get("path", ""), detail)
                 return
             await self.app(scope, receive, send)
             return
@@ -73,7 +76,12 @@ class BodySizeLimit:
             size += len(chunk)
             if size > self.max_bytes:
                 more = bool(message.get("more_body"))
-                await self._refuse(receive if more else None, send, f"request body exceeds {self.max_bytes} bytes")
+                await self._refuse(
+                    receive if more else None,
+                    send,
+                    scope.get("path", ""),
+                    f"request body exceeds {self.max_bytes} bytes",
+                )
                 return
             chunks.append(chunk)
             if not message.get("more_body"):
@@ -90,7 +98,7 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
     @staticmethod
-    async def _refuse(receive: Receive | None, send: Send, detail: str) -> None:
+    async def _refuse(receive: Receive | None, send: Send, path: str, detail: str) -> None:
         drained = 0
         while receive is not None and drained <= DRAIN_LIMIT:
             message = await receive()
@@ -99,7 +107,8 @@ class BodySizeLimit:
             drained += len(message.get("body", b""))
             if not message.get("more_body"):
                 break
-        response = JSONResponse(status_code=413, content={"detail": detail})
+        media_type, body = error_body(path, 413, detail)
+        response = JSONResponse(status_code=413, content=body, media_type=media_type)
         await response({"type": "http"}, _no_receive, send)
 
 
@@ -141,4 +150,6 @@ def create_app(config: ServiceConfig) -> FastAPI:
         app.include_router(token_routes)
     if config.test_controls:
         install_fault_injection(app, config)
+    app.add_exception_handler(HTTPException, routing.http_error)
+    openapi.install(app)
     return app

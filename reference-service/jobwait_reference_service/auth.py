@@ -1,11 +1,18 @@
-"""API-key checks: each family reads the key from the header its public client sends."""
+"""API-key checks: each family reads the key from the header its public client sends.
+
+Each check comes with the ``fastapi.security`` scheme that describes it, so the OpenAPI document
+(``openapi.py``) names every family's way of authenticating; the scheme objects never refuse a
+request themselves (``auto_error=False``): the check does, with the family's own 401 body.
+"""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Security
+from fastapi.params import Depends as DependsParam
+from fastapi.security import APIKeyHeader
 
 
 def require_api_key(api_key: str, header: str, scheme: str | None = None) -> Callable[[Request], None]:
@@ -28,3 +35,13 @@ def require_api_key(api_key: str, header: str, scheme: str | None = None) -> Cal
             raise HTTPException(status_code=401, detail=f"missing or invalid API key in header {header!r}")
 
     return check
+
+
+def key_header_scheme(name: str, header: str, description: str) -> DependsParam:
+    """A dependency that only declares an API key in ``header`` (security scheme ``name``).
+
+    :param name: The scheme's name in ``components.securitySchemes``.
+    :param header: The header the key travels in.
+    :param description: How the value is written (e.g. ``ApiKey <key>``).
+    """
+    return Security(APIKeyHeader(name=header, scheme_name=name, description=description, auto_error=False))

@@ -22,22 +22,24 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 
+from jobwait_reference_service import compute_wire as wire
+from jobwait_reference_service import openapi
 from jobwait_reference_service.compute_tasks import ParameterError, TaskFailure, find_task
 from jobwait_reference_service.config import ServiceConfig
 from jobwait_reference_service.db import Database
 from jobwait_reference_service.due_loop import DueLoop
 from jobwait_reference_service.json_body import JsonBodyError, parse_json
-from jobwait_reference_service.oauth import TokenSigner, require_bearer_key_or_token
+from jobwait_reference_service.oauth import TokenSigner, bearer_schemes, require_bearer_key_or_token
+from jobwait_reference_service.routing import allowed_methods
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ ROOT = "/compute"
 JOB_PATH = f"{ROOT}/orgs/{{org_id}}/{{topic}}/{{task}}/{{job_id}}"
 ERROR_TYPE = "https://seequent.com/error-codes/compute/"
 RUNNING = ("requested", "in progress", "cancelling")
+# Checked by the routes (``_org``: 400 otherwise); the format tells clients what to send.
+OrgId = Annotated[str, Path(description="The organisation (a UUID).", json_schema_extra={"format": "uuid"})]
 QUEUE_S = 0.2
 CANCEL_S = 0.2
 MAX_TEST_DURATION_S = 600.0
@@ -103,8 +107,12 @@ class ComputeRoute(APIRoute):
                 return await handler(request)
             except ComputeError as error:
                 return error.response()
-            except (HTTPException, RequestValidationError):
-                raise  # the 401 from auth and FastAPI's own validation answers keep their handlers
+            except RequestValidationError as error:
+                # A query parameter of the wrong type (e.g. ``limit``): Evo answers it as a problem too.
+                detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+                return ComputeError(422, "Unprocessable Entity", detail, "validation-error").response()
+            except HTTPException:
+                raise  # the 401 from auth keeps its handler and its {"detail"} body (docs/jobs-api.md §3)
             except Exception:
                 # Never Starlette's plain-text 500: an Evo client reads the Error body of any failure.
                 logger.exception("compute request failed: %s %s", request.method, request.url.path)
@@ -157,19 +165,101 @@ class ComputeTasks:
         steps = {"requested": self._start_run, "in progress": self._run, "cancelling": self._finish_cancel}
         self.loop = DueLoop.for_table("compute-tasks", db, "cp_jobs", steps, self._fail_internal)
         auth = Depends(require_bearer_key_or_token(config.api_key, TokenSigner.from_config(config)))
-        self.router = APIRouter(route_class=ComputeRoute, dependencies=[auth])
-        self.router.add_api_route(f"{ROOT}/orgs/{{org_id}}/{{topic}}/{{task}}", self.submit, methods=["POST"])
-        self.router.add_api_route(f"{JOB_PATH}/status", self.get_status, methods=["GET"])
-        self.router.add_api_route(JOB_PATH, self.get_results, methods=["GET"])
-        self.router.add_api_route(JOB_PATH, self.cancel, methods=["DELETE"])
+        self.router = APIRouter(route_class=ComputeRoute, dependencies=[*bearer_schemes(config), auth])
+        no_job = "No such job of this task in this organisation."
+        self._route(
+            f"{ROOT}/orgs/{{org_id}}/{{topic}}/{{task}}",
+            self.submit,
+            "POST",
+            {
+                303: {
+                    "description": "Submitted: no body; `Location` is the job's status URL.",
+                    "headers": {
+                        "Location": {
+                            "description": "`/compute/orgs/{orgId}/{topic}/{task}/{jobId}/status`.",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    },
+                }
+            },
+            self._errors(
+                body=True,
+                e400="orgId not a UUID, a body that is not strict JSON or not `{parameters: {...}}`, or "
+                "parameters the task refuses.",
+                e404="No such task in this topic.",
+            ),
+            status_code=303,
+            response_class=Response,  # no body: nothing to describe under a media type
+            openapi_extra=openapi.json_body(wire.Submit, "The task's parameters."),
+        )
+        running = "Running: only the status."
+        self._route(
+            f"{JOB_PATH}/status",
+            self.get_status,
+            "GET",
+            openapi.answers(wire.JobStatusBody, {200: "The job's status."}),
+            self._errors(e400="orgId not a UUID.", e404=no_job),
+        )
+        self._route(
+            JOB_PATH,
+            self.get_results,
+            "GET",
+            {
+                **openapi.answers(wire.JobResults, {200: "Finished: its results or its error."}),
+                **openapi.answers(wire.JobRunning, {202: running}),
+            },
+            self._errors(e400="orgId not a UUID.", e404=no_job),
+        )
+        self._route(
+            JOB_PATH,
+            self.cancel,
+            "DELETE",
+            {204: {"description": "Cancelling (or already finished): no body."}},
+            self._errors(e400="orgId not a UUID.", e404=no_job),
+            status_code=204,
+        )
         # Evo's Workspaces API on the same hub: clients read it to check a hub, org and token.
-        self.router.add_api_route("/workspace/orgs/{org_id}/workspaces", self.list_workspaces, methods=["GET"])
+        self._route(
+            "/workspace/orgs/{org_id}/workspaces",
+            self.list_workspaces,
+            "GET",
+            openapi.answers(wire.Workspaces, {200: "An empty page."}),
+            self._errors(e400="orgId not a UUID.", e422="`limit` or `offset` not an integer."),
+        )
         # Last: anything else under /compute gets an Error body rather than FastAPI's default.
         self.router.add_api_route(
             f"{ROOT}/{{rest:path}}",
             self.unknown_path,
             methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
             include_in_schema=False,
+        )
+
+    def _errors(self, body: bool = False, **statuses: str) -> dict[int | str, dict[str, Any]]:
+        """A route's problem answers (``statuses``: ``e400="why"``), and the 401 every route has."""
+        own = {int(code[1:]): why for code, why in statuses.items()}
+        problems = openapi.error_answers(
+            wire.Problem,
+            own,
+            body=body,
+            rate_limited=self.config.rate_limit is not None,
+            media_type="application/problem+json",
+        )
+        # The one answer not in Evo's shape: a client reads any 401 as "fetch a new token".
+        why = "Missing, wrong or expired `Authorization: Bearer <key or access token>`."
+        return {**openapi.answers(openapi.Detail, {401: why}), **problems}
+
+    def _route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        method: str,
+        success: dict[int | str, dict[str, Any]],
+        errors: dict[int | str, dict[str, Any]],
+        **extra: Any,
+    ) -> None:
+        self.router.add_api_route(
+            path, endpoint, methods=[method], response_model=None, responses={**success, **errors}, **extra
         )
 
     async def start(self) -> None:
@@ -180,7 +270,9 @@ class ComputeTasks:
 
     # -- routes --
 
-    async def list_workspaces(self, org_id: str, request: Request, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    async def list_workspaces(
+        self, org_id: OrgId, request: Request, limit: int = 50, offset: int = 0
+    ) -> dict[str, Any]:
         """``GET /workspace/orgs/{orgId}/workspaces``: this service holds no workspaces, so an
         empty page in the shape of Evo's ``ListWorkspacesResponse``."""
         _org(org_id)
@@ -190,7 +282,7 @@ class ComputeTasks:
             "links": {"count": 0, "total": 0, "first": url, "last": url, "next": None, "previous": None},
         }
 
-    async def submit(self, org_id: str, topic: str, task: str, request: Request) -> Response:
+    async def submit(self, org_id: OrgId, topic: str, task: str, request: Request) -> Response:
         org = _org(org_id)
         spec = find_task(topic, task)
         if spec is None:
@@ -251,7 +343,7 @@ class ComputeTasks:
             raise _not_found(f"no job {job_id!r} for task {topic}/{task} in organisation {org}")
         return row  # type: ignore[no-any-return]
 
-    def get_status(self, org_id: str, topic: str, task: str, job_id: str) -> dict[str, Any]:
+    def get_status(self, org_id: OrgId, topic: str, task: str, job_id: str) -> dict[str, Any]:
         row = self._job(self.db.connection(), org_id, topic, task, job_id)
         return {
             "status": row["status"],
@@ -260,7 +352,7 @@ class ComputeTasks:
             "error": None if row["error"] is None else json.loads(row["error"]),
         }
 
-    def get_results(self, org_id: str, topic: str, task: str, job_id: str) -> Response:
+    def get_results(self, org_id: OrgId, topic: str, task: str, job_id: str) -> Response:
         row = self._job(self.db.connection(), org_id, topic, task, job_id)
         status = row["status"]
         if status in RUNNING:
@@ -269,7 +361,7 @@ class ComputeTasks:
         error = None if row["error"] is None else json.loads(row["error"])
         return JSONResponse(status_code=200, content={"status": status, "results": results, "error": error})
 
-    def cancel(self, org_id: str, topic: str, task: str, job_id: str) -> Response:
+    def cancel(self, org_id: OrgId, topic: str, task: str, job_id: str) -> Response:
         with self.db.transaction() as tx:
             row = self._job(tx, org_id, topic, task, job_id)
             # A terminal or already-cancelling job stays as it is: cancelling is idempotent.
@@ -282,12 +374,12 @@ class ComputeTasks:
         return Response(status_code=204)
 
     def unknown_path(self, request: Request) -> Response:
-        for route in request.app.router.routes:
-            if not isinstance(route, APIRoute) or route.endpoint == self.unknown_path:
-                continue
-            if route.matches(request.scope)[0] is Match.PARTIAL:  # the path exists, the method does not
-                detail = f"method {request.method} is not allowed on {request.url.path}"
-                return ComputeError(405, "Method Not Allowed", detail, "method-not-allowed").response()
+        allowed = allowed_methods(request, self.unknown_path)
+        if allowed:  # the path exists, the method does not
+            detail = f"method {request.method} is not allowed on {request.url.path}"
+            response = ComputeError(405, "Method Not Allowed", detail, "method-not-allowed").response()
+            response.headers["Allow"] = ", ".join(allowed)  # RFC 9110 §15.5.6
+            return response
         return _not_found(f"no such resource: {request.method} {request.url.path}").response()
 
     # -- progress --

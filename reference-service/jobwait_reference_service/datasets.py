@@ -44,20 +44,24 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Match
 
 from jobwait_reference_service import datasets_repo as repo
+from jobwait_reference_service import datasets_wire as wire
+from jobwait_reference_service import openapi
+from jobwait_reference_service.auth import key_header_scheme
 from jobwait_reference_service.config import ServiceConfig
 from jobwait_reference_service.db import Database
 from jobwait_reference_service.due_loop import DueLoop
 from jobwait_reference_service.json_body import JsonBodyError, parse_json
+from jobwait_reference_service.routing import allowed_methods
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +75,27 @@ RUNNING = ("QUEUING", "PROCESSING")
 QUEUING_S = 0.3
 PROCESSING_S = 0.5
 MAX_TEST_DURATION_S = 600.0
-MAX_PAGE = 128
-JobTypeQuery = Annotated[str | None, Query(alias="jobType")]
-BranchQuery = Annotated[str | None, Query(alias="branchName")]
+MAX_PAGE = wire.MAX_PAGE
+# Read as text and checked by the routes (``_choice_param``, ``_int_param``), so each answers
+# TensorBay's own 400; the document describes them from ``datasets_wire`` instead (``_QUERY``).
+JobTypeQuery = Annotated[str | None, Query(alias="jobType", include_in_schema=False)]
+BranchQuery = Annotated[str | None, Query(alias="branchName", include_in_schema=False)]
+TextQuery = Annotated[str | None, Query(include_in_schema=False)]
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def _query(name: str, annotation: Any, description: str) -> dict[str, Any]:
+    return openapi.parameter(name, "query", annotation, description)
+
+
+_QUERY = {
+    "jobType": _query("jobType", wire.JobTypeParam, "The job's type (every call about a job sends it)."),
+    "status": _query("status", wire.JobStatus | Literal[""], "Only jobs in this status."),
+    "offset": _query("offset", wire.Offset, "Skip this many (default 0)."),
+    "limit": _query("limit", wire.Limit, f"At most this many (default {MAX_PAGE})."),
+    "draftStatus": _query("status", Literal["", "OPEN", "CLOSED", "COMMITTED", "ALL"], "Default OPEN."),
+    "branchName": _query("branchName", str, "Only drafts onto this branch."),
+}
 _DATASET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 DDL = """
@@ -166,10 +188,10 @@ async def _json_object(request: Request) -> dict[str, Any]:
 def _int_param(name: str, raw: str | None, default: int, low: int, high: int | None = None) -> int:
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _invalid(f"{name} must be an integer, got {raw!r}") from None
+    # Digits only: int() would also take " 5", "+5", "1_0" and other scripts' digits.
+    if not _INTEGER.fullmatch(raw):
+        raise _invalid(f"{name} must be an integer, got {raw!r}")
+    value = int(raw)
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise _invalid(f"{name} must be {bound}, got {value}")
@@ -273,7 +295,8 @@ class DatasetJobs:
         self._expected_key = config.api_key.encode()
         steps = {"QUEUING": self._start_processing, "PROCESSING": self._process}
         self.loop = DueLoop.for_table("dataset-jobs", db, "tb_jobs", steps, self._fail_internal)
-        self.router = APIRouter(route_class=TensorBayRoute, dependencies=[Depends(self._require_token)])
+        scheme = key_header_scheme("TensorBayToken", "X-Token", "The API key (an AccessKey) as it is.")
+        self.router = APIRouter(route_class=TensorBayRoute, dependencies=[scheme, Depends(self._require_token)])
         self._add_routes()
 
     async def start(self) -> None:
@@ -304,28 +327,131 @@ class DatasetJobs:
 
     # -- routes --
 
+    def _errors(self, body: bool = False, **statuses: str) -> dict[int | str, dict[str, Any]]:
+        own = {int(code[1:]): why for code, why in statuses.items()}
+        own[401] = "Missing or wrong `X-Token` (code `Unauthorized`)."
+        own[500] = "The service failed (code `InternalServerError`)."
+        return openapi.error_answers(
+            wire.TensorBayError, own, body=body, rate_limited=self.config.rate_limit is not None
+        )
+
+    def _route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        method: str,
+        answer: type[BaseModel],
+        why: str,
+        errors: dict[int | str, dict[str, Any]],
+        query: tuple[str, ...] = (),
+        **extra: Any,
+    ) -> None:
+        openapi_extra = extra.pop("openapi_extra", {})
+        if query:
+            openapi_extra["parameters"] = [_QUERY[name] for name in query]
+        self.router.add_api_route(
+            path,
+            endpoint,
+            methods=[method],
+            response_model=None,
+            responses={**openapi.answers(answer, {200: why}), **errors},
+            openapi_extra=openapi_extra or None,
+            **extra,
+        )
+
     def _add_routes(self) -> None:
         r = self.router
-        r.add_api_route(f"{PREFIX}/jobs", self.create_job, methods=["POST"])
-        r.add_api_route(f"{PREFIX}/jobs", self.list_jobs, methods=["GET"])
-        r.add_api_route(f"{PREFIX}/jobs/{{job_id}}", self.get_job, methods=["GET"])
-        r.add_api_route(f"{PREFIX}/jobs/{{job_id}}", self.delete_job, methods=["DELETE"])
-        r.add_api_route(f"{PREFIX}/jobs/{{job_id}}/retry", self.retry_job, methods=["POST"])
-        r.add_api_route(f"{PREFIX}/jobs/{{job_id}}/abort", self.abort_job, methods=["POST"])
-        r.add_api_route(f"{PREFIX}/drafts", self.list_drafts, methods=["GET"])
-        r.add_api_route(f"{API_ROOT}/users", self.get_user, methods=["GET"])
+        e = self._errors
+        no_job = "No such dataset, or no such job of that type in it (code `ResourceNotExist`)."
+        bad_type = "A query parameter out of range (code `InvalidParamsValue`)."
+        create_body = openapi.json_body(
+            wire.CreateJob,
+            "The job. A branch or commit the dataset lacks, or a source branch equal to the target, gets 400.",
+        )
+        if self.config.extensions:
+            why = "[ext] A create repeating an `X-Request-Id` answers the job the first one made."
+            create_body["parameters"] = [openapi.parameter("X-Request-Id", "header", str, why)]
+        self._route(
+            f"{PREFIX}/jobs",
+            self.create_job,
+            "POST",
+            wire.DatasetJob,
+            "The job (the contract's `{jobId, createdAt}`, and the rest of it).",
+            e(
+                True,
+                e400="Not strict JSON, a field missing (`RequestParamsMissing`) or refused (`InvalidParamsValue`).",
+                e404="No such dataset (code `ResourceNotExist`).",
+            ),
+            openapi_extra=create_body,
+        )
+        self._route(
+            f"{PREFIX}/jobs",
+            self.list_jobs,
+            "GET",
+            wire.DatasetJobs,
+            "The dataset's jobs, newest first.",
+            e(e400=bad_type, e404="No such dataset (code `ResourceNotExist`)."),
+            ("jobType", "status", "offset", "limit"),
+        )
+        self._route(
+            f"{PREFIX}/jobs/{{job_id}}",
+            self.get_job,
+            "GET",
+            wire.DatasetJob,
+            "The job.",
+            e(e400=bad_type, e404=no_job),
+            ("jobType",),
+        )
+        self._route(
+            f"{PREFIX}/jobs/{{job_id}}",
+            self.delete_job,
+            "DELETE",
+            wire.Empty,
+            "Deleted.",
+            e(e400=bad_type, e404=no_job),
+            ("jobType",),
+        )
+        self._route(
+            f"{PREFIX}/jobs/{{job_id}}/retry",
+            self.retry_job,
+            "POST",
+            wire.Empty,
+            "Queued again.",
+            e(e400="Not FAILED or ABORTED, or a query parameter out of range.", e404=no_job),
+            ("jobType",),
+        )
+        self._route(
+            f"{PREFIX}/jobs/{{job_id}}/abort",
+            self.abort_job,
+            "POST",
+            wire.Empty,
+            "Aborted.",
+            e(e400="Not QUEUING or PROCESSING, or a query parameter out of range.", e404=no_job),
+            ("jobType",),
+        )
+        self._route(
+            f"{PREFIX}/drafts",
+            self.list_drafts,
+            "GET",
+            wire.Drafts,
+            "The dataset's drafts.",
+            e(e400=bad_type, e404="No such dataset (code `ResourceNotExist`)."),
+            ("draftStatus", "branchName", "offset", "limit"),
+        )
+        self._route(f"{API_ROOT}/users", self.get_user, "GET", wire.UserInfo, "The key's user.", e())
         if self.config.test_controls:
-            r.add_api_route(TEST_PREFIX, self.test_clone, methods=["POST"])
-            r.add_api_route(f"{TEST_PREFIX}/{{dataset_id}}/commits", self.test_commit, methods=["POST"])
-            r.add_api_route(f"{TEST_PREFIX}/{{dataset_id}}/branches", self.test_branch, methods=["POST"])
-            r.add_api_route(f"{TEST_PREFIX}/{{dataset_id}}/branches/{{name}}", self.test_get_branch, methods=["GET"])
-            r.add_api_route(f"{TEST_PREFIX}/{{dataset_id}}/drafts/{{number}}", self.test_get_draft, methods=["GET"])
-            r.add_api_route(
-                f"{TEST_PREFIX}/{{dataset_id}}/drafts/{{number}}/commit", self.test_commit_draft, methods=["POST"]
-            )
-            r.add_api_route(
-                f"{TEST_PREFIX}/{{dataset_id}}/search-results/{{result_id}}", self.test_search_result, methods=["GET"]
-            )
+            # Test set-up, not TensorBay's API: out of the document.
+            tests: list[tuple[str, Callable[..., Any], str]] = [
+                ("", self.test_clone, "POST"),
+                ("/{dataset_id}/commits", self.test_commit, "POST"),
+                ("/{dataset_id}/branches", self.test_branch, "POST"),
+                ("/{dataset_id}/branches/{name}", self.test_get_branch, "GET"),
+                ("/{dataset_id}/drafts/{number}", self.test_get_draft, "GET"),
+                ("/{dataset_id}/drafts/{number}/commit", self.test_commit_draft, "POST"),
+                ("/{dataset_id}/search-results/{result_id}", self.test_search_result, "GET"),
+            ]
+            for path, endpoint, method in tests:
+                r.add_api_route(TEST_PREFIX + path, endpoint, methods=[method], include_in_schema=False)
         # Last: anything else under the API root gets TensorBay's error shape rather than FastAPI's.
         r.add_api_route(
             f"{API_ROOT}/{{rest:path}}",
@@ -403,9 +529,9 @@ class DatasetJobs:
         self,
         dataset_id: str,
         job_type: JobTypeQuery = None,
-        status: str | None = None,
-        offset: str | None = None,
-        limit: str | None = None,
+        status: TextQuery = None,
+        offset: TextQuery = None,
+        limit: TextQuery = None,
     ) -> dict[str, Any]:
         wanted_type = _choice_param("jobType", job_type, JOB_TYPES)
         wanted_status = _choice_param("status", status, JOB_STATUSES)
@@ -453,10 +579,10 @@ class DatasetJobs:
     def list_drafts(
         self,
         dataset_id: str,
-        status: str | None = None,
+        status: TextQuery = None,
         branch_name: BranchQuery = None,
-        offset: str | None = None,
-        limit: str | None = None,
+        offset: TextQuery = None,
+        limit: TextQuery = None,
     ) -> dict[str, Any]:
         # TensorBay lists OPEN drafts unless asked otherwise; "ALL" lists every status.
         wanted = _choice_param("status", status, (*repo.DRAFT_STATUSES, "ALL")) or "OPEN"
@@ -475,11 +601,11 @@ class DatasetJobs:
         }
 
     def unknown_path(self, request: Request) -> Response:
-        for route in request.app.router.routes:
-            if not isinstance(route, APIRoute) or route.endpoint == self.unknown_path:
-                continue
-            if route.matches(request.scope)[0] is Match.PARTIAL:  # the path exists, the method does not
-                return TensorBayError(405, "Forbidden", f"method {request.method} is not allowed here").response()
+        allowed = allowed_methods(request, self.unknown_path)
+        if allowed:  # the path exists, the method does not
+            response = TensorBayError(405, "Forbidden", f"method {request.method} is not allowed here").response()
+            response.headers["Allow"] = ", ".join(allowed)  # RFC 9110 §15.5.6
+            return response
         return _not_found(f"no such resource: {request.method} {request.url.path}").response()
 
     # -- background progression (steps of ``DueLoop.for_table``) --

@@ -23,22 +23,28 @@ import asyncio
 import functools
 import hashlib
 import json
+import logging
+import re
 import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse, Response
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from jobwait_reference_service import inference_runner as store
-from jobwait_reference_service.auth import require_api_key
+from jobwait_reference_service import inference_wire as wire
+from jobwait_reference_service import openapi
+from jobwait_reference_service.auth import key_header_scheme, require_api_key
 from jobwait_reference_service.config import ServiceConfig
 from jobwait_reference_service.db import Database
+from jobwait_reference_service.detail_route import DetailRoute
 from jobwait_reference_service.inference_models import (
     HARDWARE_REQUIREMENTS,
     MODELS,
@@ -61,23 +67,60 @@ from jobwait_reference_service.inference_runner import (
     StatusHub,
     TestControls,
 )
+from jobwait_reference_service.inference_wire import (
+    MAX_BATCH_IDS,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_SOURCES,
+    MAX_WATCH_TIMEOUT_S,
+)
 from jobwait_reference_service.json_body import JsonBodyError, parse_json
+from jobwait_reference_service.openapi import Detail, answers, error_answers, parameter
 
-MAX_BATCH_IDS = 500
-MAX_SOURCES = 10_000
+logger = logging.getLogger(__name__)
+
 MAX_TEST_DURATION_S = 86_400.0
-MAX_WATCH_TIMEOUT_S = 60.0
 DEFAULT_WATCH_TIMEOUT_S = 30.0
-MAX_IDEMPOTENCY_KEY = 255
-DEFAULT_PER_PAGE, MAX_PER_PAGE = 100, 1000
+DEFAULT_PER_PAGE, MAX_PER_PAGE = 100, wire.MAX_PER_PAGE
 INPUT_TYPES = ("text", "embedded")
 HISTORY_STATUSES = {"all": None, "pending": RUNNING, "terminated": TERMINAL}
 # All that ``job_json`` and watch need; bulk replies read no more.
 JOB_COLUMNS = "id, status, updated_at, doc"
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 def bad_request(detail: str) -> HTTPException:
     return HTTPException(status_code=400, detail=detail)
+
+
+# ---------------------------------------------------------------- OpenAPI
+
+
+def _query(name: str, annotation: Any, description: str, required: bool = False) -> dict[str, Any]:
+    return parameter(name, "query", annotation, description, required=required)
+
+
+# An empty value reads as absent (the default), as the public client sometimes sends them.
+_Empty = Literal[""]
+_DateTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+_HISTORY_PARAMETERS = [
+    _query("status", Literal["", "all", "pending", "terminated"], "Which jobs (default all)."),
+    _query("model", str, "A model identifier or name."),
+    _query("accessKey", str, "Only jobs submitted with this key (its public identifier)."),
+    _query("startDate", _DateTime | _Empty, "Submitted at or after (ISO-8601; naive means UTC)."),
+    _query("endDate", _DateTime | _Empty, "Submitted at or before (ISO-8601; naive means UTC)."),
+    _query("direction", Literal["", "asc", "desc"], "Order by submit time (default desc)."),
+    _query("page", Annotated[int, Field(ge=1, le=wire.MAX_PAGE)] | _Empty, "Page number (default 1)."),
+    _query(
+        "per-page", Annotated[int, Field(ge=1, le=MAX_PER_PAGE)] | _Empty, f"Page size (default {DEFAULT_PER_PAGE})."
+    ),
+]
+
+
+def _answers(config: ServiceConfig, body: bool = False, **statuses: str) -> dict[int | str, dict[str, Any]]:
+    """The ``{"detail"}`` errors a route answers: ``statuses`` (``e400="why"``) plus every route's own."""
+    own = {int(code[1:]): why for code, why in statuses.items()}
+    own[401] = "Missing or wrong `Authorization: ApiKey <key>`."
+    return error_answers(Detail, own, body=body, rate_limited=config.rate_limit is not None)
 
 
 def access_key_id(api_key: str) -> str:
@@ -351,10 +394,10 @@ def _query_int(request: Request, name: str, default: int, maximum: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_request(f"query parameter {name!r} must be an integer, got {raw!r}") from None
+    # Digits only: int() would also take " 5", "+5", "1_0" and other scripts' digits.
+    if not _INTEGER.fullmatch(raw):
+        raise bad_request(f"query parameter {name!r} must be an integer, got {raw!r}")
+    value = int(raw)
     if not 1 <= value <= maximum:
         raise bad_request(f"query parameter {name!r} must be in 1..{maximum}, got {value}")
     return value
@@ -429,10 +472,13 @@ class InferenceFamily:
         self.runner = JobRunner(db, self.hub)
         self.stats = RequestStats()
         db.migrate(store.DDL)
-        dependencies: list[DependsParam] = [Depends(require_api_key(config.api_key, "Authorization", "ApiKey"))]
+        dependencies: list[DependsParam] = [
+            key_header_scheme("ModzyApiKey", "Authorization", "The API key as `ApiKey <key>`."),
+            Depends(require_api_key(config.api_key, "Authorization", "ApiKey")),
+        ]
         if config.test_controls:
             dependencies.append(Depends(self.stats.count))
-        self.router = APIRouter(prefix="/api", tags=["inference"], dependencies=dependencies)
+        self.router = APIRouter(prefix="/api", tags=["inference"], dependencies=dependencies, route_class=DetailRoute)
         self._add_model_routes()
         self._add_job_routes()
         if config.test_controls:
@@ -463,10 +509,21 @@ class InferenceFamily:
 
     # -- routes
 
+    def _errors(self, body: bool = False, **statuses: str) -> dict[int | str, dict[str, Any]]:
+        return _answers(self.config, body, **statuses)
+
     def _add_model_routes(self) -> None:
         router = self.router
+        unknown = "Unknown model (or version)."
 
-        @router.get("/models")
+        @router.get(
+            "/models",
+            response_model=None,
+            responses={**answers(wire.ModelSummaries, {200: "The models."}), **self._errors()},
+            openapi_extra={
+                "parameters": [_query("modelId", str, "Only this model."), _query("name", str, "Name contains.")]
+            },
+        )
         def list_models(request: Request) -> JSONResponse:
             wanted_id = request.query_params.get("modelId")
             wanted_name = (request.query_params.get("name") or "").lower()
@@ -477,7 +534,11 @@ class InferenceFamily:
             ]
             return JSONResponse(models)
 
-        @router.get("/models/requirements/account")
+        @router.get(
+            "/models/requirements/account",
+            response_model=None,
+            responses={**answers(wire.Requirements, {200: "The account's hardware."}), **self._errors()},
+        )
         def hardware_requirements() -> JSONResponse:
             return JSONResponse(HARDWARE_REQUIREMENTS)
 
@@ -487,15 +548,27 @@ class InferenceFamily:
                 raise HTTPException(status_code=404, detail=f"model {model_id!r} not found")
             return spec
 
-        @router.get("/models/{model_id}")
+        @router.get(
+            "/models/{model_id}",
+            response_model=None,
+            responses={**answers(wire.ModelDetail, {200: "The model."}), **self._errors(e404=unknown)},
+        )
         def get_model(model_id: str) -> JSONResponse:
             return JSONResponse(model_detail(known_model(model_id)))
 
-        @router.get("/models/{model_id}/versions")
+        @router.get(
+            "/models/{model_id}/versions",
+            response_model=None,
+            responses={**answers(wire.VersionDetails, {200: "Its versions."}), **self._errors(e404=unknown)},
+        )
         def get_versions(model_id: str) -> JSONResponse:
             return JSONResponse([version_detail(known_model(model_id))])
 
-        @router.get("/models/{model_id}/versions/{version}")
+        @router.get(
+            "/models/{model_id}/versions/{version}",
+            response_model=None,
+            responses={**answers(wire.VersionDetail, {200: "The version."}), **self._errors(e404=unknown)},
+        )
         def get_version(model_id: str, version: str) -> JSONResponse:
             spec = known_model(model_id)
             if version != VERSION:
@@ -504,8 +577,34 @@ class InferenceFamily:
 
     def _add_job_routes(self) -> None:
         router = self.router
+        no_job = "Unknown job."
+        submit_extra = openapi.json_body(wire.SubmitJob, "The job: a model, its inputs, `explain`.")
+        submit_answers = {201: "A new job.", 200: "The job this `Idempotency-Key` made before."}
+        if self.config.extensions:
+            key = Annotated[str, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY)]
+            why = "[ext] The same key with the same body answers the first job again (200)."
+            submit_extra["parameters"] = [parameter("Idempotency-Key", "header", key, why)]
+        else:
+            submit_answers = {201: "A new job."}
 
-        @router.post("/jobs")
+        @router.post(
+            "/jobs",
+            status_code=201,
+            response_model=None,
+            responses={
+                **answers(wire.Job, submit_answers),
+                **self._errors(
+                    body=True,
+                    e400="A body that is not strict JSON, or a field the service refuses (named).",
+                    **(
+                        {"e409": "[ext] `Idempotency-Key` used before with another body."}
+                        if self.config.extensions
+                        else {}
+                    ),
+                ),
+            },
+            openapi_extra=submit_extra,
+        )
         async def submit(request: Request) -> Response:
             body = await json_body(request)
             job = parse_submit(body, self.config.test_controls, self.access_key)
@@ -531,18 +630,37 @@ class InferenceFamily:
             return json_reply(job_json(row), status_code=201 if created else 200)
 
         # Registered before /jobs/{job_id} so "history" is not taken for a job id.
-        @router.get("/jobs/history")
+        @router.get(
+            "/jobs/history",
+            response_model=None,
+            responses={
+                **answers(wire.JobList, {200: "Jobs, newest first unless told otherwise."}),
+                **self._errors(e400="A query parameter out of range (named)."),
+            },
+            openapi_extra={"parameters": _HISTORY_PARAMETERS},
+        )
         def history(request: Request) -> Response:
             return json_reply("[" + ",".join(job_json(row) for row in self._history_rows(request)) + "]")
 
         if self.config.extensions:
             self._add_extension_routes()
 
-        @router.get("/jobs/{job_id}")
+        @router.get(
+            "/jobs/{job_id}",
+            response_model=None,
+            responses={**answers(wire.Job, {200: "The job."}), **self._errors(e404=no_job)},
+        )
         def get_job(job_id: str) -> Response:
             return json_reply(job_json(self._job_row(job_id)))
 
-        @router.delete("/jobs/{job_id}")
+        @router.delete(
+            "/jobs/{job_id}",
+            response_model=None,
+            responses={
+                **answers(wire.Job, {200: "The job, now CANCELED."}),
+                **self._errors(e404=no_job, e409="The job is already terminal."),
+            },
+        )
         def cancel(job_id: str) -> Response:
             try:
                 row = store.cancel_job(self.db, job_id, time.time())
@@ -555,7 +673,14 @@ class InferenceFamily:
             self.hub.publish_threadsafe([job_id])
             return json_reply(job_json(row))
 
-        @router.get("/results/{job_id}")
+        @router.get(
+            "/results/{job_id}",
+            response_model=None,
+            responses={
+                **answers(wire.Results, {200: "The job's results so far."}),
+                **self._errors(e404="Unknown job, or no result yet (still SUBMITTED)."),
+            },
+        )
         def results(job_id: str) -> JSONResponse:
             job = self._job_row(job_id)
             if job["status"] == SUBMITTED:
@@ -572,7 +697,19 @@ class InferenceFamily:
         """[ext] Batch status, watch and ``/done``: the real profile has none (a gateway's 404/405)."""
         router = self.router
 
-        @router.get("/jobs")
+        @router.get(
+            "/jobs",
+            response_model=None,
+            responses={
+                **answers(wire.Jobs, {200: "The known jobs among those asked for."}),
+                **self._errors(e400="No `identifiers`, or more than 500."),
+            },
+            openapi_extra={
+                "parameters": [
+                    _query("identifiers", str, f"Comma-separated job identifiers (at most {MAX_BATCH_IDS}).", True)
+                ]
+            },
+        )
         def batch_status(request: Request) -> Response:
             raw = request.query_params.get("identifiers")
             if raw is None:
@@ -582,12 +719,27 @@ class InferenceFamily:
                 raise bad_request(f"query parameter 'identifiers' lists {len(ids)} jobs; at most {MAX_BATCH_IDS}")
             return jobs_reply(self._job_rows(ids))
 
-        @router.post("/jobs:watch")
+        @router.post(
+            "/jobs:watch",
+            response_model=None,
+            responses={
+                **answers(wire.Jobs, {200: "The jobs that changed, or none once `timeout` passed."}),
+                **self._errors(body=True, e400="A body that is not strict JSON, or a field out of range (named)."),
+            },
+            openapi_extra=openapi.json_body(wire.WatchJobs, "The jobs to watch and what the caller knows of them."),
+        )
         async def watch(request: Request) -> Response:
             ids, timeout, known = parse_watch(await json_body(request))
             return jobs_reply(await self._watch(ids, timeout, known))
 
-        @router.get("/jobs/{job_id}/done")
+        @router.get(
+            "/jobs/{job_id}/done",
+            response_model=None,
+            responses={
+                **answers(wire.Job, {200: "The job, terminal."}),
+                **self._errors(e404="Unknown job, or still running."),
+            },
+        )
         def job_done(job_id: str) -> Response:
             """[ext] 200 Job once terminal, 404 while running: for generic not-404 pollers."""
             rows = self._job_rows([job_id])
@@ -597,7 +749,7 @@ class InferenceFamily:
             return json_reply(job_json(rows[0]))
 
     def _add_stats_routes(self) -> None:
-        @self.router.post("/_test/finish")
+        @self.router.post("/_test/finish", include_in_schema=False)
         async def finish(request: Request) -> dict[str, Any]:
             """End running jobs now: ``{"identifiers": [...], "status": "COMPLETED"}`` -> ``{"finished": [...]}``."""
             body = await json_body(request)
@@ -611,11 +763,11 @@ class InferenceFamily:
             self.hub.publish(ended)
             return {"finished": ended}
 
-        @self.router.get("/_test/stats")
+        @self.router.get("/_test/stats", include_in_schema=False)
         def get_stats() -> dict[str, Any]:
             return self.stats.snapshot()
 
-        @self.router.delete("/_test/stats")
+        @self.router.delete("/_test/stats", include_in_schema=False)
         def reset_stats() -> dict[str, Any]:
             return self.stats.reset()
 

@@ -558,7 +558,8 @@ def compile_projection(projection: Any) -> Callable[[Document], dict[str, Any]]:
         raise QueryError("projection must be an object")
     _check_shape(projection, "projection")
     for path, flag in projection.items():
-        if not isinstance(flag, bool) and not (isinstance(flag, int) and flag in (0, 1)):
+        # 1.0 is the number 1 in JSON (and in JSON Schema), so it counts as 1.
+        if not isinstance(flag, bool) and not (isinstance(flag, int | float) and flag in (0, 1)):
             raise QueryError(f"projection of {path!r} must be true/false or 1/0, not {flag!r}")
     fields = {path: bool(flag) for path, flag in projection.items() if path != ID_FIELD}
     if fields.get("_id") is False and any(fields.values()):

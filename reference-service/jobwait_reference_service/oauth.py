@@ -40,8 +40,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer, OAuth2
 
 from jobwait_reference_service.auth import require_api_key
 from jobwait_reference_service.config import ServiceConfig
@@ -121,6 +124,25 @@ def _b64decode(text: str) -> bytes:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, UnicodeEncodeError) as error:
         raise ValueError("not base64url") from error
+
+
+def bearer_schemes(config: ServiceConfig) -> list[DependsParam]:
+    """Dependencies that only declare how the compute family authenticates (``openapi.py``).
+
+    The key as a bearer token, and, when a client is configured, OAuth2 client credentials from
+    ``POST /connect/token``: alternatives, either will do. The schemes refuse nothing themselves
+    (``auto_error=False``); ``require_bearer_key_or_token`` does.
+
+    :param config: The service settings (is there an OAuth2 client).
+    """
+    schemes = [
+        Security(HTTPBearer(scheme_name="EvoBearer", description="The API key (or an access token).", auto_error=False))
+    ]
+    if config.oauth_enabled:
+        flows = OAuthFlows(clientCredentials=OAuthFlowClientCredentials(tokenUrl=TOKEN_PATH))
+        oauth2 = OAuth2(flows=flows, scheme_name="EvoOAuth2", description="Client credentials grant.", auto_error=False)
+        schemes.append(Security(oauth2))
+    return schemes
 
 
 def require_bearer_key_or_token(api_key: str, signer: TokenSigner | None) -> Callable[[Request], None]:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from jobwait_reference_service.family_errors import error_body
+
 #: The headers the families read their credential from (docs/jobs-api.md §1-§4).
 CREDENTIAL_HEADERS = (b"authorization", b"x-token", b"x-access-token")
 
@@ -47,13 +49,14 @@ class RateLimit:
         if wait <= 0:
             await self.app(scope, receive, send)
             return
-        body = json.dumps({"detail": "rate limit exceeded: slow down"}).encode()
+        media_type, content = error_body(path, 429, "rate limit exceeded: slow down")
+        body = json.dumps(content).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 429,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", media_type.encode()),
                     (b"content-length", str(len(body)).encode()),
                     (b"retry-after", str(max(1, math.ceil(wait))).encode()),
                 ],

@@ -18,14 +18,17 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from jobwait_reference_service.auth import require_api_key
+from jobwait_reference_service import openapi
+from jobwait_reference_service import results_wire as wire
+from jobwait_reference_service.auth import key_header_scheme, require_api_key
 from jobwait_reference_service.config import ServiceConfig
 from jobwait_reference_service.db import Database
+from jobwait_reference_service.detail_route import DetailRoute
 from jobwait_reference_service.json_body import JsonBodyError, parse_json
 from jobwait_reference_service.mongo_query import QueryError, compile_projection, compile_query, step_budget
 
 VERSION = "1.0.0"
-MAX_LIMIT = 10_000
+MAX_LIMIT = wire.MAX_LIMIT
 DEPOSIT_STATUSES = ("success", "failure")
 TABLE = "results_store_works"
 
@@ -126,6 +129,8 @@ def _count(body: Any, name: str, default: int) -> int:
     value = body.get(name, default)
     if value is None:
         return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 5.0 is the integer 5 in JSON (and in JSON Schema)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise StoreError(400, f"'{name}' must be a non-negative integer, not {value!r}")
     return value
@@ -361,35 +366,125 @@ class ResultsStoreFamily:
 
     def _routes(self, api_key: str) -> APIRouter:
         store = self.store
-        router = APIRouter(prefix=self.config.results_mount, tags=["results store"])
-        auth = [Depends(require_api_key(api_key, "x-access-token"))]
+        router = APIRouter(prefix=self.config.results_mount, tags=["results store"], route_class=DetailRoute)
+        auth = [
+            key_header_scheme("ChimeAccessToken", "x-access-token", "The API key as it is."),
+            Depends(require_api_key(api_key, "x-access-token")),
+        ]
+        rate_limited = self.config.rate_limit is not None
 
-        # The public client probes /version (HEAD) before it authenticates.
-        @router.api_route("/version", methods=["GET", "HEAD"])
-        def version() -> dict[str, str]:
+        def errors(body: bool = False, **statuses: str) -> dict[int | str, dict[str, Any]]:
+            own = {int(code[1:]): why for code, why in statuses.items()}
+            own[401] = "Missing or wrong `x-access-token`."
+            return openapi.error_answers(openapi.Detail, own, body=body, rate_limited=rate_limited)
+
+        bad_body = "A body that is not strict JSON, or a work the store refuses (named)."
+        bad_query = "A body that is not strict JSON, or a query or projection the store refuses (named)."
+
+        # The public client probes /version (HEAD) before it authenticates. One function per method,
+        # so each operation has an id of its own.
+        version_answers = {
+            **openapi.answers(wire.Version, {200: "What this backend is."}),
+            **openapi.error_answers(openapi.Detail, {}, rate_limited=rate_limited),
+        }
+
+        def version_body() -> dict[str, str]:
             return {"version": VERSION, "backend": "results", "service": "airflow-jobwait reference service"}
 
-        @router.get("/status", dependencies=auth)
+        @router.get("/version", response_model=None, responses=version_answers)
+        def version() -> dict[str, str]:
+            return version_body()
+
+        # HEAD answers the headers of a GET, no body to describe.
+        head_answers = {200: {"description": "What GET would answer, without the body."}}
+        head_answers.update(openapi.error_answers(openapi.Detail, {}, rate_limited=rate_limited))
+
+        @router.head("/version", response_model=None, responses=head_answers)
+        def version_head() -> dict[str, str]:
+            return version_body()
+
+        @router.get(
+            "/status",
+            dependencies=auth,
+            response_model=None,
+            responses={**openapi.answers(wire.Counts, {200: "Works per pipeline."}), **errors()},
+        )
         async def status() -> JSONResponse:
             return await _call(store.status)
 
-        @router.post("/results", dependencies=auth)
+        @router.post(
+            "/results",
+            dependencies=auth,
+            response_model=None,
+            responses={
+                **openapi.answers(wire.Deposited, {200: "Stored, all of them."}),
+                **errors(True, e400=bad_body, e409="A work of that id exists already; nothing was stored."),
+            },
+            openapi_extra=openapi.json_body(wire.Works, "Works to store (ids unique within the batch)."),
+        )
         async def deposit(request: Request) -> JSONResponse:
             return await _call(store.deposit, await _json_body(request))
 
-        @router.put("/results", dependencies=auth)
+        @router.put(
+            "/results",
+            dependencies=auth,
+            response_model=None,
+            responses={
+                **openapi.answers(wire.Done, {200: "Updated, all of them."}),
+                **errors(
+                    True,
+                    e400=bad_body,
+                    e404="No work of some id; nothing was updated.",
+                    e409="A locked work would change beyond `results.locked`; nothing was updated.",
+                ),
+            },
+            openapi_extra=openapi.json_body(wire.WorkUpdates, "Works to update, by id (unique within the batch)."),
+        )
         async def update(request: Request) -> JSONResponse:
             return await _call(store.update, await _json_body(request))
 
-        @router.delete("/results", dependencies=auth)
+        @router.delete(
+            "/results",
+            dependencies=auth,
+            response_model=None,
+            responses={
+                **openapi.answers(wire.Done, {200: "Deleted (unknown ones ignored)."}),
+                **errors(e409="A work is locked; nothing was deleted."),
+            },
+            openapi_extra={
+                "parameters": [
+                    {
+                        # Any name is a pipeline and any value an id: no query string is refused.
+                        **openapi.parameter("pipeline", "query", Any, "`<pipeline>=<id>` pairs, repeated as needed."),
+                        "style": "form",
+                        "explode": True,
+                    }
+                ]
+            },
+        )
         async def delete(request: Request) -> JSONResponse:
             return await _call(store.delete, list(request.query_params.multi_items()))
 
-        @router.post("/view", dependencies=auth)
+        @router.post(
+            "/view",
+            dependencies=auth,
+            response_model=None,
+            responses={
+                **openapi.answers(wire.Found, {200: "Works matching, in deposit order."}),
+                **errors(True, e400=bad_query),
+            },
+            openapi_extra=openapi.json_body(wire.View, "Query, projection, skip and limit."),
+        )
         async def view(request: Request) -> JSONResponse:
             return await _call(store.view, await _json_body(request))
 
-        @router.post("/view/count", dependencies=auth)
+        @router.post(
+            "/view/count",
+            dependencies=auth,
+            response_model=None,
+            responses={**openapi.answers(wire.Total, {200: "How many works match."}), **errors(True, e400=bad_query)},
+            openapi_extra=openapi.json_body(wire.Count, "The query."),
+        )
         async def count(request: Request) -> JSONResponse:
             return await _call(store.count, await _json_body(request))
 
