@@ -521,6 +521,8 @@ class Deployment:
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                # The connection form's Test button (off by default); the browser test presses it.
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
                 **connection_env(self.service.base_url, API_KEY),
                 "AIRFLOW_CONN_JOBWAIT_HTTP": json.dumps(
                     {
