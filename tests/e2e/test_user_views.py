@@ -137,23 +137,25 @@ def _list_test_body(listed: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("conn_type", "key", "said"),
+    ("conn_type", "right_key", "said"),
     [
-        ("modzy", API_KEY, "connected to Modzy at {url}"),
-        ("tensorbay", API_KEY, "connected to TensorBay at {url}"),
-        ("evo", API_KEY, "connected to Seequent Evo at {url}"),
-        ("chime_results", API_KEY, "connected to the CHIME results store at {url}"),
-        ("modzy", "wrong-key", "Modzy refused the credential (401 on /api/models): check the connection's Password"),
+        ("modzy", True, "connected to Modzy at {url}"),
+        ("tensorbay", True, "connected to TensorBay at {url}"),
+        ("evo", True, "connected to Seequent Evo at {url}"),
+        ("chime_results", True, "connected to the CHIME results store at {url}"),
+        ("modzy", False, "Modzy refused the credential (401 on /api/models): check the connection's Password"),
     ],
+    ids=["modzy", "tensorbay", "evo", "chime_results", "modzy-wrong-key"],
 )
-def test_connection_list_test_button(deployment: Deployment, conn_type: str, key: str, said: str) -> None:
+def test_connection_list_test_button(deployment: Deployment, conn_type: str, right_key: bool, said: str) -> None:
     """A connection saved as our form saves it (Port hidden: none stored), then the list's Test:
     the API server answers with what was reached, or what failed and why, never 400."""
     from jobwait_reference_service.process import family_paths
 
     airflow = deployment.airflow
     url = deployment.service.base_url + family_paths()[conn_type]
-    conn_id = f"ui_list_{conn_type}_{'ok' if key == API_KEY else 'bad'}"
+    key = API_KEY if right_key else "wrong-key"
+    conn_id = f"ui_list_{conn_type}_{'ok' if right_key else 'bad'}"
     extra = {"org_id": "00000000-0000-0000-0000-000000000e70"} if conn_type == "evo" else {}
     saved = {"connection_id": conn_id, "conn_type": conn_type, "host": url, "password": key, "extra": json.dumps(extra)}
     airflow.request("POST", "/connections", json=saved)
@@ -163,5 +165,5 @@ def test_connection_list_test_button(deployment: Deployment, conn_type: str, key
         result = airflow.request("POST", "/connections/test", json=_list_test_body(listed))
     finally:
         airflow.request("DELETE", f"/connections/{conn_id}")
-    assert result["status"] is (key == API_KEY), result
+    assert result["status"] is right_key, result
     assert said.format(url=deployment.service.base_url) in result["message"], result
