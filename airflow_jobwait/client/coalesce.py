@@ -137,6 +137,7 @@ class Registration:
         self.rouse()
 
     def rouse(self) -> None:
+        """Wake the wait's coroutine (a notice or the outcome is there for it)."""
         if self.wake is not None and not self.wake.done():
             self.wake.set_result(None)
 
