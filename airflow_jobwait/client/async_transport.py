@@ -14,7 +14,7 @@ import aiohttp
 from airflow_jobwait.client.credentials import async_token_source
 from airflow_jobwait.client.faults import fault_error
 from airflow_jobwait.client.http import Call, ClientConfig, HttpRequest, HttpResponse
-from airflow_jobwait.client.retry import RetryPolicy, RetryState
+from airflow_jobwait.client.retry import OnRetry, RetryPolicy, RetryState
 from airflow_jobwait.exceptions import ApiError, InvalidResponse, TokenError, TransportError, Unauthorized
 
 T = TypeVar("T")
@@ -60,7 +60,13 @@ class AsyncClient:
             self._session._retry_connection = False
         return self._session
 
-    async def call(self, call: Call[T], retry: RetryPolicy | None = None, deadline: float | None = None) -> T:
+    async def call(
+        self,
+        call: Call[T],
+        retry: RetryPolicy | None = None,
+        deadline: float | None = None,
+        on_retry: OnRetry | None = None,
+    ) -> T:
         """Send the request (retrying transient failures) and parse the answer.
 
         :param call: The prepared call.
@@ -68,8 +74,9 @@ class AsyncClient:
             the pooled client is shared, the policy belongs to the caller.
         :param deadline: Epoch seconds when the caller's wait ends: no retry backoff reaches past
             it, so the call ends by then plus one attempt (``timeout``).
+        :param on_retry: Told of each retry instead of the log line (``RetryState``).
         """
-        state = RetryState(retry or self.retry, call.request, deadline)
+        state = RetryState(retry or self.retry, call.request, deadline, on_retry)
         refreshed = False
         while True:
             try:

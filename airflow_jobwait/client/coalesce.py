@@ -27,6 +27,13 @@ How a poller works:
   plain ``GET``, so a 404 fails that wait only, exactly as when polled alone.
 - A failed request (after the client's own retries) counts one error against each wait it was
   for; a wait ends only when its own budget is spent, as when polled alone.
+- The poller logs nothing about a wait. Airflow's triggerer sends a log line to the task whose
+  trigger's asyncio task emitted it: structlog context variables (``trigger_id``) bound in that
+  task, which tasks it creates inherit. The poller serves many triggers, so it runs without any
+  (``_detached_context``), and what it learns for a wait (a status, a retry of a shared request,
+  a failed poll, no batch endpoint) is a ``Notice`` queued on the wait's ``Registration``; the
+  wait's own coroutine (``wait_coalesced``) takes the notices and hands them to its callback,
+  which logs in the trigger's own context, so each line lands in that wait's task log only.
 
 Everything lives in a per-loop registry keyed weakly by the loop: nothing outlives the event loop.
 """
@@ -35,17 +42,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from structlog.contextvars import clear_contextvars
+
 from airflow_jobwait.client import inference
 from airflow_jobwait.client.async_transport import AsyncClient
 from airflow_jobwait.client.http import ClientConfig
 from airflow_jobwait.client.pool import leased_client
-from airflow_jobwait.client.retry import TRANSIENT_STATUSES
+from airflow_jobwait.client.retry import TRANSIENT_STATUSES, OnRetry, Retry
 from airflow_jobwait.client.wait_loop import WaitLoop
 from airflow_jobwait.exceptions import ApiError, InvalidResponse, JobWaitError
 from airflow_jobwait.models import WaitOutcome
@@ -74,12 +84,36 @@ MISSING_ENDPOINT = frozenset({404, 405, 501})
 # lives at this path". One alone may be a transient fault.
 PROBE_INVALID = 3
 
-StatusCallback = Callable[[JobState], None]
+
+@dataclass(frozen=True, slots=True)
+class PollFailed:
+    """A request for the wait's job failed after its retries: one error against its budget.
+
+    :param error: What the request raised.
+    """
+
+    error: JobWaitError
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMissing:
+    """The service has no batch status endpoint: the wait goes on polling its job alone.
+
+    :param error: How the service answered the batch request.
+    """
+
+    error: JobWaitError
+
+
+#: What the poller tells one wait: a status it learned (only when it differs from the last one
+#: told), a retry of a request for the job, a failed poll, or that the wait must poll alone.
+Notice = JobState | Retry | PollFailed | BatchMissing
+NoticeCallback = Callable[[Notice], None]
 
 
 @dataclass(eq=False, slots=True)
 class Registration:
-    """One wait's place in a poller; its trigger awaits ``outcome``.
+    """One wait's place in a poller: its outcome, and the notices its coroutine has yet to take.
 
     ``outcome`` resolves to the wait's ``WaitOutcome``, or to ``None`` when the service cannot
     answer in bulk and the wait must poll its job alone.
@@ -88,10 +122,24 @@ class Registration:
     job_id: str
     loop: WaitLoop
     outcome: asyncio.Future[WaitOutcome | None]
-    on_status: StatusCallback | None = None
     timer: asyncio.TimerHandle | None = None
     # The deadline passed before the first answer: resolve as timed out at the first one.
     expired: bool = False
+    notices: list[Notice] = field(default_factory=list)
+    # Set when a notice or the outcome arrives; the wait's coroutine awaits it.
+    wake: asyncio.Future[None] | None = None
+    # The last status told: a status is told when it changes, not every round.
+    told: JobState | None = None
+
+    def tell(self, notice: Notice) -> None:
+        """Queue a notice for the wait's own coroutine (which logs it in its trigger's context)."""
+        self.notices.append(notice)
+        self.rouse()
+
+    def rouse(self) -> None:
+        """Wake the wait's coroutine (a notice or the outcome is there for it)."""
+        if self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
 
 
 @dataclass
@@ -142,6 +190,19 @@ class _LoopState:
 _states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
 
 
+def _detached_context() -> contextvars.Context:
+    """The running context without structlog's bound variables, for the poller's task.
+
+    A task inherits the context of the code that creates it, and Airflow's triggerer routes each
+    log line by the ``trigger_id`` bound there: a poller created by the first wait would write to
+    that task's log, whichever waits it serves. Its own lines (about the connection, e.g. no
+    batch endpoint) go to the triggerer's log instead.
+    """
+    context = contextvars.copy_context()
+    context.run(clear_contextvars)
+    return context
+
+
 def _loop_state() -> _LoopState:
     return _states.setdefault(asyncio.get_running_loop(), _LoopState())
 
@@ -153,7 +214,7 @@ async def wait_coalesced(
     wait_loop: WaitLoop,
     mode: str = "auto",
     batch_size: int = inference.MAX_BATCH,
-    on_status: StatusCallback | None = None,
+    on_notice: NoticeCallback | None = None,
 ) -> WaitOutcome | None:
     """Wait for an inference job through the loop's shared poller for this service.
 
@@ -163,16 +224,25 @@ async def wait_coalesced(
     :param wait_loop: The wait's state: poll interval, absolute deadline, error budget.
     :param mode: ``auto`` (watch where offered, else batch) or ``batch`` (never watch).
     :param batch_size: Ids per batch status or watch request (1-500).
-    :param on_status: Called with each status the poller learns while the job is running.
+    :param on_notice: Called with what the poller learns for this wait (``Notice``), from this
+        coroutine: so in the caller's context (for a trigger, its task log), never the poller's.
     :return: How the wait ended, or ``None`` when the service has no batch status endpoint (then
         poll the job alone, with the same ``wait_loop``).
     """
     poller = StatusPoller.for_service(conn_id, config, wait_loop.poll_interval, mode, batch_size)
     if poller is None:
         return None
-    registration = poller.register(job_id, wait_loop, on_status)
+    registration = poller.register(job_id, wait_loop)
     try:
-        return await registration.outcome
+        while True:
+            notices, registration.notices = registration.notices, []
+            if on_notice is not None:
+                for notice in notices:
+                    on_notice(notice)
+            if registration.outcome.done():
+                return registration.outcome.result()
+            registration.wake = poller.loop.create_future()
+            await registration.wake
     finally:
         await poller.unregister(registration)
 
@@ -210,7 +280,14 @@ class StatusPoller:
         self._client: AsyncClient | None = None
         self._closed = False
         self.rounds = 0  # full rounds done (for tests and benchmarks)
-        self._task = self._aio.create_task(self._run(), name=f"jobwait-status-poller-{key.conn_id}")
+        self._task = self._aio.create_task(
+            self._run(), name=f"jobwait-status-poller-{key.conn_id}", context=_detached_context()
+        )
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the poller runs on."""
+        return self._aio
 
     @classmethod
     def for_service(
@@ -237,11 +314,11 @@ class StatusPoller:
 
     # ---- registration ---------------------------------------------------------------------
 
-    def register(self, job_id: str, wait_loop: WaitLoop, on_status: StatusCallback | None = None) -> Registration:
+    def register(self, job_id: str, wait_loop: WaitLoop) -> Registration:
         """Add a wait; it is asked about within ``GATHER_SECONDS``, then every round."""
         if self._closed:
             raise RuntimeError("this status poller has stopped")
-        registration = Registration(job_id, wait_loop, self._aio.create_future(), on_status)
+        registration = Registration(job_id, wait_loop, self._aio.create_future())
         if wait_loop.deadline is not None:
             delay = max(0.0, wait_loop.deadline - time.time())
             registration.timer = self._aio.call_later(delay, self._expire, registration)
@@ -276,6 +353,7 @@ class StatusPoller:
         self._drop(registration)
         if not registration.outcome.done():
             registration.outcome.set_result(outcome)
+        registration.rouse()
 
     def _expire(self, registration: Registration) -> None:
         """The wait's deadline passed: time out now, or at its first answer if it had none yet,
@@ -322,16 +400,31 @@ class StatusPoller:
                     outcome = registration.loop.timed_out()
                 if outcome is not None:
                     self._resolve(registration, outcome)
-                elif registration.on_status is not None:
-                    try:
-                        registration.on_status(state)
-                    except Exception:  # a logging callback must not stop the poller
-                        log.exception("status callback of job %s failed", job_id)
+                elif state != registration.told:
+                    registration.told = state
+                    registration.tell(state)
+
+    def _tell(self, job_ids: Iterable[str], notice: Notice) -> None:
+        """Tell every wait on these jobs."""
+        for job_id in job_ids:
+            for registration in self._waits.get(job_id, ()):
+                registration.tell(notice)
+
+    def _retry_teller(self, job_ids: Sequence[str]) -> OnRetry:
+        """What a shared request does with its retries: tell each wait it is for (the ids when
+        it was sent: a wait gone since is not told)."""
+        ids = tuple(job_ids)
+
+        def tell(retry: Retry) -> None:
+            self._tell(ids, retry)
+
+        return tell
 
     def _fail(self, job_ids: Iterable[str], error: JobWaitError) -> None:
         """A request for these jobs failed: one error against each wait's own budget."""
         for job_id in job_ids:
             for registration in list(self._waits.get(job_id, ())):
+                registration.tell(PollFailed(error))
                 outcome = registration.loop.on_error(error)
                 if outcome is None and registration.expired:
                     outcome = registration.loop.timed_out()
@@ -350,6 +443,7 @@ class StatusPoller:
         self.capabilities.batch_missing_since = time.monotonic()
         for waits in list(self._waits.values()):
             for registration in list(waits):
+                registration.tell(BatchMissing(error))
                 self._resolve(registration, None)
 
     # ---- the poller task ------------------------------------------------------------------
@@ -417,7 +511,7 @@ class StatusPoller:
         if not job_ids or self._client is None:
             return
         try:
-            statuses = await self._client.call(inference.batch_statuses(job_ids))
+            statuses = await self._client.call(inference.batch_statuses(job_ids), on_retry=self._retry_teller(job_ids))
         except JobWaitError as err:
             if self.capabilities.missing("batch", err):
                 self._fall_back(err)
@@ -439,7 +533,7 @@ class StatusPoller:
         """A job the batch reply omitted: a plain ``GET`` says 404 (the wait fails) or its status."""
         assert self._client is not None
         try:
-            job = await self._client.call(inference.get_job(job_id))
+            job = await self._client.call(inference.get_job(job_id), on_retry=self._retry_teller([job_id]))
         except JobWaitError as err:
             self._fail([job_id], err)
         else:
@@ -505,7 +599,10 @@ class StatusPoller:
                 known = {job_id: state.native_status for job_id, state in before.items()}
                 started = self._aio.time()
                 try:
-                    changed = await self._client.call(inference.watch_statuses(members, known, self._watch_timeout()))
+                    changed = await self._client.call(
+                        inference.watch_statuses(members, known, self._watch_timeout()),
+                        on_retry=self._retry_teller(members),
+                    )
                 except JobWaitError as err:
                     if self.capabilities.missing("watch", err):
                         log.info("connection %r: no watch endpoint (%s); batch polling only", self.key.conn_id, err)

@@ -78,6 +78,37 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 
+@dataclass(frozen=True)
+class Retry:
+    """One retry of a call: what failed, and when the request goes out again.
+
+    :param request: The request.
+    :param error: What its last attempt raised.
+    :param attempt: Attempts made so far (1 after the first failure).
+    :param delay: Seconds until the next attempt.
+    """
+
+    request: HttpRequest
+    error: JobWaitError
+    attempt: int
+    delay: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.request.method} {self.request.path} failed ({self.error}); "
+            f"attempt {self.attempt}, retrying in {self.delay:.2f}s"
+        )
+
+
+#: Told of each retry of a call, instead of the log line (``RetryState``).
+OnRetry = Callable[[Retry], None]
+
+
+def log_retry(retry: Retry) -> None:
+    """The default report of a retry: one warning, in the caller's logging context."""
+    log.warning("%s", retry)
+
+
 class RetryState:
     """The attempts of one call: ask it what to do after each failure.
 
@@ -86,12 +117,22 @@ class RetryState:
     :param deadline: Epoch seconds by which the caller's wait ends (``None``: no such bound). No
         backoff reaches past it: an attempt that fails then is the call's last, so a wait is not
         stretched by the retries of its poll.
+    :param on_retry: Told of each retry (default: ``log_retry``). A request shared by many waits
+        (the triggerer's status poller) hands each retry to every wait, which logs it in its own
+        task's log; logged here it would land in the log of whichever task started the poller.
     """
 
-    def __init__(self, policy: RetryPolicy, request: HttpRequest, deadline: float | None = None) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        request: HttpRequest,
+        deadline: float | None = None,
+        on_retry: OnRetry | None = None,
+    ) -> None:
         self.policy = policy
         self.request = request
         self.deadline = deadline
+        self.on_retry = on_retry or log_retry
         self.attempt = 0
         self.waited = 0.0
 
@@ -101,13 +142,6 @@ class RetryState:
         delay = self.policy.delay_before_retry(self.attempt, error, self.request, self.waited)
         if delay is None or (self.deadline is not None and time.time() + delay >= self.deadline):
             raise error
-        log.warning(
-            "%s %s failed (%s); attempt %d, retrying in %.2fs",
-            self.request.method,
-            self.request.path,
-            error,
-            self.attempt,
-            delay,
-        )
+        self.on_retry(Retry(self.request, error, self.attempt, delay))
         self.waited += delay
         return delay

@@ -267,14 +267,16 @@ class JobWaitHook(BaseHook):
         raise NotImplementedError(f"{type(self).__name__} has no connection check")
 
     def explain_failure(self, err: Exception) -> str:
-        """What a failed connection test means, and what to change in the connection."""
+        """What a failed connection test means, and what to change in the connection.
+
+        The connection is not named: the API server tests it under a transient id of its own.
+        """
         kind = self.connection_type
-        where = self.jobwait_conn_id
         if isinstance(err, TokenError):
             return f"{err}. Check the client ID (Login), the secret (Password) and the extras token_url and scopes."
         if isinstance(err, ApiError) and err.status == 401:
             field = "Password (client secret or access token)" if kind.conn_type == "evo" else "Password"
-            return f"{kind.service} refused the credential (401 on {err.path}): check {field} of {where!r}."
+            return f"{kind.service} refused the credential (401 on {err.path}): check the connection's {field}."
         if isinstance(err, ApiError) and err.status == 403:
             return f"{kind.service} answered 403 on {err.path}: the credential works but may not use this: {err}"
         if isinstance(err, ApiError) and err.status == 404:
@@ -284,7 +286,18 @@ class JobWaitHook(BaseHook):
             )
         if isinstance(err, TransportError):
             return f"could not reach {kind.service}: {err}. Check Host ({kind.example_url}) and the network."
-        return str(err)
+        if isinstance(err, ApiError) and err.status in TRANSIENT_STATUSES:
+            return f"{kind.service} is reachable but failed the check for now ({err}): try again later."
+        if isinstance(err, ApiError):
+            return f"{kind.service} refused the check: {err}"
+        if isinstance(err, InvalidResponse):
+            return (
+                f"the answer is not {kind.service}'s API ({err}): is Host the service's base URL? "
+                f"It looks like {kind.example_url}"
+            )
+        if isinstance(err, ValueError):  # the connection's own fields (Host, extras) cannot be used
+            return f"the connection cannot be used: {err}"
+        return f"{kind.service}: {err}"
 
     # ---- async (triggerer) --------------------------------------------------------------
 

@@ -16,10 +16,11 @@ from airflow.utils.state import TaskInstanceState
 from asgiref.sync import sync_to_async
 
 from airflow_jobwait.client.async_transport import AsyncClient
-from airflow_jobwait.client.coalesce import StatusCallback, wait_coalesced
+from airflow_jobwait.client.coalesce import BatchMissing, Notice, NoticeCallback, PollFailed, wait_coalesced
 from airflow_jobwait.client.http import Call
 from airflow_jobwait.client.job_kinds import JobState, cancel_call, progress_call, results_call, status_call
 from airflow_jobwait.client.pool import leased_client
+from airflow_jobwait.client.retry import Retry
 from airflow_jobwait.client.wait_loop import WaitLoop, check_poll_interval
 from airflow_jobwait.exceptions import Conflict, JobWaitError
 from airflow_jobwait.hooks import hook_class
@@ -176,7 +177,7 @@ class JobTrigger(BaseTrigger):
                     loop,
                     polling.mode,
                     polling.batch_size,
-                    self._noter(loop, progress),
+                    self._on_notice(loop, progress),
                 )
             finally:
                 reporter.cancel()
@@ -199,31 +200,55 @@ class JobTrigger(BaseTrigger):
             try:
                 # The wait's deadline bounds the call's retries: the wait ends by then plus one
                 # request timeout, however the service stalls.
-                state = await client.call(call, retry=retry, deadline=loop.deadline)
-                if note := loop.note_once(state):  # a status beyond our contract: say how it was read
-                    self.log.info("%s", note)
+                state = await client.call(call, retry=retry, deadline=loop.deadline, on_retry=self._log_retry)
+                self._log_status_note(loop, state)
                 outcome = loop.on_state(state)
                 if outcome is None and time.monotonic() - last_progress >= self.progress_interval:
                     last_progress = time.monotonic()
                     await self.log_progress(client, state, last_progress - started, loop.deadline)
             except JobWaitError as err:
-                self.log.warning("poll of job %s failed: %s", self.job_id, err)
+                self._log_poll_failure(err)
                 outcome = loop.on_error(err)
             step = loop.then(outcome)
             if isinstance(step, WaitOutcome):
                 return step
             await asyncio.sleep(step)
 
-    def _noter(self, loop: WaitLoop, progress: _Progress) -> StatusCallback:
-        """What the shared poller calls with each status it learns: keep it for the progress
-        lines (a native status beyond our contract is told once, as it appears)."""
+    def _on_notice(self, loop: WaitLoop, progress: _Progress) -> NoticeCallback:
+        """What this wait does with what the shared poller learned for it. ``wait_coalesced``
+        calls it from this trigger's coroutine, so every line goes to this wait's task log: the
+        same lines as when the job is polled alone (``_poll_alone``)."""
 
-        def note(state: JobState) -> None:
-            progress.state = state
-            if text := loop.note_once(state):
-                self.log.info("%s", text)
+        def on_notice(notice: Notice) -> None:
+            if isinstance(notice, JobState):
+                progress.state = notice  # for the progress lines
+                self._log_status_note(loop, notice)
+            elif isinstance(notice, Retry):
+                self._log_retry(notice)
+            elif isinstance(notice, PollFailed):
+                self._log_poll_failure(notice.error)
+            elif isinstance(notice, BatchMissing):
+                self.log.info(
+                    "connection %r has no batch status endpoint (%s): polling job %s alone",
+                    self.conn_id,
+                    notice.error,
+                    self.job_id,
+                )
 
-        return note
+        return on_notice
+
+    def _log_status_note(self, loop: WaitLoop, state: JobState) -> None:
+        """A native status beyond our contract: say how it was read, once as it appears."""
+        if text := loop.note_once(state):
+            self.log.info("%s", text)
+
+    def _log_retry(self, retry: Retry) -> None:
+        """A request about this job is sent again (this wait's own, or one the poller shares)."""
+        self.log.warning("job %s: %s", self.job_id, retry)
+
+    def _log_poll_failure(self, error: JobWaitError) -> None:
+        """A poll of this job failed after its retries (counted against the wait's error budget)."""
+        self.log.warning("poll of job %s failed: %s", self.job_id, error)
 
     async def _report_progress(self, progress: _Progress) -> None:
         """One line per ``progress_interval`` from the last status the poller learned. No request
@@ -256,7 +281,7 @@ class JobTrigger(BaseTrigger):
         call = progress_call(self.job_kind, self.job_id, self.job_ref)
         if call is not None:
             try:
-                inputs = await client.call(call, deadline=deadline)
+                inputs = await client.call(call, deadline=deadline, on_retry=self._log_retry)
             except JobWaitError as err:  # e.g. 404 before the first result: progress is best effort
                 self.log.debug("no progress for job %s yet: %s", self.job_id, err)
         self.log.info("%s", self.progress_line(state, elapsed, inputs))

@@ -421,6 +421,15 @@ class Airflow:
             "PATCH", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{suffix}", json={"new_state": state}
         )
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1, try_number: int = 1) -> list[str]:
+        """A try's log as the UI shows it (worker and triggerer parts), one event text per line."""
+        entries = self.get(
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            map_index=map_index,
+            full_content=True,
+        )["content"]
+        return [entry.get("event", "") if isinstance(entry, dict) else str(entry) for entry in entries]
+
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
         entry = self.get(
             f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
@@ -521,9 +530,25 @@ class Deployment:
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-                # The connection form's Test button (off by default); the browser test presses it.
+                # The Test button of the connection list and form (off by default).
                 "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
                 **connection_env(self.service.base_url, API_KEY),
+                # One connection per status mode (the task-log test): each its own status poller.
+                **{
+                    f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(
+                        {
+                            "conn_type": "modzy",
+                            "host": self.service.base_url,
+                            "password": API_KEY,
+                            "extra": {"status_mode": mode},
+                        }
+                    )
+                    for mode, conn_id in (
+                        ("batch", "jobwait_batch"),
+                        ("auto", "jobwait_watch"),
+                        ("per_job", "jobwait_per_job"),
+                    )
+                },
                 "AIRFLOW_CONN_JOBWAIT_HTTP": json.dumps(
                     {
                         "conn_type": "http",
@@ -580,6 +605,7 @@ class Deployment:
             env={**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}, "JOBWAIT_API_KEY": API_KEY},
         )
         (self.home / "passwords.json").write_text(json.dumps({"admin": self.password}))
+        self._install_plugin_shim()
         airflow = [sys.executable, "-m", "airflow"]
         migrate = subprocess.run(
             [*airflow, "db", "migrate"],
@@ -601,6 +627,21 @@ class Deployment:
         wait_for("the API server", self._api_ready, 120)
         for dag_id in self.dag_ids:
             self.airflow.wait_dag(dag_id, timeout=180, check=self.check_alive)
+
+    def _install_plugin_shim(self) -> None:
+        """Load the provider's Airflow plugin where the installed metadata predates its entry point.
+
+        An editable install keeps the entry points of when it was made; this checkout's plugin
+        (``airflow.plugins`` in pyproject.toml) is then loaded from the plugins folder instead, as
+        the entry point would load it. Never both: Airflow skips a second plugin of one name.
+        """
+        from importlib.metadata import entry_points
+
+        if any(ep.name == "airflow_jobwait" for ep in entry_points(group="airflow.plugins")):
+            return
+        plugins = self.home / "plugins"
+        plugins.mkdir(exist_ok=True)
+        (plugins / "jobwait_plugin.py").write_text("from airflow_jobwait.plugins import JobWaitPlugin  # noqa: F401\n")
 
     def _api_ready(self) -> bool:
         self.check_alive()

@@ -43,7 +43,7 @@ from jobwait_reference_service.faults_client import FaultControl, share_rules
 from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.client import results_store as results_api
-from airflow_jobwait.client.retry import RetryPolicy
+from airflow_jobwait.client.retry import RetryPolicy, RetryState
 from airflow_jobwait.client.wait_loop import WaitLoop
 from airflow_jobwait.exceptions import ApiError, Conflict, InvalidResponse, JobWaitError, TransportError
 from airflow_jobwait.hooks import JobsHook
@@ -206,17 +206,6 @@ class Tally:
             return self.counts[name]
 
 
-class _RetryCounter(logging.Handler):
-    """Counts the client's retries: ``RetryState`` logs one warning per retry."""
-
-    def __init__(self, tally: Tally) -> None:
-        super().__init__(logging.WARNING)
-        self.tally = tally
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.tally.add("client retries")
-
-
 @contextlib.contextmanager
 def instrumented(tally: Tally, monkeypatch: pytest.MonkeyPatch, log_path: Path) -> Iterator[None]:
     """Count client retries and failed polls; send the package's thousands of warnings to ``log_path``."""
@@ -226,9 +215,6 @@ def instrumented(tally: Tally, monkeypatch: pytest.MonkeyPatch, log_path: Path) 
     to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     monkeypatch.setattr(package_log, "propagate", False)
     package_log.addHandler(to_file)
-    retry_log = logging.getLogger("airflow_jobwait.client.retry")
-    counter = _RetryCounter(tally)
-    retry_log.addHandler(counter)
     # Triggers log through Airflow's structlog, whose levels are per logger name (best effort).
     with contextlib.suppress(Exception):
         from airflow._shared.logging.structlog import PER_LOGGER_LEVELS
@@ -241,10 +227,18 @@ def instrumented(tally: Tally, monkeypatch: pytest.MonkeyPatch, log_path: Path) 
         return original(self, error)
 
     monkeypatch.setattr(WaitLoop, "on_error", counting_on_error)
+    after_failure = RetryState.after_failure
+
+    def counting_after_failure(self: RetryState, error: JobWaitError) -> float:
+        # Counted here, not from the log: a shared request's retries are told to each wait.
+        delay = after_failure(self, error)
+        tally.add("client retries")
+        return delay
+
+    monkeypatch.setattr(RetryState, "after_failure", counting_after_failure)
     try:
         yield
     finally:
-        retry_log.removeHandler(counter)
         package_log.removeHandler(to_file)
         to_file.close()
 

@@ -131,3 +131,41 @@ with _dag("jobwait_e2e_start_from_trigger"):
         timeout=300,
     )
     submitted >> waited
+
+
+# Test 7: several waits at once in one triggerer, per status mode, each on a connection of its own
+# (``jobwait_<mode>``, see harness.py). One task submits all jobs; the waits are mapped over them.
+#: The status modes the task-log test covers, and the connection of each.
+LOG_MODES = {"batch": "jobwait_batch", "auto": "jobwait_watch", "per_job": "jobwait_per_job"}
+
+
+class ChattyJobSensor(JobSensor):
+    """A ``JobSensor`` whose trigger logs the job's progress every 2 s (not every minute)."""
+
+    progress_interval = 2.0
+
+
+for _mode, _conn_id in LOG_MODES.items():
+    with _dag(f"jobwait_e2e_logs_{_mode}", params=FANOUT_PARAMS, max_active_tasks=64):
+
+        @task
+        def submit_all(conn_id: str, params: dict[str, Any] | None = None, run_id: str | None = None) -> list[str]:
+            """Submit ``n_jobs`` jobs of ``duration_s`` seconds; return their ids."""
+            from airflow_jobwait.hooks import JobsHook
+            from airflow_jobwait.models import SubmitJobRequest
+
+            assert params is not None
+            hook = JobsHook(conn_id)
+            ids = []
+            for i in range(int(params["n_jobs"])):
+                body = {
+                    "model": {"identifier": "wordcount", "version": "1.0"},
+                    "input": {"type": "text", "sources": {"text": {"input.txt": f"{run_id} job {i}"}}},
+                    "test": {"duration_s": float(params["duration_s"])},
+                }
+                ids.append(hook.submit_job(SubmitJobRequest.model_validate(body)).job_identifier)
+            return ids
+
+        ChattyJobSensor.partial(task_id="wait", conn_id=_conn_id, poll_interval=1, timeout=600).expand(
+            job_id=submit_all(_conn_id)
+        )
