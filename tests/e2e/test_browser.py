@@ -142,12 +142,6 @@ def test_create_a_modzy_connection_through_the_form(flow: Flow) -> None:
     flow.done.add("connection")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the list's Test sends port 0 for a connection stored without a port, and Airflow 3.3 refuses it "
-    "(400 'The host or port to test differs from the stored connection', shown as 'Bad Request'); "
-    "fixed in the provider by the tasklogs branch (issue 15, item 2): remove this mark when it is merged",
-)
 def test_the_connection_test_button_says_connected(flow: Flow) -> None:
     """The connection list's Test button: the UI shows our hook's message."""
     flow.needs("connection")
@@ -199,12 +193,6 @@ def test_the_job_link_opens_the_job_page(flow: Flow) -> None:
     flow.done.add("job_link")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="progress lines of a coalesced wait (status_mode auto) reach no task log on main yet (the shared "
-    "poller logs without the trigger's log bindings); fixed by the tasklogs branch (issue 15, item 1): "
-    "remove this mark when it is merged",
-)
 def test_the_task_log_shows_the_progress_line(flow: Flow) -> None:
     """The wait's Logs tab shows a progress line of its job (one every 5 s in this DAG)."""
     flow.needs("job_link")
