@@ -10,7 +10,7 @@ FLOOR_STAMP := $(FLOOR_VENV)/.installed
 SDK_VENV := .venv-sdks
 SDK_STAMP := $(SDK_VENV)/.installed
 
-.PHONY: demo test test-floor test-real test-sdks lint install clean postgres
+.PHONY: demo test test-floor test-real test-sdks lint install clean postgres chromium
 
 # Two distributions: the provider (.) and the reference service it is tested against.
 $(STAMP): pyproject.toml reference-service/pyproject.toml requirements/lock.txt
@@ -57,6 +57,16 @@ postgres:
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql \
 			>/dev/null && ls /usr/lib/postgresql/*/bin/initdb; fi
 
+# The browser e2e test (tests/e2e/test_browser.py) drives the system Chromium through Playwright,
+# which never downloads a browser of its own: install the Debian package when it is missing, as above.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; else \
+		echo "installing Chromium (apt-get install chromium) for the browser e2e test"; \
+		sudo=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+			>/dev/null && command -v chromium; fi
+
 # Unit and DAG tests on the floor: not the e2e deployment, the soak, the wheel build or the
 # reference service's own tests (they do not import Airflow).
 test-floor: $(FLOOR_STAMP)
@@ -78,7 +88,7 @@ test-real: $(STAMP)
 test-sdks: $(SDK_STAMP)
 	cd reference-service && ../$(SDK_VENV)/bin/python -m pytest -p no:cacheprovider sdk_tests
 
-test: lint postgres
+test: lint postgres chromium
 	$(BIN)/python -m pytest
 	$(MAKE) test-real
 	$(MAKE) test-sdks
