@@ -146,13 +146,18 @@ def test_the_connection_test_button_says_connected(flow: Flow) -> None:
     """The connection list's Test button: the UI shows our hook's message."""
     flow.needs("connection")
     ui, page = flow.ui, flow.ui.page
-    ui.connection_row(CONN_ID).get_by_role("button", name="Test Connection").click()
-    # Whatever the outcome, the notification is the screenshot: it is gone after 5 s.
+    said = f"connected to Modzy at {flow.deployment.service.base_url}"
+    with page.expect_response(lambda resp: resp.url.endswith("/api/v2/connections/test")) as answer:
+        ui.connection_row(CONN_ID).get_by_role("button", name="Test Connection").click()
+    # What the UI got, whatever it shows: the notification below is gone after 5 s.
+    assert answer.value.status == 200, answer.value.text()
+    body = answer.value.json()
+    assert body["status"] is True and body["message"].startswith(said), body
     result = ui.toast("Test Connection")
     expect(result).to_be_visible()
     flow.shots.take(page, "connection-test")
     expect(result).to_contain_text("Test Connection Successful")
-    expect(result).to_contain_text(f"connected to Modzy at {flow.deployment.service.base_url}")
+    expect(result).to_contain_text(said)
 
 
 def test_trigger_the_dag_and_see_the_wait_deferred(flow: Flow) -> None:
