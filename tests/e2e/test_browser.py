@@ -12,7 +12,6 @@ that one failed: the failure is reported once.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -64,9 +63,10 @@ class Flow:
 @pytest.fixture(scope="module")
 def flow(deployment: Deployment) -> Iterator[Flow]:
     """A headless Chromium on the deployment's UI; at the end, the run's jobs end and the run too."""
-    args = ["--disable-dev-shm-usage"]
-    if os.geteuid() == 0:
-        args.append("--no-sandbox")  # Chromium's sandbox refuses to run as root (CI runs as root)
+    # No sandbox: Chromium's refuses to run as root (CI runs as root) and needs user namespaces that
+    # containers often lack; the browser only loads this deployment's own pages. /dev/shm is small
+    # in containers: Chromium then uses /tmp.
+    args = ["--no-sandbox", "--disable-dev-shm-usage"]
     service = deployment.service
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=args)
