@@ -40,7 +40,8 @@ upstream connect fails and the client connection is reset (``upstream refused``)
 service closes without a byte (its ``drop`` fault) the client gets a reset too, and when it
 closes mid-answer (its ``truncate`` fault) the client gets what came, then FIN.
 
-Counters (``stats()``): ``connections``, ``exchanges``, ``fired`` per kind, ``drips abandoned``,
+Counters (``stats()``): ``connections``, ``exchanges``, ``fired`` per kind, ``fired on writes``
+per kind (POST, PUT, PATCH, DELETE: the service acted, the answer is lost), ``drips abandoned``,
 ``upstream refused``, ``upstream closed early``.
 """
 
@@ -188,15 +189,18 @@ class FaultProxy:
 
     def stats(self) -> dict[str, Any]:
         """A copy of the counters: ``connections``, ``exchanges``, ``fired`` (per kind),
-        ``drips abandoned``, ``upstream refused``, ``upstream closed early``."""
+        ``fired on writes`` (per kind, requests other than GET/HEAD), ``drips abandoned``,
+        ``upstream refused``, ``upstream closed early``."""
         with self._lock:
             counts = Counter(self._counts)
         fired = Counter({kind: counts[f"fired {kind}"] for kind in KINDS})
-        plain = {name: count for name, count in counts.items() if not name.startswith("fired ")}
+        writes = Counter({kind: counts[f"writes {kind}"] for kind in KINDS})
+        plain = {name: count for name, count in counts.items() if not name.startswith(("fired ", "writes "))}
         return {
             "connections": plain.get("connections", 0),
             "exchanges": plain.get("exchanges", 0),
             "fired": fired,
+            "fired on writes": writes,
             "drips abandoned": plain.get("drips abandoned", 0),
             "upstream refused": plain.get("upstream refused", 0),
             "upstream closed early": plain.get("upstream closed early", 0),
@@ -354,6 +358,8 @@ class FaultProxy:
             kind = "drip_head"
         if kind is not None:
             self._count(f"fired {kind}")
+            if exchange.method not in ("GET", "HEAD"):
+                self._count(f"writes {kind}")  # the service changed something, the answer is lost
         if kind is None:
             writer.write(head + body)
             await writer.drain()

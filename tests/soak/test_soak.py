@@ -69,7 +69,8 @@ DELAY_S = 6.0  # the "delay" fault answers after the client gave up
 SYNC_POLL = 0.5
 SYNC_THREADS = 32  # worker slots doing submit + wait_for_job, like an Airflow worker pool
 DEPOSITORS = 4  # batches of works deposited at once (parallel tasks writing to the results store)
-AUX_THREADS = 16  # submissions of the trigger path (the operator's execute before it defers), kills
+AUX_THREADS = 16  # submissions of the trigger path (the operator's execute before it defers)
+KILL_THREADS = 8  # the soak's kills (on_kill of a marked task) and their checks
 SYNC_RETRY = RetryPolicy(max_attempts=8, base_delay=0.25, max_delay=4.0, budget=30.0)
 CALLER_ATTEMPTS = 40  # the soak's own re-sends of a call the client gave up on (a task retry)
 TRANSIENT = (TransportError, InvalidResponse, ApiError)
@@ -307,6 +308,10 @@ class Soak:
         self.stop = threading.Event()
         self.sync_pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="soak-sync")
         self.aux_pool = ThreadPoolExecutor(AUX_THREADS, thread_name_prefix="soak-aux")
+        # Kills get threads of their own: a user's "mark failed" does not queue behind other
+        # tasks' submissions (under socket faults, lost submit answers keep the aux pool busy for
+        # minutes at N=1000, and a kill queued there came after its 90 s job had completed).
+        self.kill_pool = ThreadPoolExecutor(KILL_THREADS, thread_name_prefix="soak-kill")
         self.control_pool = ThreadPoolExecutor(2, thread_name_prefix="soak-control")
         self.results_pool = ThreadPoolExecutor(DEPOSITORS, thread_name_prefix="soak-results")
         # results store: planned works, what the store must hold at the end, what was locked
@@ -405,17 +410,17 @@ class Soak:
         await JobTrigger(**trigger_kwargs).on_kill()
         self.tally.add("kills: trigger on_kill")
         loop = asyncio.get_running_loop()
-        status = await loop.run_in_executor(self.aux_pool, self.get_job_status, trigger_kwargs["job_id"])
+        status = await loop.run_in_executor(self.kill_pool, self.get_job_status, trigger_kwargs["job_id"])
         if status is not JobStatus.CANCELED:  # on_kill only logs a failed cancel: a user clicks again
             self.tally.add("kills: on_kill did not get through, cancelled again")
-            await loop.run_in_executor(self.aux_pool, self.cancel_until_canceled, wait, trigger_kwargs["job_id"])
+            await loop.run_in_executor(self.kill_pool, self.cancel_until_canceled, wait, trigger_kwargs["job_id"])
 
     async def kill_sync_job(self, wait: Wait, job_id: str) -> None:
         """What ``on_kill`` of a blocking operator does: cancel from another thread while it waits."""
         assert wait.kill_after is not None
         await asyncio.sleep(wait.kill_after)
         self.tally.add("kills: cancel_job during wait_for_job")
-        await asyncio.get_running_loop().run_in_executor(self.aux_pool, self.cancel_until_canceled, wait, job_id)
+        await asyncio.get_running_loop().run_in_executor(self.kill_pool, self.cancel_until_canceled, wait, job_id)
 
     # -- the two wait paths ---------------------------------------------------------------------
 
@@ -684,7 +689,7 @@ class Soak:
 
     def close(self) -> None:
         self.stop.set()
-        for pool in (self.sync_pool, self.aux_pool, self.control_pool, self.results_pool):
+        for pool in (self.sync_pool, self.aux_pool, self.kill_pool, self.control_pool, self.results_pool):
             pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -812,10 +817,13 @@ def check(soak: Soak, timed_out: bool) -> tuple[list[str], list[tuple[str, str]]
     proxy = soak.proxy.stats()
     socket_fired: Counter[str] = proxy["fired"]
     socket_total = sum(socket_fired.values())
+    socket_writes: Counter[str] = proxy["fired on writes"]
     if soak.cfg.socket_share > 0:
         for kind in SOCKET_KINDS:
             if not socket_fired[kind]:
                 problem("socket fault kind never fired", kind)
+        if not socket_writes.total():  # else "no duplicates" would say nothing of lost submit answers
+            problem("no socket fault hit a write (submit, cancel, deposit)", "0 faults on POST/PUT/PATCH/DELETE")
     n = soak.cfg.n
     t = soak.tally
     retries = t["client retries"]
@@ -839,7 +847,7 @@ def check(soak: Soak, timed_out: bool) -> tuple[list[str], list[tuple[str, str]]
             "socket faults (proxy)",
             f"{socket_total} ({100 * socket_total / max(1, proxy['exchanges']):.1f}%): "
             + ", ".join(f"{kind} {socket_fired[kind]}" for kind in SOCKET_KINDS)
-            + f"; drips the client gave up on {proxy['drips abandoned']}",
+            + f"; on writes {socket_writes.total()}; drips the client gave up on {proxy['drips abandoned']}",
         ),
         (
             "proxy: service unreachable / closed early",
