@@ -13,7 +13,7 @@ earlier with an error outcome after 20 failed polls in a row (``WaitLoop``). The
 kinds run at once (they mostly sleep; one at a time would take seven times as long), so on a
 loaded machine a figure may be a little late; nothing here asserts on time. Prints markdown.
 
-    .venv/bin/python -m benchmarks.socket_faults [--timeout 5] [--wait 30] [--drip 0.1]
+    .venv/bin/python -m benchmarks.socket_faults [--timeout 3] [--wait 30] [--drip 0.1]
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def waits(proxies: dict[str, FaultProxy], job_id: str, wait: float) -> dict[tupl
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--timeout", type=float, default=5.0, help="the connection's request timeout (s)")
+    parser.add_argument("--timeout", type=float, default=3.0, help="request timeout (s), the soak's")
     parser.add_argument("--wait", type=float, default=30.0, help="the waits' deadline (s)")
     parser.add_argument("--drip", type=float, default=0.1, help="seconds per byte of a drip")
     args = parser.parse_args(argv)
@@ -183,7 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     for kind in KINDS:
         cells = [attempts[(kind, "sync")], attempts[(kind, "async")]]
         cells += [wait_results[(kind, column)] for column in ("wait_for_job", "trigger per_job", "trigger batch")]
-        print(f"| {kind} | " + " | ".join(f"{elapsed:.1f} s, {what}" for elapsed, what in cells) + " |")
+        # Two decimals under a second: the fast faults end in milliseconds, not in "0.0 s".
+        texts = [f"{elapsed:.{2 if elapsed < 1 else 1}f} s, {what}" for elapsed, what in cells]
+        print(f"| {kind} | " + " | ".join(texts) + " |")
 
 
 if __name__ == "__main__":
