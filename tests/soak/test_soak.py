@@ -938,8 +938,8 @@ def render(cfg: SoakConfig, figures: list[tuple[str, str]], violations: list[str
     width = max(len(name) for name, _ in figures)
     lines = [
         "",
-        f"=== jobwait soak: N={cfg.n}, {cfg.fault_share:.0%} service faults, "
-        f"{cfg.socket_share:.0%} socket faults, seed {cfg.seed} ===",
+        f"=== jobwait soak: N={cfg.n}, {100 * cfg.fault_share:g}% service faults, "
+        f"{100 * cfg.socket_share:g}% socket faults, seed {cfg.seed} ===",
         *(f"  {name:<{width}}  {value}" for name, value in figures),
         f"  {'invariants':<{width}}  " + ("all hold" if not violations else f"{len(violations)} VIOLATED"),
         *(f"    - {v}" for v in violations),
