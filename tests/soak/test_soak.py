@@ -1,5 +1,7 @@
 """Soak: N waits through ``JobTrigger`` and N through ``JobsHook.wait_for_job``, against the reference
-service under 20 % injected faults, killed (SIGKILL) and restarted twice mid-run on its SQLite file.
+service under 20 % injected faults, killed (SIGKILL) and restarted twice mid-run on its SQLite file,
+behind a TCP fault proxy (``tests/_fault_proxy.py``) that breaks 10 % of the exchanges on the socket
+(resets mid-response, stalls, drips, truncated heads and bodies, corrupted bytes).
 
 Invariants, checked against the service's own SQLite store once the run is over:
 
@@ -9,13 +11,16 @@ Invariants, checked against the service's own SQLite store once the run is over:
   is that one: 0 duplicates, 0 lost submissions;
 - exactly the jobs the soak killed are ``CANCELED``;
 - every work deposited to the results store during the run is there afterwards, the locked
-  ones byte-for-byte as they were when locked (changing or deleting them is refused meanwhile).
+  ones byte-for-byte as they were when locked (changing or deleting them is refused meanwhile);
+- every kind of fault, the service's and the proxy's, fired at least once.
 
 Knobs (environment): ``JOBWAIT_SOAK_N`` waits per path (default 200; the documented large run
 is 1000), ``JOBWAIT_SOAK_SEED`` (fault draws and job plan), ``JOBWAIT_SOAK_FAULT_SHARE`` (0.20),
 ``JOBWAIT_SOAK_BUDGET`` (seconds before the run fails, default from N),
 ``JOBWAIT_SOAK_TRIGGER_POLL`` (trigger poll interval, default max(1, N/200) s),
-``JOBWAIT_SOAK_STATUS_MODE`` (connection extra ``status_mode`` of the triggers, when set). See docs/soak.md.
+``JOBWAIT_SOAK_STATUS_MODE`` (connection extra ``status_mode`` of the triggers, when set),
+``JOBWAIT_SOAK_SOCKET_SHARE`` (share of exchanges the proxy breaks, 0.10),
+``JOBWAIT_SOAK_DRIP_INTERVAL`` (seconds per byte of a drip, 0.1). See docs/soak.md.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from typing import Any, TypeVar
 import pytest
 from jobwait_reference_service.faults import ENV_VAR as FAULTS_ENV
 from jobwait_reference_service.faults_client import FaultControl, share_rules
-from jobwait_reference_service.process import ServiceProcess
+from jobwait_reference_service.process import ServiceProcess, connection_env
 
 from airflow_jobwait.client import results_store as results_api
 from airflow_jobwait.client.retry import RetryPolicy, RetryState
@@ -50,6 +55,8 @@ from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.hooks.results import ResultsHook
 from airflow_jobwait.models import JobInput, JobStatus, ModelRef, SubmitJobRequest, WaitOutcome
 from airflow_jobwait.triggers import JobTrigger
+from tests._fault_proxy import KINDS as SOCKET_KINDS
+from tests._fault_proxy import FaultProxy
 
 T = TypeVar("T")
 
@@ -57,11 +64,13 @@ API_KEY = "soakkey.s3cr3t-soak-key-never-logged"
 CONN_ID = "modzy_default"  # the families' default connections, pointed at the soak's service
 RESULTS_CONN = "chime_results_default"
 PIPELINE = "soak"
-CLIENT_TIMEOUT = 5.0  # connection extra "timeout": seconds per request
+CLIENT_TIMEOUT = 3.0  # connection extra "timeout": seconds per request
 DELAY_S = 6.0  # the "delay" fault answers after the client gave up
 SYNC_POLL = 0.5
 SYNC_THREADS = 32  # worker slots doing submit + wait_for_job, like an Airflow worker pool
-AUX_THREADS = 16  # submissions of the trigger path (the operator's execute before it defers), kills
+DEPOSITORS = 4  # batches of works deposited at once (parallel tasks writing to the results store)
+AUX_THREADS = 16  # submissions of the trigger path (the operator's execute before it defers)
+KILL_THREADS = 8  # the soak's kills (on_kill of a marked task) and their checks
 SYNC_RETRY = RetryPolicy(max_attempts=8, base_delay=0.25, max_delay=4.0, budget=30.0)
 CALLER_ATTEMPTS = 40  # the soak's own re-sends of a call the client gave up on (a task retry)
 TRANSIENT = (TransportError, InvalidResponse, ApiError)
@@ -79,6 +88,18 @@ FAULT_MIX: list[tuple[float, dict[str, Any]]] = [
     (2.5, {"kind": "invalid_json"}),
 ]
 
+# (weight, kind): shares of the exchanges the proxy breaks, scaled to the socket share. The slow
+# kinds (stall, drips) cost a client a whole timeout each: fewer of them keeps N=200 quick.
+SOCKET_MIX: list[tuple[float, str]] = [
+    (2.0, "reset"),
+    (1.0, "stall"),
+    (1.0, "drip_head"),
+    (1.0, "drip_body"),
+    (1.5, "truncated_headers"),
+    (1.5, "truncated_body"),
+    (2.0, "corrupt"),
+]
+
 
 def _env_number(name: str, default: float) -> float:
     raw = os.environ.get(name, "").strip()
@@ -93,6 +114,8 @@ class SoakConfig:
     budget: float
     trigger_poll: float
     status_mode: str | None
+    socket_share: float
+    drip_interval: float
 
     @classmethod
     def from_env(cls) -> SoakConfig:
@@ -106,6 +129,8 @@ class SoakConfig:
             budget=_env_number("JOBWAIT_SOAK_BUDGET", 240.0 + max(0, n - 200) * 0.6),
             trigger_poll=_env_number("JOBWAIT_SOAK_TRIGGER_POLL", max(1.0, n / 200)),
             status_mode=os.environ.get("JOBWAIT_SOAK_STATUS_MODE") or None,
+            socket_share=_env_number("JOBWAIT_SOAK_SOCKET_SHARE", 0.10),
+            drip_interval=_env_number("JOBWAIT_SOAK_DRIP_INTERVAL", 0.1),
         )
 
 
@@ -116,6 +141,12 @@ pytestmark = [pytest.mark.soak, pytest.mark.timeout(CONFIG.budget + 180)]
 def fault_rules(share: float) -> list[dict[str, Any]]:
     total = sum(weight for weight, _ in FAULT_MIX)
     return share_rules([(share * weight / total, rule) for weight, rule in FAULT_MIX])
+
+
+def socket_mix(share: float) -> dict[str, float]:
+    """The proxy's share of exchanges per kind, adding up to ``share``."""
+    total = sum(weight for weight, _ in SOCKET_MIX)
+    return {kind: share * weight / total for weight, kind in SOCKET_MIX}
 
 
 def fault_env(cfg: SoakConfig, life: int) -> str:
@@ -143,6 +174,8 @@ class Wait:
     events: int = 0
     error: str | None = None
     kill_error: str | None = None
+    submit_s: float = 0.0  # seconds the submission took, re-sends included
+    ended_s: float = 0.0  # seconds into the run when the wait ended
 
 
 def plan(cfg: SoakConfig) -> list[Wait]:
@@ -247,9 +280,10 @@ def instrumented(tally: Tally, monkeypatch: pytest.MonkeyPatch, log_path: Path) 
 
 
 class Soak:
-    def __init__(self, cfg: SoakConfig, proc: ServiceProcess) -> None:
+    def __init__(self, cfg: SoakConfig, proc: ServiceProcess, proxy: FaultProxy) -> None:
         self.cfg = cfg
         self.proc = proc
+        self.proxy = proxy
         self.waits = plan(cfg)
         self.tally = Tally()
         self.faults = FaultControl(proc.base_url, proc.api_key)
@@ -268,12 +302,18 @@ class Soak:
         self.stop = threading.Event()
         self.sync_pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="soak-sync")
         self.aux_pool = ThreadPoolExecutor(AUX_THREADS, thread_name_prefix="soak-aux")
+        # Kills get threads of their own: a user's "mark failed" does not queue behind other
+        # tasks' submissions (under socket faults, lost submit answers keep the aux pool busy for
+        # minutes at N=1000, and a kill queued there came after its 90 s job had completed).
+        self.kill_pool = ThreadPoolExecutor(KILL_THREADS, thread_name_prefix="soak-kill")
         self.control_pool = ThreadPoolExecutor(2, thread_name_prefix="soak-control")
+        self.results_pool = ThreadPoolExecutor(DEPOSITORS, thread_name_prefix="soak-results")
         # results store: planned works, what the store must hold at the end, what was locked
         self.works_expected: dict[str, dict[str, Any]] = {}
         self.locked_snapshots: dict[str, dict[str, Any]] = {}
         self.work_errors: list[str] = []
         self.loop_errors: list[str] = []  # what the event loop reported unhandled (e.g. a task's exception)
+        self.depositor_done_s = 0.0
         self.started = time.monotonic()
 
     # -- helpers --------------------------------------------------------------------------------
@@ -321,7 +361,9 @@ class Soak:
 
     def submit(self, wait: Wait) -> str:
         hook = self.jobs_hook()
+        started = time.monotonic()
         job = self.persist("submit", lambda: hook.submit_job(wait.request, idempotency_key=wait.key))
+        wait.submit_s = time.monotonic() - started
         wait.job_ids.add(job.job_identifier)
         self._count("submitted")
         return job.job_identifier
@@ -362,17 +404,17 @@ class Soak:
         await JobTrigger(**trigger_kwargs).on_kill()
         self.tally.add("kills: trigger on_kill")
         loop = asyncio.get_running_loop()
-        status = await loop.run_in_executor(self.aux_pool, self.get_job_status, trigger_kwargs["job_id"])
+        status = await loop.run_in_executor(self.kill_pool, self.get_job_status, trigger_kwargs["job_id"])
         if status is not JobStatus.CANCELED:  # on_kill only logs a failed cancel: a user clicks again
             self.tally.add("kills: on_kill did not get through, cancelled again")
-            await loop.run_in_executor(self.aux_pool, self.cancel_until_canceled, wait, trigger_kwargs["job_id"])
+            await loop.run_in_executor(self.kill_pool, self.cancel_until_canceled, wait, trigger_kwargs["job_id"])
 
     async def kill_sync_job(self, wait: Wait, job_id: str) -> None:
         """What ``on_kill`` of a blocking operator does: cancel from another thread while it waits."""
         assert wait.kill_after is not None
         await asyncio.sleep(wait.kill_after)
         self.tally.add("kills: cancel_job during wait_for_job")
-        await asyncio.get_running_loop().run_in_executor(self.aux_pool, self.cancel_until_canceled, wait, job_id)
+        await asyncio.get_running_loop().run_in_executor(self.kill_pool, self.cancel_until_canceled, wait, job_id)
 
     # -- the two wait paths ---------------------------------------------------------------------
 
@@ -419,6 +461,7 @@ class Soak:
             if killer is not None:
                 killer.cancel()
         finally:
+            wait.ended_s = time.monotonic() - self.started
             self._count("finished")
             self._count("finished_triggers")
 
@@ -444,6 +487,7 @@ class Soak:
         except Exception as err:
             wait.error = f"{type(err).__name__}: {err}"
         finally:
+            wait.ended_s = time.monotonic() - self.started
             self._count("finished")
 
     # -- restarts -------------------------------------------------------------------------------
@@ -577,25 +621,38 @@ class Soak:
         self.tally.add("unlocked works updated")
 
     def depositor(self) -> None:
-        """Deposit the batches spread over the run (paced by finished waits), lock some, poke them."""
+        """Deposit the batches spread over the run (paced by finished waits), lock some, poke them.
+
+        Up to ``DEPOSITORS`` batches at once, as parallel tasks of a DAG would: a deposit whose
+        answer is lost costs at least one request timeout before it is read back, and one
+        depositor alone would fall behind the waits.
+        """
         batches = self.planned_works()
         total_waits = len(self.waits)
+        running: list[Future[None]] = []
+        for number, batch in enumerate(batches):
+            while not self.waits_over.is_set() and not self.stop.is_set():
+                if self.finished * len(batches) >= number * total_waits:
+                    break
+                time.sleep(0.05)
+            if self.stop.is_set():
+                break
+            running.append(self.results_pool.submit(self.batch_work, number, batch))
+        for future in running:
+            with contextlib.suppress(Exception):  # batch_work records its own errors
+                future.result()
+
+    def batch_work(self, number: int, batch: list[dict[str, Any]]) -> None:
+        """Deposit one batch, then lock two of its works (and try to change them) or update one."""
         try:
-            for number, batch in enumerate(batches):
-                while not self.waits_over.is_set() and not self.stop.is_set():
-                    if self.finished * len(batches) >= number * total_waits:
-                        break
-                    time.sleep(0.05)
-                if self.stop.is_set():
-                    return
-                self.deposit(batch)
-                if number % 3 == 1:
-                    self.lock([work["id"] for work in batch[:2]])
-                    self.try_forbidden(batch[0]["id"])
-                elif number % 4 == 2:
-                    self.update_unlocked(batch[-1]["id"])
+            self.deposit(batch)
+            if number % 3 == 1:
+                self.lock([work["id"] for work in batch[:2]])
+                self.try_forbidden(batch[0]["id"])
+            elif number % 4 == 2:
+                self.update_unlocked(batch[-1]["id"])
         except Exception as err:
-            self.work_errors.append(f"depositor stopped: {type(err).__name__}: {err}")
+            self.work_errors.append(f"batch {number} stopped: {type(err).__name__}: {err}")
 
     # -- all together ---------------------------------------------------------------------------
 
@@ -616,6 +673,7 @@ class Soak:
             self.waits_over.set()
             await restarter
             await depositor
+            self.depositor_done_s = time.monotonic() - self.started
         finally:
             self.waits_over.set()
             self.stop.set()
@@ -625,7 +683,7 @@ class Soak:
 
     def close(self) -> None:
         self.stop.set()
-        for pool in (self.sync_pool, self.aux_pool, self.control_pool):
+        for pool in (self.sync_pool, self.aux_pool, self.kill_pool, self.control_pool, self.results_pool):
             pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -747,6 +805,19 @@ def check(soak: Soak, timed_out: bool) -> tuple[list[str], list[tuple[str, str]]
         injected.update(stats["fired"])
     total_injected = sum(injected.values())
     by_kind = ", ".join(f"{label} {count}" for label, count in sorted(injected.items()))
+    if soak.cfg.fault_share > 0:
+        for label in sorted({_rule_label(rule) for _, rule in FAULT_MIX} - {k for k, v in injected.items() if v}):
+            problem("service fault kind never fired", label)
+    proxy = soak.proxy.stats()
+    socket_fired: Counter[str] = proxy["fired"]
+    socket_total = sum(socket_fired.values())
+    socket_writes: Counter[str] = proxy["fired on writes"]
+    if soak.cfg.socket_share > 0:
+        for kind in SOCKET_KINDS:
+            if not socket_fired[kind]:
+                problem("socket fault kind never fired", kind)
+        if not socket_writes.total():  # else "no duplicates" would say nothing of lost submit answers
+            problem("no socket fault hit a write (submit, cancel, deposit)", "0 faults on POST/PUT/PATCH/DELETE")
     n = soak.cfg.n
     t = soak.tally
     retries = t["client retries"]
@@ -762,8 +833,19 @@ def check(soak: Soak, timed_out: bool) -> tuple[list[str], list[tuple[str, str]]
         ("wall time", f"{time.monotonic() - soak.started:.0f}s (peak {soak.peak_active} waits in flight)"),
         ("requests seen by the service", str(requests)),
         (
-            "faults injected",
+            "faults injected by the service",
             f"{total_injected} ({100 * total_injected / max(1, requests):.1f}%): {by_kind}",
+        ),
+        ("exchanges through the proxy", f"{proxy['exchanges']} on {proxy['connections']} client connections"),
+        (
+            "socket faults (proxy)",
+            f"{socket_total} ({100 * socket_total / max(1, proxy['exchanges']):.1f}%): "
+            + ", ".join(f"{kind} {socket_fired[kind]}" for kind in SOCKET_KINDS)
+            + f"; on writes {socket_writes.total()}; drips the client gave up on {proxy['drips abandoned']}",
+        ),
+        (
+            "proxy: service unreachable / closed early",
+            f"{proxy['upstream refused']} / {proxy['upstream closed early']} (restarts; the service's resets and cuts)",
         ),
         ("client retries (RetryPolicy)", str(retries)),
         ("failed polls charged to waits", str(t["failed polls charged to waits"])),
@@ -777,6 +859,7 @@ def check(soak: Soak, timed_out: bool) -> tuple[list[str], list[tuple[str, str]]
             ),
         ),
         ("triggers moved to another triggerer", str(t["triggers moved to another triggerer"])),
+        ("where the time went", _timeline(soak)),
         ("unhandled exceptions in the event loop", str(len(soak.loop_errors))),
         (
             "kills",
@@ -811,6 +894,19 @@ def check(soak: Soak, timed_out: bool) -> tuple[list[str], list[tuple[str, str]]
     return violations, figures
 
 
+def _timeline(soak: Soak) -> str:
+    """When the last waits of each path ended, the slowest submission, when deposits ended."""
+    parts = []
+    for path in ("trigger", "sync"):
+        ends = sorted(w.ended_s for w in soak.waits if w.path == path)
+        if ends:
+            parts.append(f"{path} waits 95% ended by {ends[int(0.95 * (len(ends) - 1))]:.0f}s, all by {ends[-1]:.0f}s")
+    slowest = max(soak.waits, key=lambda w: w.submit_s)
+    parts.append(f"slowest submit {slowest.submit_s:.0f}s ({slowest.path}-{slowest.index})")
+    parts.append(f"deposits done at {soak.depositor_done_s:.0f}s")
+    return "; ".join(parts)
+
+
 def _caller_detail(tally: Tally) -> str:
     """``submit 12 (InvalidResponse 10, TransportError 2), ...``: what was re-sent, and why."""
     by_call: dict[str, Counter[str]] = {}
@@ -836,7 +932,8 @@ def render(cfg: SoakConfig, figures: list[tuple[str, str]], violations: list[str
     width = max(len(name) for name, _ in figures)
     lines = [
         "",
-        f"=== jobwait soak: N={cfg.n}, {cfg.fault_share:.0%} faults, seed {cfg.seed} ===",
+        f"=== jobwait soak: N={cfg.n}, {100 * cfg.fault_share:g}% service faults, "
+        f"{100 * cfg.socket_share:g}% socket faults, seed {cfg.seed} ===",
         *(f"  {name:<{width}}  {value}" for name, value in figures),
         f"  {'invariants':<{width}}  " + ("all hold" if not violations else f"{len(violations)} VIOLATED"),
         *(f"    - {v}" for v in violations),
@@ -856,12 +953,18 @@ async def test_soak_under_faults(
         env={FAULTS_ENV: fault_env(cfg, 0)},
     )
     proc.start()
+    # The clients talk to the proxy; the soak's own control calls (faults, stats) go straight
+    # to the service.
+    proxy = FaultProxy(
+        proc.host, proc.port, socket_mix(cfg.socket_share), seed=cfg.seed, drip_interval=cfg.drip_interval
+    ).start()
     extra: dict[str, Any] = {"timeout": CLIENT_TIMEOUT}
     if cfg.status_mode:
         extra["status_mode"] = cfg.status_mode
-    for name, value in proc.connection_env({"modzy": extra, "chime_results": {"timeout": CLIENT_TIMEOUT}}).items():
+    conn_extra = {"modzy": extra, "chime_results": {"timeout": CLIENT_TIMEOUT}}
+    for name, value in connection_env(proxy.url, API_KEY, conn_extra, proc.profile).items():
         monkeypatch.setenv(name, value)
-    soak = Soak(cfg, proc)
+    soak = Soak(cfg, proc, proxy)
     timed_out = False
     try:
         loop = asyncio.get_running_loop()
@@ -891,4 +994,5 @@ async def test_soak_under_faults(
             print(report)
     finally:
         soak.close()
+        proxy.close()
         proc.close()
