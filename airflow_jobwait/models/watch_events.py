@@ -8,10 +8,15 @@ Airflow stores a watcher's event on every asset the watcher feeds, as the asset 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from airflow_jobwait.models.datasets import DatasetJob
+from airflow_jobwait.models.inference import Job
+from airflow_jobwait.models.native_statuses import TENSORBAY
+from airflow_jobwait.models.results_store import Work
 from airflow_jobwait.models.status import JobStatus
 
 WatchKind = Literal["results_store.works", "dataset.jobs", "inference.jobs"]
@@ -77,3 +82,49 @@ class WatchEvent(BaseModel):
         ):
             raise ValueError("the asset event carries no airflow-jobwait watch payload (was it fired by a watcher?)")
         return cls.model_validate(payload)
+
+
+# ---- one item per kind: what the triggers report and what the writing operators declare ----------
+
+
+def work_item(work: Work, time_field: str = "creation") -> WatchedItem:
+    """A work as events name it (``time``: its ``time_field``)."""
+    when = getattr(work, time_field, None)
+    return WatchedItem(id=work.id, time=None if when is None else float(when), status=work.status)
+
+
+def dataset_job_item(job: DatasetJob, job_type: str) -> WatchedItem:
+    """A dataset job as events name it (``time``: ``createdAt``; status mapped as §5 says)."""
+    status = TENSORBAY.to_common(job.status, f"dataset job {job.job_id}") if job.status else None
+    details: dict[str, Any] = {"jobType": job.job_type or job_type, "title": job.title, "finishedAt": job.finished_at}
+    if job.draft_number is not None:
+        details["draftNumber"] = job.draft_number
+    if job.error_message:
+        details["errorMessage"] = job.error_message
+    return WatchedItem(
+        id=job.job_id,
+        time=None if job.created_at is None else float(job.created_at),
+        status=job.status,
+        job_status=status,
+        details=details,
+    )
+
+
+def inference_job_item(job: Job, model: str) -> WatchedItem:
+    """An inference job as events name it (``time``: ``submittedAt``).
+
+    :param model: The model watched, for a job reply without one.
+    """
+    submitted = job.submitted_at
+    if submitted is not None and submitted.tzinfo is None:
+        submitted = submitted.replace(tzinfo=UTC)
+    return WatchedItem(
+        id=job.job_identifier,
+        time=None if submitted is None else submitted.timestamp(),
+        status=job.native_status or job.status.value,
+        job_status=job.status,
+        details={
+            "model": job.model.identifier if job.model else model,
+            "version": job.model.version if job.model else None,
+        },
+    )

@@ -59,9 +59,15 @@ from airflow_jobwait.event_watermarks import (
 )
 from airflow_jobwait.exceptions import ApiError, JobWaitError
 from airflow_jobwait.hooks.base import JobWaitHook
-from airflow_jobwait.models.native_statuses import TENSORBAY
 from airflow_jobwait.models.status import JobStatus
-from airflow_jobwait.models.watch_events import WatchedItem, WatchEvent, WatchKind
+from airflow_jobwait.models.watch_events import (
+    WatchedItem,
+    WatchEvent,
+    WatchKind,
+    dataset_job_item,
+    inference_job_item,
+    work_item,
+)
 from airflow_jobwait.version_compat import warn_unavailable
 
 try:  # Airflow >= 3.3: shared streams with an ack channel
@@ -480,6 +486,10 @@ class JobWaitEventTrigger(BaseEventTrigger):
         )
 
 
+def _dump(item: WatchedItem) -> dict[str, Any]:
+    return item.model_dump(mode="json")
+
+
 def _summary(event: WatchEvent) -> str:
     shown = ", ".join(event.ids[:5]) + (f", ... ({len(event.ids)} in all)" if len(event.ids) > 5 else "")
     what = "new work(s)" if event.kind == "results_store.works" else "job(s) ended"
@@ -543,11 +553,10 @@ class NewWorksTrigger(JobWaitEventTrigger):
         def items_of(works: Any) -> list[SourceItem]:
             found = []
             for work in works:
-                when = getattr(work, self.time_field)
-                if when is None:
+                item = work_item(work, self.time_field)
+                if item.time is None:
                     continue  # the query asked for it; a service that sends it anyway is not windowed
-                payload = {"id": work.id, "time": float(when), "status": work.status}
-                found.append(SourceItem(key=work.id, id=work.id, time=float(when), ready=True, payload=payload))
+                found.append(SourceItem(key=work.id, id=work.id, time=item.time, ready=True, payload=_dump(item)))
             return found
 
         return await self._paged(since, page, items_of, lambda works, _: len(works) < size)
@@ -604,27 +613,14 @@ class DatasetJobsTrigger(JobWaitEventTrigger):
         def items_of(answer: Any) -> list[SourceItem]:
             found = []
             for job in answer.jobs:
-                created = float(job.created_at) if job.created_at is not None else None
-                if created is not None and created < since:
+                item = dataset_job_item(job, self.job_type)
+                if item.time is not None and item.time < since:
                     continue
-                status = TENSORBAY.to_common(job.status, f"dataset job {job.job_id}") if job.status else None
-                ready = status is not None and status.is_terminal
-                details = {"jobType": job.job_type or self.job_type, "title": job.title, "finishedAt": job.finished_at}
-                if job.draft_number is not None:
-                    details["draftNumber"] = job.draft_number
-                if job.error_message:
-                    details["errorMessage"] = job.error_message
-                payload = {
-                    "id": job.job_id,
-                    "time": created,
-                    "status": job.status,
-                    "job_status": status.value if status is not None else None,
-                    "details": details,
-                }
+                ready = item.job_status is not None and item.job_status.is_terminal
                 # A job without createdAt is windowed as of now: seen for one lookback.
-                when = created if created is not None else time.time()
+                when = item.time if item.time is not None else time.time()
                 key = f"{job.job_id}@{job.finished_at}"
-                found.append(SourceItem(key=key, id=job.job_id, time=when, ready=ready, payload=payload))
+                found.append(SourceItem(key=key, id=job.job_id, time=when, ready=ready, payload=_dump(item)))
             return found
 
         def done(answer: Any, _: Sequence[SourceItem]) -> bool:
@@ -694,29 +690,14 @@ class InferenceJobsTrigger(JobWaitEventTrigger):
         def items_of(jobs: Any) -> list[SourceItem]:
             found = []
             for job in jobs:
-                submitted = _epoch(job.submitted_at)
-                if submitted is not None and submitted < since:
+                item = inference_job_item(job, self.model)
+                if item.time is not None and item.time < since:
                     continue
-                model = job.model
-                details = {
-                    "model": model.identifier if model else self.model,
-                    "version": model.version if model else None,
-                }
-                payload = {
-                    "id": job.job_identifier,
-                    "time": submitted,
-                    "status": job.native_status or job.status.value,
-                    "job_status": job.status.value,
-                    "details": details,
-                }
-                when = submitted if submitted is not None else time.time()
+                when = item.time if item.time is not None else time.time()
+                ready = job.status.is_terminal
                 found.append(
                     SourceItem(
-                        key=job.job_identifier,
-                        id=job.job_identifier,
-                        time=when,
-                        ready=job.status.is_terminal,
-                        payload=payload,
+                        key=job.job_identifier, id=job.job_identifier, time=when, ready=ready, payload=_dump(item)
                     )
                 )
             return found
