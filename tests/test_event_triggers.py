@@ -497,3 +497,29 @@ def test_watermark_dedupes_rescanned_items_forgets_below_the_window_and_stays_bo
     assert len(new) == 5 and dropped == 2 and len(mark.seen) == 3
     new, mark, _ = mark.advance(Scan(111, 122, items(*[(f"x{n}", 115 + n / 10) for n in range(5)])), 10, max_seen=3)
     assert new == []  # the dropped keys are below the raised floor: not reported again
+
+
+@needs_3_3
+async def test_a_watcher_of_two_assets_keeps_a_copy_on_each_and_resumes_from_the_older(channel: StateChannel) -> None:
+    """A write that reached one asset's store and not the other's (a crash between the two) must
+    cost duplicates, never a miss: the copy with the older horizon wins."""
+    from airflow_jobwait.triggers.events import WatermarkStore
+
+    trigger = watched(works_watch("p"), "a", "b")
+    store = WatermarkStore.of(trigger, trigger.watermark_key())
+    assert store.persistent and len(store.accessors) == 2
+    older = Watermark(horizon=100.0, floor=70.0, seen={"w1": 90.0})
+    await store.save(older)
+    assert channel.watermark("a", trigger) == older and channel.watermark("b", trigger) == older
+    newer = Watermark(horizon=200.0, floor=170.0, seen={"w2": 190.0})
+    await store.accessors[0].aset(store.key, newer.to_store())  # only the first copy moved on
+    assert await WatermarkStore.of(restarted(trigger, "a", "b"), trigger.watermark_key()).load() == older
+
+
+@pytest.mark.parametrize("feature", ["asset_state_store", "shared_streams"])
+def test_what_31_and_32_lack_is_named_once(feature: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_jobwait import version_compat
+
+    monkeypatch.setattr(version_compat, "_logged", set())
+    assert version_compat.warn_unavailable(feature) is (not AIRFLOW_V_3_3_PLUS)
+    assert "3.3" in version_compat.UNAVAILABLE_BEFORE_3_3[feature]
