@@ -30,6 +30,7 @@ from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.event_watermarks import Watermark
 from airflow_jobwait.hooks import DatasetJobsHook, JobsHook, ResultsHook
+from airflow_jobwait.models import JobInput, ModelRef, SubmitJobRequest
 from airflow_jobwait.models.watch_events import WatchEvent
 from airflow_jobwait.triggers.events import (
     DatasetJobsTrigger,
@@ -523,3 +524,70 @@ def test_what_31_and_32_lack_is_named_once(feature: str, monkeypatch: pytest.Mon
     monkeypatch.setattr(version_compat, "_logged", set())
     assert version_compat.warn_unavailable(feature) is (not AIRFLOW_V_3_3_PLUS)
     assert "3.3" in version_compat.UNAVAILABLE_BEFORE_3_3[feature]
+
+
+@needs_3_3
+@pytest.mark.parametrize("kind", ["dataset", "inference"])
+async def test_jobs_ending_while_no_triggerer_ran_fire_once_on_resume(
+    kind: str, jobwait_conn: str, channel: StateChannel, triggerers: list[Triggerer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several pages per scan too (pages of 2): the catch-up and the shared scans read them all."""
+    from airflow_jobwait.triggers import events
+
+    monkeypatch.setitem(events.PAGE_SIZES, kind, 2)
+    common: dict[str, Any] = {"poll_interval": POLL, "lookback": 60}
+    if kind == "dataset":
+        datasets = DatasetJobsHook(TENSORBAY_CONN)
+        dataset = datasets.call(reference.clone_dataset())
+
+        def make_jobs(count: int) -> list[str]:
+            made = [
+                datasets.squash_and_merge(dataset, f"m{n}", "feature", "main", extra_body={"test": FAST}).job_id
+                for n in range(count)
+            ]
+            for job_id in made:  # ended before the watcher looks again
+                datasets.wait_for_job(
+                    job_id,
+                    0.05,
+                    LIMIT,
+                    job_kind="dataset",
+                    job_ref={"dataset_id": dataset, "job_type": "squashAndMerge"},
+                )
+            return made
+
+        trigger: JobWaitEventTrigger = DatasetJobsTrigger(dataset, conn_id=TENSORBAY_CONN, **common)
+    else:
+        jobs_hook = JobsHook(jobwait_conn)
+        model = "wordcount"  # a model no other test of this file submits to
+
+        def make_jobs(count: int) -> list[str]:
+            made = [
+                jobs_hook.submit_job(
+                    SubmitJobRequest(
+                        model=ModelRef(identifier=model, version="1.0"),
+                        input=JobInput(sources={"a": {"input.txt": "one two"}}),
+                    )
+                ).job_identifier
+                for _ in range(count)
+            ]
+            for job_id in made:
+                jobs_hook.wait_for_job(job_id, 0.05, LIMIT)
+            return made
+
+        trigger = InferenceJobsTrigger(model, conn_id=jobwait_conn, **common)
+    first = new_triggerer(triggerers)
+    first.start(1, watched(trigger, "jobs"))
+    await until(lambda: channel.watermark("jobs", trigger) is not None, "baseline")
+    seen_live = make_jobs(3)
+    await until(lambda: set(seen_live) <= set(first.ids(1)), "the jobs ending while it runs")
+    # Dataset jobs are remembered by id and finishedAt (a retried job ends again), jobs by id.
+    await until(lambda: set(seen_live) <= {k.split("@")[0] for k in channel.watermark("jobs", trigger).seen}, "kept")
+    await first.stop()
+
+    while_down = make_jobs(3)
+    second = new_triggerer(triggerers)
+    second.start(2, restarted(trigger, "jobs"))
+    await until(lambda: set(while_down) <= set(second.ids(2)), "the jobs that ended while down")
+    await settle()
+    assert sorted(second.ids(2)) == sorted(while_down)  # once each, none of before again
+    assert len(first.ids(1)) == len(set(first.ids(1)))
