@@ -50,7 +50,12 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_jobwait.sensors.jobs"]}],
-        "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_jobwait.triggers.jobs"]}],
+        "triggers": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_jobwait.triggers.jobs", "airflow_jobwait.triggers.events"],
+            }
+        ],
         "extra-links": ["airflow_jobwait.links.JobLink"],
         "connection-types": [kind.provider_info() for kind in CONNECTION_TYPES],
     }

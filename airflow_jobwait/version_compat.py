@@ -35,6 +35,15 @@ UNAVAILABLE_BEFORE_3_3 = {
         "a retried submit is not resumed from task_state_store (Airflow 3.3): the retry submits "
         "again, with the same request key (Idempotency-Key/X-Request-Id) as the first try"
     ),
+    "asset_state_store": (
+        "event triggers keep their watermark in memory (the asset state store arrived in Airflow 3.3): "
+        "after a triggerer restart a watcher starts afresh, so items that arrived while it was down are "
+        "not reported (docs/event-triggers.md)"
+    ),
+    "shared_streams": (
+        "each event trigger polls its source alone (shared streams arrived in Airflow 3.3), and its "
+        "watermark moves once the triggerer has queued its events, not once Airflow has stored them"
+    ),
     "start_from_trigger": (
         "start_from_trigger is ignored (Airflow renders its trigger kwargs only from 3.3): the "
         "sensor starts on a worker and defers from there"

@@ -14,7 +14,7 @@ from airflow.providers.common.compat.connection import get_async_connection, get
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_jobwait.client.async_transport import AsyncClient
-from airflow_jobwait.client.http import Call, ClientConfig
+from airflow_jobwait.client.http import Call, ClientConfig, server_date
 from airflow_jobwait.client.job_kinds import status_call
 from airflow_jobwait.client.pool import leased_client
 from airflow_jobwait.client.retry import TRANSIENT_STATUSES, RetryPolicy, RetryState
@@ -309,6 +309,17 @@ class JobWaitHook(BaseHook):
         """
         async with self.async_client() as client:
             return await client.call(call, retry=self.retry, deadline=deadline)
+
+    async def acall_dated(self, call: Call[T], deadline: float | None = None) -> tuple[T, datetime | None]:
+        """``acall``, with the service's clock when it answered (its ``Date``; ``None`` without one).
+
+        The event triggers window their scans on the service's clock, not ours
+        (``docs/event-triggers.md``): the answer and its ``Date`` come from the same response.
+
+        :param deadline: Epoch seconds when the caller's wait ends: no retry waits past it.
+        """
+        dated = Call(call.request, lambda response: (call.parse(response), server_date(response)))
+        return await self.acall(dated, deadline)
 
 
 def answer_lost(err: JobWaitError) -> bool:

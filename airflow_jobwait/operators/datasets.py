@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import BaseOperator
 from airflow_jobwait.client.datasets import JOB_TYPES
 from airflow_jobwait.hooks.connection import TENSORBAY
 from airflow_jobwait.hooks.datasets import DatasetJobsHook
+from airflow_jobwait.lineage import dataset_job_event, declare_on_outlets
 from airflow_jobwait.models import WaitOutcome
 from airflow_jobwait.models.datasets import DatasetJob
 from airflow_jobwait.operators.resumable import ResumableJobWaitOperator, instance_key
@@ -30,7 +31,11 @@ def check_job_type(job_type: object) -> str:
 
 class _DatasetOperator(ResumableJobWaitOperator):
     """Start a dataset job (``job_kind="dataset"``), wait, and on success return its draft
-    (squash-and-merge) or the job itself as JSON; on failure fail with the job's ``errorMessage``."""
+    (squash-and-merge) or the job itself as JSON; on failure fail with the job's ``errorMessage``.
+
+    Asset ``outlets`` get an asset event whose ``extra["payload"]`` is the ``WatchEvent`` of the
+    finished job (``airflow_jobwait.lineage``), as a ``DatasetJobsTrigger`` would report it.
+    """
 
     job_kind = "dataset"
     job_type: str  # each subclass's; TensorBay wants it on every job call
@@ -58,6 +63,8 @@ class _DatasetOperator(ResumableJobWaitOperator):
             return super().finish_wait(outcome)
         self.log.info("%s", outcome.message)
         job = self.hook.get_job(self.dataset_id, outcome.job_id, self.job_type)
+        # Lineage: asset outlets get the finished job, as a DatasetJobsTrigger would report it.
+        declare_on_outlets(self, dataset_job_event(self.conn_id, self.dataset_id, self.job_type, job))
         if job.draft_number is not None:
             draft = self.hook.get_result_draft(self.dataset_id, job)
             self.log.info("job %s made draft #%d on branch %s", job.job_id, draft.number, draft.branch_name)

@@ -15,6 +15,7 @@ from airflow_jobwait.exceptions import Conflict
 from airflow_jobwait.hooks.connection import CHIME_RESULTS
 from airflow_jobwait.hooks.jobs import JobsHook
 from airflow_jobwait.hooks.results import ResultsHook
+from airflow_jobwait.lineage import declare_on_outlets, works_event
 from airflow_jobwait.models.results_store import Work, works_from_job_results
 
 if TYPE_CHECKING:
@@ -155,6 +156,8 @@ class DepositResultsOperator(_ResultsStoreOperator):
             self.log.info("the %d works were already deposited, as they are (an earlier try)", len(payload))
         context["ti"].xcom_push(key=WORK_IDS_KEY, value=[work["id"] for work in payload])
         self.log.info("deposited %d works: %s", len(payload), answer)
+        # Lineage: asset outlets get the deposited ids, as a NewWorksTrigger would report them.
+        declare_on_outlets(self, works_event(self.conn_id, works))
         return answer
 
     def _already_deposited(self, payload: list[dict[str, Any]]) -> bool:
