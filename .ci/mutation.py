@@ -1,0 +1,277 @@
+"""Mutation testing of the provider's client core and hooks (``make mutation``; not in ``make test``).
+
+mutmut 3 mutates a copy of the tracked files (``git ls-files``) in a scratch folder, so the
+checkout is never touched, then runs, for each mutant, the tests that reach the mutated function.
+Per module it reports killed / non-equivalent mutants; a module group under its floor (client core
+90 %, hooks 80 %) fails the run.
+
+Equivalent mutants (no test can tell them from the original: the behaviour is the same) are listed
+in ``.ci/mutation-equivalents.toml`` with the mutated line and why. A listed mutant whose diff no
+longer shows that line (the code moved on) counts as a survivor again, so the list cannot go stale
+silently.
+
+Run: ``make mutation`` (about 30 minutes on 2 cores), or ``.venv-mutation/bin/python
+.ci/mutation.py --module airflow_jobwait/client/retry.py`` for one module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENTS_FILE = ROOT / ".ci" / "mutation-equivalents.toml"
+
+
+@dataclass(frozen=True)
+class Group:
+    """Modules scored together, the floor they must reach and the tests that exercise them."""
+
+    name: str
+    floor: float
+    modules: tuple[str, ...]
+    tests: tuple[str, ...]
+
+
+GROUPS: tuple[Group, ...] = (
+    Group(
+        "client core",
+        90.0,
+        (
+            "airflow_jobwait/client/retry.py",
+            "airflow_jobwait/client/wait_loop.py",
+            "airflow_jobwait/client/job_kinds.py",
+            "airflow_jobwait/client/http.py",
+            "airflow_jobwait/client/coalesce.py",
+        ),
+        (
+            "tests/test_client_core.py",
+            "tests/test_response_parsers.py",
+            "tests/test_coalesced_poller.py",
+            "tests/test_bad_input.py",
+            "tests/test_native_statuses.py",
+            "tests/test_job_trigger.py",
+            "tests/test_wait_outcomes.py",
+            "tests/test_socket_faults.py",
+        ),
+    ),
+    Group(
+        "hooks",
+        80.0,
+        (
+            "airflow_jobwait/hooks/base.py",
+            "airflow_jobwait/hooks/connection.py",
+            "airflow_jobwait/hooks/jobs.py",
+            "airflow_jobwait/hooks/datasets.py",
+            "airflow_jobwait/hooks/compute.py",
+            "airflow_jobwait/hooks/results.py",
+        ),
+        (
+            "tests/test_jobs_hook.py",
+            "tests/test_datasets_hook.py",
+            "tests/test_compute_hook.py",
+            "tests/test_results_hook.py",
+            "tests/test_connection_types.py",
+            "tests/test_create_once.py",
+            "tests/test_evo_oauth.py",
+            "tests/test_submit_idempotency.py",
+            "tests/test_secrets.py",
+        ),
+    ),
+)
+
+#: ``airflow_jobwait.client.retry.xǁRetryPolicyǁbackoff__mutmut_3: killed``
+_RESULT_LINE = re.compile(r"^\s*(?P<name>[\w.ǁ]+__mutmut_\d+): (?P<status>[\w ]+?)\s*$")
+#: mutmut's verdicts that count as a test noticing the mutant.
+_CAUGHT = {"killed", "timeout", "caught by type check"}
+
+
+@dataclass
+class ModuleScore:
+    """Verdicts of one module's mutants."""
+
+    module: str
+    statuses: dict[str, str] = field(default_factory=dict)
+    equivalent: set[str] = field(default_factory=set)
+
+    @property
+    def killed(self) -> int:
+        return sum(status in _CAUGHT for status in self.statuses.values())
+
+    @property
+    def survivors(self) -> list[str]:
+        return sorted(n for n, s in self.statuses.items() if s not in _CAUGHT and n not in self.equivalent)
+
+    @property
+    def score(self) -> float:
+        counted = len(self.statuses) - len(self.equivalent)
+        return 100.0 if counted <= 0 else 100.0 * self.killed / counted
+
+
+def module_of(mutant: str) -> str:
+    """``airflow_jobwait.client.retry.xǁRetryPolicyǁbackoff__mutmut_3`` -> ``airflow_jobwait/client/retry.py``."""
+    dotted = mutant.split(".x", 1)[0] if ".x" in mutant else mutant.rsplit(".", 1)[0]
+    return dotted.replace(".", "/") + ".py"
+
+
+def copy_tracked_files(destination: Path) -> None:
+    """The files git tracks (not venvs, caches or local state), as the checkout has them now."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def write_config(workdir: Path, modules: list[str], tests: list[str]) -> None:
+    """mutmut's settings, appended to the copy's ``pyproject.toml`` (the checkout's stays clean)."""
+    config = (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["airflow_jobwait"]\n'
+        f"only_mutate = {json.dumps(modules)}\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+        # The e2e and soak suites are not selected; -p no:cacheprovider keeps the copy clean.
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+        'also_copy = ["reference-service", "dags_examples"]\n'
+        # A mutant that hangs (a wait that never ends) is cut at 3x its tests' own time plus 10 s
+        # rather than mutmut's 15x: the HTTP tests take seconds each, 15x made one hang cost minutes.
+        "timeout_multiplier = 3.0\n"
+        "timeout_constant = 10.0\n"
+    )
+    with (workdir / "pyproject.toml").open("a", encoding="utf-8") as out:
+        out.write(config)
+
+
+def mutmut(workdir: Path, *args: str, capture: bool = False) -> str:
+    """Run mutmut in the copy (``make mutation``'s venv has the provider's entry points and the
+    reference service installed)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mutmut", *args], cwd=workdir, check=True, text=True, capture_output=capture
+    )
+    return done.stdout if capture else ""
+
+
+def load_equivalents() -> dict[str, dict[str, str]]:
+    """``{mutant name: {"line": mutated line, "why": reason}}`` from the equivalents file."""
+    if not EQUIVALENTS_FILE.exists():
+        return {}
+    return tomllib.loads(EQUIVALENTS_FILE.read_text("utf-8")).get("mutant", {})
+
+
+def still_equivalent(workdir: Path, name: str, line: str) -> bool:
+    """The listed mutant still makes the recorded change (its diff has the ``+`` line)."""
+    try:
+        diff = mutmut(workdir, "show", name, capture=True)
+    except subprocess.CalledProcessError:
+        return False
+    added = [row[1:].strip() for row in diff.splitlines() if row.startswith("+") and not row.startswith("+++")]
+    return line.strip() in added
+
+
+def score(workdir: Path, modules: list[str]) -> tuple[dict[str, ModuleScore], list[str]]:
+    """Per-module verdicts, and the equivalents that no longer hold."""
+    scores = {module: ModuleScore(module) for module in modules}
+    for row in mutmut(workdir, "results", "--all", "true", capture=True).splitlines():
+        if match := _RESULT_LINE.match(row):
+            module = module_of(match["name"])
+            if module in scores:
+                scores[module].statuses[match["name"]] = match["status"]
+    stale = []
+    for name, entry in load_equivalents().items():
+        owner = scores.get(module_of(name))
+        if owner is None or name not in owner.statuses:
+            continue
+        if owner.statuses[name] in _CAUGHT:
+            continue  # a test notices it now: not equivalent after all, and counted as killed
+        if still_equivalent(workdir, name, entry["line"]):
+            owner.equivalent.add(name)
+        else:
+            stale.append(name)
+    return scores, stale
+
+
+def report(scores: dict[str, ModuleScore], stale: list[str], minutes: float) -> tuple[str, bool]:
+    """A markdown table per group (as ``docs/mutation.md`` records it) and whether every floor holds."""
+    lines = [
+        f"mutmut 3.8.1, {minutes:.0f} min on {os.cpu_count()} cores",
+        "",
+        "| module | mutants | killed | equivalent | survived | score |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    ok = True
+    for group in GROUPS:
+        members = [scores[m] for m in group.modules if m in scores]
+        if not members:
+            continue
+        for s in members:
+            lines.append(
+                f"| `{s.module.removeprefix('airflow_jobwait/')}` | {len(s.statuses)} | {s.killed} "
+                f"| {len(s.equivalent)} | {len(s.survivors)} | {s.score:.1f} % |"
+            )
+        total = sum(len(s.statuses) - len(s.equivalent) for s in members)
+        killed = sum(s.killed for s in members)
+        group_score = 100.0 if total == 0 else 100.0 * killed / total
+        ok &= group_score >= group.floor
+        lines.append(
+            f"| **{group.name}** (floor {group.floor:.0f} %) | {sum(len(s.statuses) for s in members)} | {killed} "
+            f"| {sum(len(s.equivalent) for s in members)} | {sum(len(s.survivors) for s in members)} "
+            f"| **{group_score:.1f} %** |"
+        )
+    survivors = [n for s in scores.values() for n in s.survivors]
+    lines += ["", f"survivors ({len(survivors)}):", *(f"- `{n}`" for n in survivors)]
+    if stale:
+        lines += ["", "equivalents that no longer match their mutant (counted as survivors):"]
+        lines += [f"- `{n}`" for n in stale]
+    return "\n".join(lines), ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--module", action="append", help="mutate only this module (repeatable)")
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "mutation", help="where the report goes")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch copy (to inspect mutants)")
+    args = parser.parse_args(argv)
+
+    groups = [g for g in GROUPS if not args.module or set(args.module) & set(g.modules)]
+    modules = [m for g in groups for m in g.modules if not args.module or m in args.module]
+    if args.module and set(args.module) - set(modules):
+        parser.error(f"--module: not a scored module: {sorted(set(args.module) - set(modules))}")
+    tests = sorted({t for g in groups for t in g.tests})
+
+    workdir = Path(tempfile.mkdtemp(prefix="jobwait-mutation-"))
+    began = time.monotonic()
+    try:
+        copy_tracked_files(workdir)
+        write_config(workdir, modules, tests)
+        mutmut(workdir, "run", "--max-children", str(args.max_children))
+        scores, stale = score(workdir, modules)
+        text, ok = report(scores, stale, (time.monotonic() - began) / 60)
+    finally:
+        if args.keep:
+            print(f"scratch copy kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.md").write_text(text + "\n", encoding="utf-8")
+    (args.out / "verdicts.json").write_text(
+        json.dumps({m: s.statuses for m, s in scores.items()}, indent=1, ensure_ascii=False), encoding="utf-8"
+    )
+    print(text)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
