@@ -1,0 +1,170 @@
+"""End-to-end: the event triggers (``AssetWatcher``) on a real deployment (``docs/event-triggers.md``).
+
+- ``jobwait_on_new_works`` (``dags_examples/results_events.py``: ``NewWorksTrigger``, batch, its
+  poll interval shortened to ``EVENTS_POLL_INTERVAL`` through ``JOBWAIT_FRB_POLL_INTERVAL``)
+  starts within two poll intervals (plus a scheduling allowance) of a deposit;
+- 200 deposits in bursts while the triggerer running that watcher is ``kill -9``ed and restarted:
+  every work reported, counted as distinct ids and duplicates separately;
+- ``jobwait_e2e_on_merge`` (``tests/e2e/dags/jobwait_events.py``: ``DatasetJobsTrigger``) starts
+  once for a squash-and-merge that finished.
+
+Works are deposited as any client of the results store does (``POST {base}/workflow/results``);
+asset events, DAG runs and the watchers' watermarks (asset state store) are read through the
+REST API; only which triggerer runs the watcher is read from the metadata DB.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tests.e2e.harness import API_KEY, EVENTS_POLL_INTERVAL, Deployment, HarnessError, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+WORKS_DAG = "jobwait_on_new_works"
+WORKS_ASSET = "jobwait-frb-candidates-new"
+WORKS_WATCHER = "frb_candidates_watcher"
+PIPELINE = "jobwait-frb-candidates"
+MERGE_DAG = "jobwait_e2e_on_merge"
+MERGE_ASSET = "jobwait-e2e-merges-ended"
+MERGE_WATCHER = "e2e_merges_watcher"
+DATASET_ID = "jobwait-e2e-merges"
+WATERMARK_PREFIX = "airflow_jobwait.watermark."
+#: From the trigger's event to the scheduler's DAG run: the runner's state sync (~1 s), the
+#: supervisor's DB write, a scheduler loop, all on a loaded 2-core machine; plus one scan's time.
+SCHEDULING_ALLOWANCE = 20.0
+#: Deposits of the crash test: ``BURSTS`` bursts of ``BURST`` works, one POST per work.
+BURST = 20
+BURSTS = 10
+#: The burst after which the triggerer running the watcher is ``kill -9``ed.
+KILL_AFTER_BURST = 4
+#: Bursts deposited while the watcher runs nowhere (before the triggerer is restarted).
+BURSTS_WHILE_DOWN = 3
+
+
+# ---- the results store, as a client deposits ------------------------------------------------------
+
+
+def deposit(deployment: Deployment, work_ids: list[str]) -> float:
+    """Deposit each work on its own (one POST per work, as separate depositors would); the time
+    (epoch) the last one was stored.
+
+    :param work_ids: Ids of new works of ``PIPELINE``, status ``success``, created now.
+    """
+    session = deployment.service.session
+    for work_id in work_ids:
+        resp = session.post(
+            f"{deployment.service.base_url}/workflow/results",
+            # The results store takes its key in x-access-token (the provider's ResultsHook sends it so).
+            headers={"x-access-token": API_KEY},
+            json=[{"id": work_id, "pipeline": PIPELINE, "status": "success", "creation": time.time(), "results": {}}],
+            timeout=10,
+        )
+        resp.raise_for_status()
+    return time.time()
+
+
+# ---- Airflow's side, through the REST API ----------------------------------------------------------
+
+
+def asset_id(deployment: Deployment, name: str) -> int:
+    found = deployment.airflow.get("/assets", name_pattern=name, limit=100)["assets"]
+    ids = [asset["id"] for asset in found if asset["name"] == name]
+    if not ids:
+        raise HarnessError(f"no asset named {name!r}")
+    return int(ids[0])
+
+
+def asset_events(deployment: Deployment, asset: int) -> list[dict[str, Any]]:
+    """Every event of the asset, oldest first (with the DAG runs each one created)."""
+    found: list[dict[str, Any]] = []
+    while True:
+        page = deployment.airflow.get(
+            "/assets/events", asset_id=asset, limit=100, offset=len(found), order_by="timestamp"
+        )
+        found += page["asset_events"]
+        if len(found) >= page["total_entries"] or not page["asset_events"]:
+            return found
+
+
+def event_ids(event: dict[str, Any]) -> list[str]:
+    """The item ids of a watcher's event (its ``WatchEvent`` payload)."""
+    return list(((event.get("extra") or {}).get("payload") or {}).get("ids") or [])
+
+
+def reported(events: list[dict[str, Any]], prefix: str) -> Counter[str]:
+    """How many events reported each id starting with ``prefix``."""
+    return Counter(work_id for event in events for work_id in event_ids(event) if work_id.startswith(prefix))
+
+
+def watermark(deployment: Deployment, asset: int) -> dict[str, Any] | None:
+    """The watcher's stored watermark on ``asset`` (the one key of ours), if written yet."""
+    entries = deployment.airflow.get(f"/assets/{asset}/state-store", limit=100)["asset_state_store"]
+    ours = [entry["value"] for entry in entries if entry["key"].startswith(WATERMARK_PREFIX)]
+    return ours[0] if ours else None
+
+
+def epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def start_watcher(deployment: Deployment, dag_id: str, watcher: str, asset_name: str) -> int:
+    """Unpause ``dag_id``, have its file parsed (which creates the watcher's trigger), and wait
+    until a triggerer runs the watcher and has written its first watermark (its baseline scan:
+    anything deposited after that is new to it). Answers the asset's id.
+    """
+    deployment.airflow.wait_dag(dag_id, timeout=180, check=deployment.check_alive)
+    deployment.airflow.reparse(dag_id)
+
+    def running() -> bool:
+        deployment.check_alive()
+        held = deployment.watcher_trigger(watcher)
+        return held is not None and held[1] is not None
+
+    wait_for(f"a triggerer to run {watcher}", running, timeout=240, interval=1)
+    asset = asset_id(deployment, asset_name)
+    wait_for(f"{watcher}'s first watermark", lambda: watermark(deployment, asset) is not None, timeout=120, interval=1)
+    return asset
+
+
+@pytest.fixture(scope="module")
+def works_asset(deployment: Deployment) -> Iterator[int]:
+    """The example works watcher, running; paused again after the module (its trigger then goes)."""
+    asset = start_watcher(deployment, WORKS_DAG, WORKS_WATCHER, WORKS_ASSET)
+    yield asset
+    deployment.airflow.request("PATCH", f"/dags/{WORKS_DAG}", json={"is_paused": True})
+
+
+def run_of(deployment: Deployment, asset: int, work_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The asset event reporting ``work_id`` and the DAG run it created, once both exist."""
+    for event in asset_events(deployment, asset):
+        if work_id in event_ids(event) and event["created_dagruns"]:
+            ref = event["created_dagruns"][0]
+            return event, deployment.airflow.get(f"/dags/{ref['dag_id']}/dagRuns/{ref['run_id']}")
+    return None
+
+
+def test_deposit_starts_the_dag_within_two_polls(deployment: Deployment, works_asset: int, record: Any) -> None:
+    """One deposit: the example DAG's run is created within two poll intervals plus the allowance."""
+    work_id = f"e2e-start-{uuid.uuid4().hex[:8]}"
+    deposited = deposit(deployment, [work_id])
+    bound = 2 * EVENTS_POLL_INTERVAL + SCHEDULING_ALLOWANCE
+    # The deadline only bounds the wait; the assertion is on the run's own queued_at.
+    event, run = wait_for("the deposit's DAG run", lambda: run_of(deployment, works_asset, work_id), timeout=bound + 60)
+    fired = epoch(event["timestamp"]) - deposited
+    started = epoch(run["queued_at"] or run["run_after"]) - deposited
+    record("events_poll_interval_s", EVENTS_POLL_INTERVAL)
+    record("events_deposit_to_asset_event_s", round(fired, 1))
+    record("events_deposit_to_dag_run_s", round(started, 1))
+    assert started <= bound, f"run {run['dag_run_id']} queued {started:.1f}s after the deposit (bound {bound}s)"
+    assert run["run_type"] == "asset_triggered"
+    # The run's task read the work from its triggering asset event.
+    assert deployment.airflow.wait_run(WORKS_DAG, run["dag_run_id"], timeout=180) == "success"
+    assert work_id in deployment.airflow.xcom(WORKS_DAG, run["dag_run_id"], "new_works")
