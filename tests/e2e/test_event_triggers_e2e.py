@@ -23,7 +23,10 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from jobwait_reference_service.process import connection_env
 
+from airflow_jobwait.hooks.datasets import DatasetJobsHook
+from tests import reference_datasets
 from tests.e2e.harness import API_KEY, EVENTS_POLL_INTERVAL, Deployment, HarnessError, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -47,6 +50,9 @@ BURSTS = 10
 KILL_AFTER_BURST = 4
 #: Bursts deposited while the watcher runs nowhere (before the triggerer is restarted).
 BURSTS_WHILE_DOWN = 3
+#: The squash-and-merge runs two polls (the reference service's test timing): the watcher sees it
+#: unfinished first, and must fire only when it ends.
+MERGE_TIMING = {"queuing_s": 0.1, "processing_s": 2 * EVENTS_POLL_INTERVAL}
 
 
 # ---- the results store, as a client deposits ------------------------------------------------------
@@ -151,6 +157,12 @@ def run_of(deployment: Deployment, asset: int, work_id: str) -> tuple[dict[str, 
     return None
 
 
+def consumed_ids(deployment: Deployment, dag_id: str, run_id: str) -> list[str]:
+    """The item ids of every asset event the DAG run consumed."""
+    consumed = deployment.airflow.get(f"/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
+    return [item for event in consumed for item in event_ids(event)]
+
+
 def test_deposit_starts_the_dag_within_two_polls(deployment: Deployment, works_asset: int, record: Any) -> None:
     """One deposit: the example DAG's run is created within two poll intervals plus the allowance."""
     work_id = f"e2e-start-{uuid.uuid4().hex[:8]}"
@@ -173,9 +185,10 @@ def test_deposit_starts_the_dag_within_two_polls(deployment: Deployment, works_a
 def test_kill_9_of_the_watchers_triggerer_reports_every_deposit(
     deployment: Deployment, works_asset: int, record: Any
 ) -> None:
-    """200 deposits in bursts; the triggerer running the watcher is ``kill -9``ed once its events
-    for a burst are stored, and restarted: all 200 are reported, distinct ids and duplicates
-    counted apart (a duplicate is a poll fired but not yet committed when the triggerer died)."""
+    """200 deposits in bursts; the triggerer running the watcher is ``kill -9``ed right after its
+    events for a burst are stored, and restarted. Every one of the 200 works is reported (distinct
+    ids: exactly the 200); works reported twice are counted apart, and may only be those of the
+    poll whose watermark was not yet written when the triggerer died (fire, then commit)."""
     prefix = f"e2e-crash-{uuid.uuid4().hex[:8]}-"
     bursts = [[f"{prefix}{b:02d}-{n:02d}" for n in range(BURST)] for b in range(BURSTS)]
     everything = {work_id for burst in bursts for work_id in burst}
@@ -184,13 +197,26 @@ def test_kill_9_of_the_watchers_triggerer_reports_every_deposit(
     def seen() -> Counter[str]:
         return reported(asset_events(deployment, works_asset), prefix)
 
-    # Before the kill: each burst reported before the next (the watcher is live).
-    report_s = []
-    for burst in bursts[:KILL_AFTER_BURST]:
+    def committed() -> set[str]:
+        mark = watermark(deployment, works_asset) or {}
+        return {key for key in mark.get("seen", {}) if key.startswith(prefix)}
+
+    # Before the kill: each burst reported before the next (the watcher is live); for all but the
+    # last, also how long after its event the watermark covering it was written (the window in
+    # which a kill -9 makes that poll fire again).
+    report_s, commit_lag_s = [], []
+    for index, burst in enumerate(bursts[:KILL_AFTER_BURST]):
         deposited = deposit(deployment, burst)
         wait_for("the burst's works to be reported", lambda b=burst: set(b) <= set(seen()), timeout=liveness + 60)
         report_s.append(round(time.time() - deposited, 1))
+        if index < KILL_AFTER_BURST - 1:
+            wait_for("the burst's watermark", lambda b=burst: set(b) <= committed(), timeout=60, interval=0.2)
+            events = [e for e in asset_events(deployment, works_asset) if set(event_ids(e)) & set(burst)]
+            entries = deployment.airflow.get(f"/assets/{works_asset}/state-store", limit=100)["asset_state_store"]
+            written = max(epoch(e["updated_at"]) for e in entries if e["key"].startswith(WATERMARK_PREFIX))
+            commit_lag_s.append(round(written - max(epoch(e["timestamp"]) for e in events), 2))
     record("events_burst_reported_s", report_s)
+    record("events_event_to_watermark_s", commit_lag_s)
 
     held = deployment.watcher_trigger(WORKS_WATCHER)
     assert held is not None and held[1] is not None, held
@@ -199,11 +225,8 @@ def test_kill_9_of_the_watchers_triggerer_reports_every_deposit(
     # not be committed yet (fire, then commit), the worst case for duplicates.
     killed = time.monotonic()
     deployment.procs[victim].kill()
-    fired_before_kill = seen()
-    mark = watermark(deployment, works_asset) or {}
-    committed = {key for key in mark.get("seen", {}) if key.startswith(prefix)}
-    # Stored but not yet covered by the watermark: what the design says may be fired again.
-    uncommitted = set(fired_before_kill) - committed
+    # Both final now: stored but not covered by the watermark is what may be fired again.
+    uncommitted = set(seen()) - committed()
     record("events_killed_triggerer", f"{victim} (trigger {trigger_id})")
     record("events_fired_uncommitted_at_kill", len(uncommitted))
 
@@ -254,6 +277,49 @@ def test_kill_9_of_the_watchers_triggerer_reports_every_deposit(
     assert set(counts) == everything, sorted(set(counts) ^ everything)
     assert per_run == counts, "the DAG runs consumed other works than the asset events carry"
     assert all(n == 1 for n in consumed_events.values()), "an asset event consumed by two DAG runs"
-    # Anything fired twice must be of a poll the watermark did not cover when the triggerer died.
+    # Reported twice, if at all: only works of the poll whose watermark was not written yet when
+    # the triggerer died, and that is at most the last burst's poll (the earlier ones committed).
     assert set(duplicates) <= uncommitted, sorted(set(duplicates) - uncommitted)
-    assert not duplicates, f"{len(duplicates)} work(s) reported twice: {sorted(duplicates)[:10]}"
+    assert uncommitted <= set(bursts[KILL_AFTER_BURST - 1]), sorted(uncommitted)
+    assert all(n == 2 for n in duplicates.values()), duplicates
+
+
+def test_squash_and_merge_finishing_starts_its_dag_once(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, record: Any
+) -> None:
+    """A squash-and-merge of the watched dataset ends: ``jobwait_e2e_on_merge`` runs once for it."""
+    # The test talks to the service as the provider does: DatasetJobsHook on tensorbay_default.
+    for name, value in connection_env(deployment.service.base_url, API_KEY).items():
+        monkeypatch.setenv(name, value)
+    hook = DatasetJobsHook("tensorbay_default")
+    hook.call(reference_datasets.clone_dataset(dataset_id=DATASET_ID))  # before the watcher's baseline
+    asset = start_watcher(deployment, MERGE_DAG, MERGE_WATCHER, MERGE_ASSET)
+    try:
+        job = hook.squash_and_merge(DATASET_ID, "e2e merge", "feature", "main", extra_body={"test": MERGE_TIMING})
+
+        def finished() -> Any:
+            done = hook.get_job(DATASET_ID, job.job_id, "squashAndMerge")
+            return done if done.finished_at is not None else None
+
+        done = wait_for("the squash-and-merge to end", finished, timeout=120)
+        assert done.status == "SUCCESS", done
+        bound = 2 * EVENTS_POLL_INTERVAL + SCHEDULING_ALLOWANCE
+        _, run = wait_for("its DAG run", lambda: run_of(deployment, asset, job.job_id), timeout=bound + 60)
+        record("events_merge_end_to_dag_run_s", round(epoch(run["queued_at"]) - done.finished_at.timestamp(), 1))
+        assert deployment.airflow.wait_run(MERGE_DAG, run["dag_run_id"], timeout=180) == "success"
+        assert deployment.airflow.xcom(MERGE_DAG, run["dag_run_id"], "merged") == [job.job_id]
+
+        # A barrier: a second merge, created once the first's run exists, is reported by a later
+        # poll, whose window still holds the first job: that poll did not report it again.
+        barrier = hook.squash_and_merge(DATASET_ID, "e2e barrier", "feature", "main", extra_body={"test": MERGE_TIMING})
+        wait_for("the barrier's event", lambda: run_of(deployment, asset, barrier.job_id), timeout=bound + 60)
+        events = asset_events(deployment, asset)
+        counts = Counter(job_id for e in events for job_id in event_ids(e))
+        record("events_merge_events", dict(counts))
+        assert counts[job.job_id] == 1, events
+        run_ids = [r["dag_run_id"] for r in deployment.airflow.get(f"/dags/{MERGE_DAG}/dagRuns", limit=100)["dag_runs"]]
+        started = [run_id for run_id in run_ids if job.job_id in consumed_ids(deployment, MERGE_DAG, run_id)]
+        record("events_merge_dag_runs", len(run_ids))
+        assert started == [run["dag_run_id"]], started
+    finally:
+        deployment.airflow.request("PATCH", f"/dags/{MERGE_DAG}", json={"is_paused": True})
