@@ -305,7 +305,7 @@ def test_squash_and_merge_finishing_starts_its_dag_once(
         assert done.status == "SUCCESS", done
         bound = 2 * EVENTS_POLL_INTERVAL + SCHEDULING_ALLOWANCE
         _, run = wait_for("its DAG run", lambda: run_of(deployment, asset, job.job_id), timeout=bound + 60)
-        record("events_merge_end_to_dag_run_s", round(epoch(run["queued_at"]) - done.finished_at.timestamp(), 1))
+        record("events_merge_end_to_dag_run_s", round(epoch(run["queued_at"]) - done.finished_at, 1))
         assert deployment.airflow.wait_run(MERGE_DAG, run["dag_run_id"], timeout=180) == "success"
         assert deployment.airflow.xcom(MERGE_DAG, run["dag_run_id"], "merged") == [job.job_id]
 
