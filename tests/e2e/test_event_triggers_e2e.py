@@ -20,6 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -201,16 +202,23 @@ def test_kill_9_of_the_watchers_triggerer_reports_every_deposit(
         mark = watermark(deployment, works_asset) or {}
         return {key for key in mark.get("seen", {}) if key.startswith(prefix)}
 
+    def reported_all(burst: list[str]) -> bool:
+        return set(burst) <= set(seen())
+
+    def committed_all(burst: list[str]) -> bool:
+        return set(burst) <= committed()
+
     # Before the kill: each burst reported before the next (the watcher is live); for all but the
     # last, also how long after its event the watermark covering it was written (the window in
     # which a kill -9 makes that poll fire again).
-    report_s, commit_lag_s = [], []
+    report_s: list[float] = []
+    commit_lag_s: list[float] = []
     for index, burst in enumerate(bursts[:KILL_AFTER_BURST]):
         deposited = deposit(deployment, burst)
-        wait_for("the burst's works to be reported", lambda b=burst: set(b) <= set(seen()), timeout=liveness + 60)
+        wait_for("the burst's works to be reported", partial(reported_all, burst), timeout=liveness + 60)
         report_s.append(round(time.time() - deposited, 1))
         if index < KILL_AFTER_BURST - 1:
-            wait_for("the burst's watermark", lambda b=burst: set(b) <= committed(), timeout=60, interval=0.2)
+            wait_for("the burst's watermark", partial(committed_all, burst), timeout=60, interval=0.2)
             events = [e for e in asset_events(deployment, works_asset) if set(event_ids(e)) & set(burst)]
             entries = deployment.airflow.get(f"/assets/{works_asset}/state-store", limit=100)["asset_state_store"]
             written = max(epoch(e["updated_at"]) for e in entries if e["key"].startswith(WATERMARK_PREFIX))
@@ -219,8 +227,9 @@ def test_kill_9_of_the_watchers_triggerer_reports_every_deposit(
     record("events_event_to_watermark_s", commit_lag_s)
 
     held = deployment.watcher_trigger(WORKS_WATCHER)
-    assert held is not None and held[1] is not None, held
+    assert held is not None, "the watcher's trigger is gone"
     trigger_id, victim = held
+    assert victim is not None, f"no live triggerer of ours runs trigger {trigger_id}"
     # The kill comes right after the last burst's event is stored: the moment its watermark may
     # not be committed yet (fire, then commit), the worst case for duplicates.
     killed = time.monotonic()
