@@ -15,6 +15,7 @@ connection ``chime_results_default`` (type ``chime_results``).
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Any
 
@@ -25,15 +26,18 @@ from airflow_jobwait.operators.results import DepositResultsOperator
 from airflow_jobwait.triggers.events import NewWorksTrigger
 
 PIPELINE = "jobwait-frb-candidates"
+#: Seconds between polls; ``JOBWAIT_FRB_POLL_INTERVAL`` (read when the file is parsed) shortens it,
+#: as the e2e deployment does. A new value is a new trigger for Airflow: it starts from a new baseline.
+POLL_INTERVAL = float(os.environ.get("JOBWAIT_FRB_POLL_INTERVAL", "60"))
 
-# Any deposit of a successful work in the pipeline, seen by polling (one poll per minute for every
-# watcher of this pipeline and query, however many DAGs watch it).
+# Any deposit of a successful work in the pipeline, seen by polling (one poll per interval for
+# every watcher of this pipeline and query, however many DAGs watch it).
 NEW_WORKS = Asset(
     "jobwait-frb-candidates-new",
     watchers=[
         AssetWatcher(
             name="frb_candidates_watcher",
-            trigger=NewWorksTrigger(PIPELINE, statuses=["success"], batch=True, poll_interval=60),
+            trigger=NewWorksTrigger(PIPELINE, statuses=["success"], batch=True, poll_interval=POLL_INTERVAL),
         )
     ],
 )

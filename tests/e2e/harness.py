@@ -36,6 +36,9 @@ E2E_DAGS = Path(__file__).resolve().parent / "dags"
 HOST = "127.0.0.1"
 API_KEY = "pubkey123.s3cr3t-e2e-key-never-logged"
 PARALLELISM = 2
+#: Poll interval of the example results-store watcher (``dags_examples/results_events.py`` reads
+#: ``JOBWAIT_FRB_POLL_INTERVAL`` when parsed) and of the e2e dataset watcher (seconds).
+EVENTS_POLL_INTERVAL = 5
 #: Everything the deployment starts is SIGKILLed after this long whatever happens (seconds).
 DEFAULT_LIFETIME = float(os.environ.get("JOBWAIT_E2E_LIFETIME", "2400"))
 
@@ -366,6 +369,12 @@ class Airflow:
         wait_for(f"DAG {dag_id} to be parsed", parsed, timeout)
         self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
+    def reparse(self, dag_id: str) -> None:
+        """Ask the dag-processor to parse ``dag_id``'s file now (an asset watcher's trigger is
+        created only by a parse that sees its DAG unpaused)."""
+        token = self.get(f"/dags/{dag_id}")["file_token"]
+        self.request("PUT", f"/parseDagFile/{token}")
+
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         run = self.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
         return str(run["dag_run_id"])
@@ -558,6 +567,8 @@ class Deployment:
                         "extra": {"Authorization": f"ApiKey {API_KEY}"},
                     }
                 ),
+                # The example results-store watcher polls this often (60 s otherwise).
+                "JOBWAIT_FRB_POLL_INTERVAL": str(EVENTS_POLL_INTERVAL),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -701,6 +712,23 @@ class Deployment:
             run_id,
         )
         return {int(index): triggerer for index, triggerer in rows}
+
+    def watcher_trigger(self, watcher: str) -> tuple[int, str | None] | None:
+        """The trigger of the asset watcher named ``watcher`` and the triggerer running it.
+
+        :param watcher: The ``AssetWatcher``'s name.
+        :return: ``(trigger id, triggerer name)`` (name ``None`` while no live triggerer of this
+            harness holds it), or ``None`` while no parse has created the trigger yet.
+        """
+        rows = self.postgres.query(
+            "SELECT t.id, t.triggerer_id FROM trigger t JOIN asset_watcher w ON w.trigger_id = t.id WHERE w.name = %s",
+            watcher,
+        )
+        if not rows:
+            return None
+        trigger_id, triggerer_id = rows[0]
+        names = [name for name, job_id in self.triggerer_job_ids.items() if job_id == triggerer_id]
+        return int(trigger_id), names[0] if names else None
 
     def task_process_pids(self, ti_id: str) -> list[int]:
         """Pids of the task process running task instance ``ti_id``.
