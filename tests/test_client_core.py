@@ -256,6 +256,22 @@ def test_wait_loop_ends_on_terminal_status_and_respects_deadline() -> None:
     assert loop.timed_out().kind == "timeout"
 
 
+def test_wait_loop_on_status_keeps_the_reason_of_a_job_that_did_not_complete() -> None:
+    # on_status(status, reason): the reason is what the service said about a failed job; the
+    # outcome carries it and its message ends with it. A completed job has no reason.
+    failed = WaitLoop("j", poll_interval=1).on_status(JobStatus.FAILED, "model crashed on input 'a'")
+    assert failed is not None
+    assert (failed.kind, failed.status, failed.native_status) == ("terminal", JobStatus.FAILED, "FAILED")
+    assert failed.reason == "model crashed on input 'a'"
+    assert failed.message == "job j ended FAILED: model crashed on input 'a'"
+    timed_out = WaitLoop("j", poll_interval=1).on_status(JobStatus.TIMEDOUT, "ran over 600 s")
+    assert timed_out is not None and timed_out.reason == "ran over 600 s"
+    completed = WaitLoop("j", poll_interval=1).on_status(JobStatus.COMPLETED, "ignored")
+    assert completed is not None and completed.reason is None and completed.message == "job j ended COMPLETED"
+    no_reason = WaitLoop("j", poll_interval=1).on_status(JobStatus.CANCELED)
+    assert no_reason is not None and no_reason.reason is None and no_reason.message == "job j ended CANCELED"
+
+
 def test_wait_loop_polls_until_its_deadline_not_before() -> None:
     loop = WaitLoop("j", poll_interval=5, deadline=100.0)
     assert loop.next_delay(now=99.5) == 0.5

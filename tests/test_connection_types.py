@@ -75,6 +75,76 @@ def test_provider_declares_one_connection_type_per_service() -> None:
     assert "login" in declared["modzy"]["ui-field-behaviour"]["hidden-fields"]
 
 
+# What each type's form shows in Host, Login and Password: the words each SDK uses for them.
+FORMS: dict[str, dict[str, Any]] = {
+    "modzy": {
+        "hidden_fields": ["schema", "login", "port"],
+        "relabeling": {"host": "API URL", "password": "API key"},
+        "placeholders": {"host": "https://app.modzy.com/api", "password": "<public key id>.<secret>"},
+    },
+    "tensorbay": {
+        "hidden_fields": ["schema", "login", "port"],
+        "relabeling": {"host": "Site URL", "password": "AccessKey"},
+        "placeholders": {"host": "empty: https://gas.graviti.com (or .cn, from the key)", "password": "ACCESSKEY-..."},
+    },
+    "evo": {
+        "hidden_fields": ["schema", "port"],
+        "relabeling": {"host": "Hub URL", "login": "OAuth2 client ID", "password": "Client secret or access token"},
+        "placeholders": {
+            "host": "https://350mt.api.seequent.com",
+            "login": "empty: Password is an access token",
+            "password": "client secret (with a client ID) or access token",
+        },
+    },
+    "chime_results": {
+        "hidden_fields": ["schema", "login", "port"],
+        "relabeling": {"host": "Results base URL", "password": "Token"},
+        "placeholders": {"host": "https://frb.chimenet.ca/workflow/results", "password": "x-access-token value"},
+    },
+}
+
+
+@pytest.mark.parametrize("conn_type", list(FORMS))
+def test_each_form_relabels_and_placeholds_host_login_password(conn_type: str) -> None:
+    expected = FORMS[conn_type]
+    # Airflow 3 reads the provider info's ui-field-behaviour; older UIs ask the hook class.
+    (entry,) = [e for e in get_provider_info()["connection-types"] if e["connection-type"] == conn_type]
+    assert entry["ui-field-behaviour"] == {
+        "hidden-fields": expected["hidden_fields"],
+        "relabeling": expected["relabeling"],
+        "placeholders": expected["placeholders"],
+    }
+    assert HOOKS[conn_type].get_ui_field_behaviour() == expected
+    assert HOOKS[conn_type].get_connection_form_widgets() == {}  # extra fields come from conn-fields
+
+
+def test_a_hook_subclass_takes_its_connection_types_attributes() -> None:
+    """Airflow finds a hook's form, default connection and Test button by its class attributes
+    ``conn_type``, ``hook_name`` and ``default_conn_name``: a subclass naming a connection type
+    gets them from it, and a user's subclass of a family hook keeps its family's."""
+
+    class ResultsProbe(JobWaitHook):
+        connection_type = CHIME_RESULTS
+
+    assert (ResultsProbe.conn_type, ResultsProbe.hook_name, ResultsProbe.default_conn_name) == (
+        "chime_results",
+        "CHIME Results",
+        "chime_results_default",
+    )
+    assert ResultsProbe().jobwait_conn_id == "chime_results_default"
+
+    class MyDatasetHook(DatasetJobsHook):
+        def greeting(self) -> str:
+            return "hello"
+
+    assert (MyDatasetHook.conn_type, MyDatasetHook.hook_name, MyDatasetHook.default_conn_name) == (
+        "tensorbay",
+        "TensorBay",
+        "tensorbay_default",
+    )
+    assert MyDatasetHook().jobwait_conn_id == "tensorbay_default"
+
+
 # ---- base URLs as each SDK takes them ----------------------------------------------------------
 
 
@@ -306,6 +376,68 @@ def test_each_job_kind_has_its_own_link_template_with_its_placeholders() -> None
     # The results store runs no jobs: its tasks have no Job link, its form no template.
     assert "job_url_template" not in fields["chime_results"]
     assert CHIME_RESULTS.job_link_refs is None
+
+
+# The labels of each type's extra fields, as the connection form shows them.
+COMMON_LABELS = {
+    "timeout": "Request timeout (s)",
+    "verify": "Verify TLS certificates",
+    "max_response_bytes": "Response size cap (bytes)",
+}
+LINK_LABEL = {"job_url_template": "Job page URL template"}
+FIELD_LABELS: dict[str, dict[str, str]] = {
+    "modzy": {
+        **COMMON_LABELS,
+        **LINK_LABEL,
+        "status_mode": "Status polling mode",
+        "batch_size": "Jobs per status request",
+    },
+    "tensorbay": {**COMMON_LABELS, **LINK_LABEL},
+    "evo": {
+        **COMMON_LABELS,
+        **LINK_LABEL,
+        "org_id": "Organisation ID",
+        "token_url": "OAuth2 token URL",
+        "scopes": "OAuth2 scopes",
+        "api_preview": "Opt in to preview APIs",
+    },
+    "chime_results": dict(COMMON_LABELS),
+}
+
+
+def test_every_extra_field_has_a_label_a_description_and_a_schema() -> None:
+    # Airflow 3's conn-fields entries: {"label", "description", "schema"} (a JSON schema with "type").
+    # (hooks/connection.py builds them at import: mutation testing cannot reach those helpers.)
+    fields = _conn_fields()
+    assert {conn_type: {name: spec["label"] for name, spec in f.items()} for conn_type, f in fields.items()} == (
+        FIELD_LABELS
+    )
+    for conn_type, type_fields in fields.items():
+        for name, spec in type_fields.items():
+            assert set(spec) == {"label", "description", "schema"}, (conn_type, name)
+            assert isinstance(spec["description"], str) and spec["description"], (conn_type, name)
+            assert "type" in spec["schema"] and "null" in spec["schema"]["type"], (conn_type, name)
+
+
+def test_the_job_link_template_field_says_what_it_takes() -> None:
+    examples = {
+        "modzy": ("https://modzy.example.com/jobs/{job_id}", "{job_id}, {base_url}"),
+        "tensorbay": (
+            "https://gas.example.com/datasets/{dataset_id}/jobs/{job_id}",
+            "{job_id}, {dataset_id}, {job_type}, {base_url}",
+        ),
+        "evo": (
+            "https://evo.example.com/{org_id}/compute/{topic}/{task}/{job_id}",
+            "{job_id}, {org_id}, {topic}, {task}, {base_url}",
+        ),
+    }
+    fields = _conn_fields()
+    for conn_type, (example, placeholders) in examples.items():
+        assert fields[conn_type]["job_url_template"] == {
+            "label": "Job page URL template",
+            "description": f"The tasks' Job link, e.g. {example}. Placeholders: {placeholders}. Empty: no link.",
+            "schema": {"type": ["string", "null"]},
+        }, conn_type
 
 
 @pytest.mark.parametrize("transport", ["sync", "async"])

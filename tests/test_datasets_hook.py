@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from airflow.triggers.base import TriggerEvent
 from jobwait_reference_service.process import ServiceProcess
+from pytest_mock import MockerFixture
 
 from airflow_jobwait.client import datasets as api
 from airflow_jobwait.client.http import HttpResponse
@@ -18,6 +21,7 @@ from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.models.datasets import DatasetJob
 from airflow_jobwait.triggers import JobTrigger
 from tests import reference_datasets as reference
+from tests._scripted_service import ScriptedService, scripted_service
 from tests.conftest import TENSORBAY_CONN, connection_json
 
 FAST = {"queuing_s": 0.05, "processing_s": 0.1}
@@ -58,8 +62,28 @@ def test_squash_and_merge_makes_a_draft(hook: DatasetJobsHook, dataset: str) -> 
     assert draft.number == done.draft_number and draft.status == "OPEN" and draft.branch_name == "main"
     assert draft.title == "add a bird" and draft.description == "d"
     assert [d.number for d in hook.list_drafts(dataset).drafts] == [draft.number]
-    with pytest.raises(ValueError, match="draftNumber"):
+    with pytest.raises(ValueError) as refused:
         hook.get_result_draft(dataset, job)  # the QUEUING snapshot has no result yet
+    assert str(refused.value) == (
+        f"dataset job {job.job_id} (squashAndMerge, QUEUING) has no result.draftNumber: "
+        "only a successful squashAndMerge job has a draft"
+    )
+
+
+def test_list_drafts_by_branch_and_page(hook: DatasetJobsHook, dataset: str) -> None:
+    # As the tensorbay SDK's list_drafts(status, branch_name): GET drafts with status, branchName
+    # (only drafts onto that branch), offset and limit (one page).
+    jobs = [hook.squash_and_merge(dataset, f"merge {n}", "feature", "main", extra_body={"test": FAST}) for n in (1, 2)]
+    for job in jobs:
+        assert wait(hook, dataset, job) is JobStatus.COMPLETED
+    numbers = sorted(hook.get_job(dataset, job.job_id, "squashAndMerge").draft_number or 0 for job in jobs)
+    assert sorted(d.number for d in hook.list_drafts(dataset, "ALL", branch_name="main").drafts) == numbers
+    onto_feature = hook.list_drafts(dataset, "ALL", branch_name="feature")
+    assert (onto_feature.drafts, onto_feature.total_count) == ([], 0)
+    first = hook.list_drafts(dataset, "ALL", limit=1)
+    second = hook.list_drafts(dataset, "ALL", offset=1, limit=1)
+    assert (len(first.drafts), first.total_count, len(second.drafts), second.total_count) == (1, 2, 1, 2)
+    assert sorted(d.number for d in first.drafts + second.drafts) == numbers
 
 
 def test_conflict_fails_then_retry_after_fix_succeeds(hook: DatasetJobsHook, dataset: str) -> None:
@@ -117,6 +141,30 @@ def test_basic_search_list_abort_delete(hook: DatasetJobsHook, dataset: str) -> 
     hook.delete_job(dataset, slow.job_id, "squashAndMerge")
     with pytest.raises(NotFound, match="ResourceNotExist"):
         hook.get_job(dataset, slow.job_id, "squashAndMerge")
+
+
+def test_basic_search_sends_its_request_id_and_extra_body(
+    hook: DatasetJobsHook, dataset: str, mocker: MockerFixture
+) -> None:
+    send = mocker.spy(hook.client, "send")
+    arguments = {"commit": "main", "conjunction": "and", "filters": [], "unit": "FILE"}
+    failing = {**FAST, "outcome": "FAILED", "error_message": "search index offline"}
+    search = hook.basic_search(dataset, "cats", arguments, request_id="search-req-1", extra_body={"test": failing})
+    create = send.call_args_list[0].args[0]
+    assert (create.method, create.path) == ("POST", f"{api.PREFIX}/{dataset}/jobs")
+    assert ("X-Request-Id", "search-req-1") in create.headers  # the caller's id, not a fresh one
+    assert create.json_body["test"] == failing and create.json_body["jobType"] == "basicSearch"
+    # The service took the extra body's test control: the search fails with its message.
+    assert wait(hook, dataset, search) is JobStatus.FAILED
+    assert hook.get_job(dataset, search.job_id, "basicSearch").error_message == "search index offline"
+
+
+@pytest.mark.ext
+def test_basic_search_with_the_same_request_id_is_the_same_job(hook: DatasetJobsHook, dataset: str) -> None:
+    arguments = {"commit": "main", "conjunction": "and", "filters": [], "unit": "FILE"}
+    first = hook.basic_search(dataset, "t", arguments, request_id="search-req-2", extra_body={"test": FAST})
+    again = hook.basic_search(dataset, "t", arguments, request_id="search-req-2", extra_body={"test": FAST})
+    assert again.job_id == first.job_id
 
 
 def test_documented_errors(
@@ -224,3 +272,74 @@ def test_a_create_reply_with_only_the_id_reads_as_the_sdk_reads_it() -> None:
     assert job.status == "SUCCESS" and job.draft_number == 3
     with pytest.raises(InvalidResponse, match="jobId"):
         call.parse(HttpResponse(200, {}, json.dumps({"createdAt": 1}).encode()))
+
+
+# ---- get_result_draft against a scripted service: paging, branch, a draft not listed ----------
+
+DRAFTS = f"{api.PREFIX}/ds/drafts"
+
+
+@pytest.fixture
+def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedService]:
+    with scripted_service() as service:
+        conn = {"conn_type": "tensorbay", "host": service.base_url, "password": "ACCESSKEY-k"}
+        monkeypatch.setenv("AIRFLOW_CONN_SCRIPTED_TB", json.dumps(conn))
+        yield service
+
+
+def merged(draft_number: int, **arguments: Any) -> DatasetJob:
+    """A successful squashAndMerge job, as ``get_job`` reads it."""
+    return DatasetJob.model_validate(
+        {"jobId": "job-7", "jobType": "squashAndMerge", "status": "SUCCESS", "arguments": arguments,
+         "result": {"draftNumber": draft_number}}
+    )  # fmt: skip
+
+
+def drafts_page(numbers: list[int], total: int) -> dict[str, Any]:
+    drafts = [{"number": n, "title": f"d{n}", "branchName": "main", "status": "OPEN"} for n in numbers]
+    return {"drafts": drafts, "offset": 0, "recordSize": len(numbers), "totalCount": total}
+
+
+def draft_queries(service: ScriptedService) -> list[dict[str, str]]:
+    return [query for method, path, query in service.seen if (method, path) == ("GET", DRAFTS)]
+
+
+def test_result_draft_is_searched_page_by_page_on_the_target_branch(scripted: ScriptedService) -> None:
+    # A service may answer fewer drafts than asked (its own page cap): the next page starts
+    # after the drafts received, until totalCount.
+    scripted.play("GET", DRAFTS, drafts_page([1, 2], 5), drafts_page([3, 4], 5), drafts_page([5], 5))
+    draft = DatasetJobsHook("scripted_tb").get_result_draft("ds", merged(5, targetBranchName="main"))
+    assert (draft.number, draft.title) == (5, "d5")
+    # Every status (the draft may be closed or committed by now), onto the job's target branch.
+    asked = {"status": "ALL", "branchName": "main", "limit": str(api.MAX_PAGE)}
+    assert draft_queries(scripted) == [{**asked, "offset": offset} for offset in ("0", "2", "4")]
+
+
+@pytest.mark.parametrize("arguments", [{}, {"targetBranchName": 7}], ids=["no-target", "garbled-target"])
+def test_result_draft_without_a_target_branch_name_is_searched_on_every_branch(
+    scripted: ScriptedService, arguments: dict[str, Any]
+) -> None:
+    scripted.play("GET", DRAFTS, drafts_page([3], 1))
+    assert DatasetJobsHook("scripted_tb").get_result_draft("ds", merged(3, **arguments)).number == 3
+    assert draft_queries(scripted) == [{"status": "ALL", "offset": "0", "limit": str(api.MAX_PAGE)}]
+
+
+@pytest.mark.parametrize(
+    ("pages", "asked"),
+    [
+        # Every listed draft read (offset reaches totalCount): no further page is asked for.
+        ([drafts_page([1, 2], 4), drafts_page([3, 4], 4), drafts_page([9], 4)], 2),
+        # An empty page ends the search even if totalCount says there are more.
+        ([drafts_page([], 3), drafts_page([9], 3)], 1),
+    ],
+    ids=["all-read", "empty-page"],
+)
+def test_result_draft_not_listed_is_an_invalid_response_naming_it(
+    scripted: ScriptedService, pages: list[dict[str, Any]], asked: int
+) -> None:
+    scripted.play("GET", DRAFTS, *pages)
+    with pytest.raises(InvalidResponse) as info:
+        DatasetJobsHook("scripted_tb").get_result_draft("ds", merged(9, targetBranchName="main"))
+    assert str(info.value) == "draft #9 of dataset job job-7 is not listed in dataset ds"
+    assert info.value.field == "result.draftNumber"
+    assert len(draft_queries(scripted)) == asked

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from airflow_jobwait.client import results_store as api
 from airflow_jobwait.client.http import HttpResponse
-from airflow_jobwait.client.results_store import UnknownWorksError
-from airflow_jobwait.exceptions import ApiError, Conflict, InvalidResponse, NotFound
+from airflow_jobwait.client.results_store import NotLockedError, UnknownWorksError
+from airflow_jobwait.exceptions import ApiError, Conflict, InvalidResponse, JobWaitError, NotFound
 from airflow_jobwait.hooks.results import ResultsHook
 from airflow_jobwait.models import JobResults
 from airflow_jobwait.models.results_store import Work, works_from_job_results
+from tests._scripted_service import ScriptedService, scripted_service
 from tests.conftest import CHIME_CONN
 
 
@@ -111,6 +114,25 @@ def test_client_helpers(hook: ResultsHook, pipeline: str) -> None:
     assert hook.get_locked_count(pipeline) == 0
 
 
+def test_helpers_past_the_default_view_limit(hook: ResultsHook, pipeline: str) -> None:
+    # A view answers at most 100 works unless told otherwise (workflow-core view(limit=100)).
+    # get_by_event answers every work of the event, and lock/unlock read their works by id
+    # (get_by_id): neither may stop at 100. get_by_count and get_locked take count=10 by
+    # default, as workflow-core's Results.get_by_count(pipeline, count=10) and
+    # get_locked(pipeline, skip=0, count=10) do.
+    works = [work(pipeline, f"{pipeline}-{n:03d}", event=[7]) for n in range(101)]
+    assert hook.deposit(works) == {pipeline: True}
+    ids = [w["id"] for w in works]
+    assert [w.id for w in hook.get_by_event(pipeline, 7)] == ids
+    assert [w.id for w in hook.get_by_count(pipeline)] == ids[:10]
+    assert hook.lock(pipeline, ids) is True
+    assert hook.get_locked_count(pipeline) == 101
+    assert [w.id for w in hook.get_locked(pipeline)] == ids[:10]
+    assert [w.id for w in hook.get_locked(pipeline, skip=100)] == ids[100:]
+    assert hook.unlock(pipeline, ids, force=True) is True
+    assert hook.get_locked_count(pipeline) == 0
+
+
 def test_works_from_job_results_deposit(hook: ResultsHook, pipeline: str) -> None:
     raw = {
         "jobIdentifier": "job-1",
@@ -198,7 +220,15 @@ def test_unsupported_operator_is_a_400_naming_it(hook: ResultsHook, pipeline: st
         (lambda h, p: h.get_by_id(p, []), "ids"),
         (lambda h, p: h.get_by_id(p, "one-id"), "ids"),
         (lambda h, p: h.get_by_id(p, ["ok", ""]), r"ids\[1\]"),
-        (lambda h, p: h.get_by_count(p, 10_001), "count"),
+        # The argument is named as the public client names it: count, not limit.
+        (
+            lambda h, p: h.get_by_count(p, 10_001),
+            r"^count must be an integer from 0 to 10000 \(0 or -1: no limit\), got 10001$",
+        ),
+        (
+            lambda h, p: h.get_locked(p, count=10_001),
+            r"^count must be an integer from 0 to 10000 \(0 or -1: no limit\), got 10001$",
+        ),
         (lambda h, p: h.get_locked(p, skip=-1), "skip"),
         (lambda h, p: h.get_by_event(p, "3"), "event_number"),
         (lambda h, p: h.delete_ids(p, [None]), r"ids\[0\]"),
@@ -260,13 +290,21 @@ def test_lock_cycle(hook: ResultsHook, pipeline: str) -> None:
     assert hook.get_by_id(pipeline, [work_id]) == [locked]
 
     # Unlock needs force: a DAG cannot confirm.
-    with pytest.raises(ValueError, match="force=True") as refused:
+    with pytest.raises(ValueError) as refused:
         hook.unlock(pipeline, [work_id])
-    assert work_id in str(refused.value) and "confirm" in str(refused.value)
+    assert str(refused.value) == (
+        f"refusing to unlock works [{work_id!r}] of pipeline {pipeline!r} without force=True: the public client "
+        "asks a person to confirm an unlock, and a DAG cannot, so pass force=True"
+    )
     assert hook.get_locked_count(pipeline) == 2
 
     assert hook.unlock(pipeline, [work_id, other["id"]], force=True) is True
     assert hook.get_locked_count(pipeline) == 0
+    # Unlocking sets the flag false (results.locked is a bool), and changes nothing else.
+    assert [w.to_wire() for w in hook.get_by_id(pipeline, [work_id, other["id"]])] == [
+        {**stored, "results": {"snr": 10.0, "locked": False}},
+        {**other, "results": {"locked": False}},
+    ]
     assert hook.update([{"id": work_id, "priority": 1}]) is True
     assert hook.get_by_id(pipeline, [work_id])[0].priority == 1
     assert hook.delete_ids(pipeline, [work_id, other["id"], "never-stored"]) is True
@@ -280,13 +318,45 @@ def test_lock_of_unknown_ids_names_them_and_locks_nothing(hook: ResultsHook, pip
     with pytest.raises(UnknownWorksError, match="ghost-1") as info:
         hook.lock(pipeline, [stored["id"], "ghost-1"])
     assert info.value.ids == ["ghost-1"] and info.value.pipeline == pipeline
+    assert str(info.value) == (
+        f"cannot lock works of pipeline {pipeline!r}: no works with ids ['ghost-1'] in it; nothing was locked"
+    )
     assert stored["id"] not in str(info.value)
     assert hook.get_locked_count(pipeline) == 0
     # Works of another pipeline are unknown here.
     with pytest.raises(UnknownWorksError, match=stored["id"]):
         hook.lock(f"{pipeline}-other", [stored["id"]])
-    with pytest.raises(UnknownWorksError, match="ghost-2"):
+    with pytest.raises(UnknownWorksError) as info:
         hook.unlock(pipeline, ["ghost-2"], force=True)
+    assert str(info.value) == (
+        f"cannot unlock works of pipeline {pipeline!r}: no works with ids ['ghost-2'] in it; nothing was unlocked"
+    )
+
+
+def test_unlock_of_works_nobody_locked_names_them_and_unlocks_nothing(hook: ResultsHook, pipeline: str) -> None:
+    locked, free = work(pipeline), work(pipeline)
+    hook.deposit([locked, free])
+    assert hook.lock(pipeline, [locked["id"]]) is True
+    with pytest.raises(NotLockedError) as info:
+        hook.unlock(pipeline, [locked["id"], free["id"]], force=True)
+    assert str(info.value) == (
+        f"cannot unlock works of pipeline {pipeline!r}: works [{free['id']!r}] are not locked "
+        "(nobody locked them); nothing was unlocked"
+    )
+    assert (info.value.pipeline, info.value.ids) == (pipeline, [free["id"]])
+    assert hook.get_locked_count(pipeline) == 1
+    assert [w.to_wire() for w in hook.get_by_id(pipeline, [free["id"]])] == [free]  # no flag written into it
+
+
+def test_long_id_lists_in_messages_stop_after_20_ids(hook: ResultsHook, pipeline: str) -> None:
+    # 20 is our choice: enough to find the works, short enough for a batch of thousands.
+    ids = [f"w{n:02d}" for n in range(22)]
+    with pytest.raises(ValueError) as info:
+        hook.unlock(pipeline, ids)
+    assert str(info.value).startswith(f"refusing to unlock works {str(ids[:20])[:-1]}, ... and 2 more] of pipeline")
+    with pytest.raises(ValueError) as info:
+        hook.unlock(pipeline, ids[:20])
+    assert str(info.value).startswith(f"refusing to unlock works {ids[:20]} of pipeline {pipeline!r} without")
 
 
 def test_delete_ignores_other_pipelines(hook: ResultsHook, pipeline: str) -> None:
@@ -329,3 +399,22 @@ def test_wire_requests() -> None:
 def test_garbled_answers_are_invalid_responses(call: Any, body: bytes) -> None:
     with pytest.raises(InvalidResponse):
         call.parse(HttpResponse(200, {}, body))
+
+
+@pytest.fixture
+def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedService]:
+    with scripted_service() as service:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SCRIPTED_CHIME", json.dumps({"conn_type": "chime_results", "host": service.base_url})
+        )
+        yield service
+
+
+def test_lock_of_a_work_whose_results_is_not_an_object_names_it(scripted: ScriptedService) -> None:
+    # Another writer may have stored a work whose results is not an object (the contract says
+    # it is one): the flag cannot be set in it, and nothing is written.
+    scripted.play("POST", "/view", [{"id": "w1", "pipeline": "p", "results": ["snr", 10.0]}])
+    with pytest.raises(JobWaitError) as info:
+        ResultsHook("scripted_chime").lock("p", ["w1"])
+    assert str(info.value) == "work 'w1' has 'results' that is not an object; cannot lock it"
+    assert [(method, path) for method, path, _ in scripted.seen] == [("POST", "/view")]
