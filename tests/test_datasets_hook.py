@@ -71,8 +71,8 @@ def test_squash_and_merge_makes_a_draft(hook: DatasetJobsHook, dataset: str) -> 
 
 
 def test_list_drafts_by_branch_and_page(hook: DatasetJobsHook, dataset: str) -> None:
-    # As the tensorbay SDK's list_drafts(status, branch_name): GET drafts with status, branchName
-    # (only drafts onto that branch), offset and limit (one page).
+    # As the tensorbay SDK's list_drafts(status, branch_name) (client/version.py _generate_drafts): GET drafts
+    # with status, branchName (only drafts onto that branch), offset and limit (one page).
     jobs = [hook.squash_and_merge(dataset, f"merge {n}", "feature", "main", extra_body={"test": FAST}) for n in (1, 2)]
     for job in jobs:
         assert wait(hook, dataset, job) is JobStatus.COMPLETED
