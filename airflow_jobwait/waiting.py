@@ -48,6 +48,8 @@ class JobWaitMixin:
     max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES
     #: The trigger logs the job's progress at most this often (seconds).
     progress_interval: float = 60.0
+    #: Polled alone, the delay between polls may stretch up to this (``None``: ``poll_interval``).
+    max_poll_interval: float | None = None
     #: Raised when the wait's deadline passes (sensors: ``AirflowSensorTimeout``, no retry).
     wait_timeout_error: type[AirflowException] = JobFailedError
     operator_extra_links: Collection[BaseOperatorLink] = (JobLink(),)
@@ -113,6 +115,7 @@ class JobWaitMixin:
             "end_task": end_task,
             "soft_fail": self.soft_fail,
             "max_xcom_bytes": self.max_xcom_bytes,
+            "max_poll_interval": self.max_poll_interval,
         }
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:

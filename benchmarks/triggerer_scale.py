@@ -9,6 +9,9 @@ Airflow's ``TriggerRunner.create_triggers``, which deserialises each trigger and
 - ``watch``: ``JobTrigger``, connection extra ``status_mode=auto`` (long-poll where offered);
 - ``batch``: ``JobTrigger``, ``status_mode=batch`` (one request per 500 jobs per poll interval);
 - ``per_job``: ``JobTrigger``, ``status_mode=per_job`` (this project before coalescing);
+- ``per_job_adaptive``: ``per_job`` with ``max_poll_interval`` (``--max-poll``, default 4x the poll
+  interval): each wait's delay stretches with its job's quiet time (``client/poll_schedule.py``).
+  Not in the default modes; its "wait-poll" is a nominal poll interval per wait;
 - ``http_sensor``: ``HttpSensorTrigger`` (apache-airflow-providers-http) polling the service's [ext]
   ``GET /api/jobs/{id}/done``, which answers 404 until the job is terminal.
 
@@ -52,8 +55,10 @@ API_KEY = "benchpub.bench-secret-not-for-production"
 JOBS_CONN = "bench_jobs"
 HTTP_CONN = "bench_http"
 MODES = ("http_sensor", "per_job", "batch", "watch")
-PEERS = ("http_sensor", "per_job")
-STATUS_MODE = {"watch": "auto", "batch": "batch", "per_job": "per_job"}
+#: Runs only when asked for (``--modes``): per-job polling on the adaptive schedule.
+EXTRA_MODES = ("per_job_adaptive",)
+PEERS = ("http_sensor", "per_job", "per_job_adaptive")
+STATUS_MODE = {"watch": "auto", "batch": "batch", "per_job": "per_job", "per_job_adaptive": "per_job"}
 LATENCY_SAMPLE = 200
 LAG_TICK = 0.05
 
@@ -123,7 +128,9 @@ def _workloads(spec: dict[str, Any]) -> list[Any]:
                 "poke_interval": spec["poll"],
             }
         else:
-            classpath, kwargs = JobTrigger(job_id, JOBS_CONN, poll_interval=spec["poll"]).serialize()
+            max_poll = spec.get("max_poll") if spec["mode"] == "per_job_adaptive" else None
+            trigger = JobTrigger(job_id, JOBS_CONN, poll_interval=spec["poll"], max_poll_interval=max_poll)
+            classpath, kwargs = trigger.serialize()
         workloads.append(RunTrigger(id=n, classpath=classpath, encrypted_kwargs=Trigger.encrypt_kwargs(kwargs)))
     return workloads
 
@@ -356,6 +363,7 @@ def run_scenario(service: Any, scenario: Scenario, args: argparse.Namespace, wor
         spec = {
             "mode": scenario.mode,
             "poll": poll,
+            "max_poll": args.max_poll if args.max_poll is not None else 4 * poll,
             "job_ids": job_ids,
             "base_url": service.base_url,
             "steady": args.steady,
@@ -423,9 +431,10 @@ def metrics(scenario: Scenario, poll: float) -> dict[str, float | None]:
     }
 
 
-def report(scenarios: list[Scenario], poll: float) -> str:
+def report(scenarios: list[Scenario], poll: float, max_poll: float | None = None) -> str:
+    adaptive = f" (per_job_adaptive: up to {max_poll:g} s)" if max_poll is not None else ""
     lines = [
-        f"poll interval {poll:g} s; steady-state figures over the window shown (cores: the whole triggerer "
+        f"poll interval {poll:g} s{adaptive}; steady-state figures over the window shown (cores: the whole triggerer "
         f"process; CPU per wait-poll: net of the idle process); detection latency over up to "
         f"{LATENCY_SAMPLE} jobs ending spread over the end window",
         "",
@@ -484,9 +493,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.triggerer_scale", description=__doc__.split("\n")[0])
     parser.add_argument("--child", metavar="OUT", help=argparse.SUPPRESS)
     parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated N (default 100,1000,10000)")
-    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated of {', '.join(MODES)}")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated of {', '.join(MODES + EXTRA_MODES)}")
     parser.add_argument("--peer-max", type=int, default=1000, help="largest N the peers run at (default 1000)")
     parser.add_argument("--poll", type=float, default=5.0, help="poll interval, seconds (default 5)")
+    parser.add_argument(
+        "--max-poll",
+        type=float,
+        default=None,
+        help="max_poll_interval of the per_job_adaptive mode, seconds (default 4x --poll)",
+    )
     parser.add_argument("--steady", type=float, default=20.0, help="steady-state window, seconds (default 20)")
     parser.add_argument("--end-window", type=float, default=10.0, help="sampled jobs end over this many seconds")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="skip scenarios that would start later")
@@ -503,9 +518,15 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
-    unknown = set(modes) - set(MODES)
+    from airflow_jobwait.client.poll_schedule import check_max_poll_interval
+
+    try:
+        check_max_poll_interval(args.max_poll, args.poll)
+    except ValueError as err:
+        raise SystemExit(f"--max-poll: {err}") from None
+    unknown = set(modes) - set(MODES + EXTRA_MODES)
     if unknown:
-        raise SystemExit(f"unknown modes {sorted(unknown)}; known: {', '.join(MODES)}")
+        raise SystemExit(f"unknown modes {sorted(unknown)}; known: {', '.join(MODES + EXTRA_MODES)}")
     scenarios = [Scenario(m, n) for n in sizes for m in modes if m not in PEERS or n <= args.peer_max]
     with (
         tempfile.TemporaryDirectory(prefix="jobwait-bench-") as tmp,
@@ -521,7 +542,8 @@ def main(argv: list[str] | None = None) -> int:
             if scenario.error:
                 print(f"    {scenario.error}", file=sys.stderr, flush=True)
         print(f"[{time.monotonic() - began:5.0f}s] done", file=sys.stderr, flush=True)
-    text = report(scenarios, args.poll)
+    adaptive = any(s.mode == "per_job_adaptive" for s in scenarios)
+    text = report(scenarios, args.poll, (args.max_poll or 4 * args.poll) if adaptive else None)
     print(text)
     if args.json:
         raw = [

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from airflow_jobwait.client import compute, datasets, inference
-from airflow_jobwait.client.http import Call
+from airflow_jobwait.client.http import Call, retry_after_seconds
 from airflow_jobwait.exceptions import InvalidResponse
 from airflow_jobwait.models import Job, JobResults
 from airflow_jobwait.models.compute import ComputeJobRef, ComputeStatus
@@ -29,6 +29,7 @@ __all__ = [
     "progress_call",
     "results_call",
     "status_call",
+    "with_retry_after",
 ]
 
 JobKind = Literal["inference", "dataset", "compute"]
@@ -51,6 +52,12 @@ U = TypeVar("U")
 def then(call: Call[T], convert: Callable[[T], U]) -> Call[U]:
     """The same request, its parsed answer passed through ``convert``."""
     return Call(call.request, lambda response: convert(call.parse(response)))
+
+
+def with_retry_after(call: Call[T]) -> Call[tuple[T, float | None]]:
+    """The same call, with its successful answer's ``Retry-After`` (seconds, or ``None``): a
+    service's hint of when to poll a job again (``client/poll_schedule.py``)."""
+    return Call(call.request, lambda response: (call.parse(response), retry_after_seconds(response)))
 
 
 def _inference_state(job: Job) -> JobState:

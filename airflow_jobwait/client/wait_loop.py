@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from airflow_jobwait.client.poll_schedule import PollSchedule, check_max_poll_interval, check_started
 from airflow_jobwait.client.retry import TRANSIENT_STATUSES
 from airflow_jobwait.exceptions import (
     ApiError,
@@ -45,10 +47,15 @@ class WaitLoop:
     """State of one wait: feed it each poll's result; it says when and how the wait ends.
 
     :param job_id: The job waited on.
-    :param poll_interval: Seconds between polls.
+    :param poll_interval: Seconds between polls (the shortest delay when the schedule adapts).
     :param deadline: Absolute epoch seconds after which the wait times out (``None``: never).
         Absolute, so a wait resumed elsewhere (another triggerer) keeps the same deadline.
     :param max_consecutive_errors: Transient failures in a row that end the wait with an error.
+    :param max_poll_interval: Let the delay stretch with the job's quiet time up to this
+        (``client/poll_schedule.py``); ``None``: every delay is ``poll_interval``.
+    :param started: Epoch seconds when the wait started, for the schedule (``None``: at the
+        first poll). Absolute, like ``deadline``, so a resumed wait keeps the job's age.
+    :param clock: Epoch seconds now (injected by tests).
     """
 
     job_id: str
@@ -62,9 +69,16 @@ class WaitLoop:
     last_native: str | None = None
     last_note: str | None = None
     _noted: str | None = field(default=None, repr=False)
+    max_poll_interval: float | None = None
+    started: float | None = None
+    clock: Callable[[], float] = field(default=time.time, repr=False)
+    schedule: PollSchedule = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.poll_interval = check_poll_interval(self.poll_interval)
+        self.max_poll_interval = check_max_poll_interval(self.max_poll_interval, self.poll_interval)
+        self.started = check_started(self.started)
+        self.schedule = PollSchedule(self.poll_interval, self.max_poll_interval, self.started, key=self.job_id)
 
     def on_status(self, status: JobStatus, reason: str | None = None) -> WaitOutcome | None:
         """A poll succeeded: the outcome if the job is terminal, else ``None``.
@@ -73,10 +87,15 @@ class WaitLoop:
         """
         return self.on_state(JobState(status=status, native_status=status.value, message=reason))
 
-    def on_state(self, state: JobState) -> WaitOutcome | None:
+    def on_state(self, state: JobState, retry_after: float | None = None) -> WaitOutcome | None:
         """``on_status`` for a kind's ``JobState``: its message is the reason of a failure; a
-        native status beyond our contract is named in the outcome (``native_status``, message)."""
+        native status beyond our contract is named in the outcome (``native_status``, message).
+
+        :param retry_after: The answer's ``Retry-After`` (seconds), a floor of the next delay
+            when the schedule adapts.
+        """
         status = state.status
+        self.schedule.observe(status, state.progress, self.clock(), retry_after)
         self.polls += 1
         self.consecutive_errors = 0
         self.last_status = status
@@ -105,6 +124,7 @@ class WaitLoop:
 
     def on_error(self, error: JobWaitError) -> WaitOutcome | None:
         """A poll failed: an error outcome if it is permanent or the error budget is spent, else ``None``."""
+        self.schedule.failed(self.clock())
         self.polls += 1
         if not is_transient(error):
             return self._error(f"polling job {self.job_id} failed: {error}")
@@ -125,14 +145,16 @@ class WaitLoop:
         return self.timed_out() if delay is None else delay
 
     def next_delay(self, now: float | None = None) -> float | None:
-        """Seconds until the next poll, or ``None`` when the deadline has passed."""
-        now = time.time() if now is None else now
+        """Seconds until the next poll (the schedule's, cut to the deadline), or ``None`` when
+        the deadline has passed."""
+        now = self.clock() if now is None else now
+        delay = self.schedule.delay(now)
         if self.deadline is None:
-            return self.poll_interval
+            return delay
         remaining = self.deadline - now
         if remaining <= 0:
             return None
-        return min(self.poll_interval, remaining)
+        return min(delay, remaining)
 
     def timed_out(self) -> WaitOutcome:
         status = self.last_status.value if self.last_status else "unknown"

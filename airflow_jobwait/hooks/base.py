@@ -15,7 +15,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_jobwait.client.async_transport import AsyncClient
 from airflow_jobwait.client.http import Call, ClientConfig, server_date
-from airflow_jobwait.client.job_kinds import status_call
+from airflow_jobwait.client.job_kinds import status_call, with_retry_after
 from airflow_jobwait.client.pool import leased_client
 from airflow_jobwait.client.retry import TRANSIENT_STATUSES, RetryPolicy, RetryState
 from airflow_jobwait.client.sync_transport import SyncClient
@@ -219,6 +219,7 @@ class JobWaitHook(BaseHook):
         timeout: float | None = None,
         job_kind: str = "inference",
         job_ref: dict[str, str] | None = None,
+        max_poll_interval: float | None = None,
     ) -> WaitOutcome:
         """Block until the job is terminal or ``timeout`` seconds pass (non-deferrable path).
 
@@ -232,16 +233,27 @@ class JobWaitHook(BaseHook):
         :param timeout: Seconds to wait at most; ``None`` waits forever.
         :param job_kind: ``inference`` (default), ``dataset`` or ``compute``.
         :param job_ref: The kind's other path parameters (e.g. ``dataset_id``).
+        :param max_poll_interval: Let the delay between polls stretch with the time the job has
+            been quiet, up to this (``client/poll_schedule.py``); ``None``: every delay is
+            ``poll_interval``.
         """
         timeout = check_timeout(timeout)
-        loop = WaitLoop(job_id, poll_interval, None if timeout is None else time.time() + timeout)
-        call = status_call(job_kind, job_id, job_ref)
+        now = time.time()
+        loop = WaitLoop(
+            job_id,
+            poll_interval,
+            None if timeout is None else now + timeout,
+            max_poll_interval=max_poll_interval,
+            started=now,
+            clock=time.time,
+        )
+        call = with_retry_after(status_call(job_kind, job_id, job_ref))
         while True:
             try:
-                state = self.client.call(call, deadline=loop.deadline)
+                state, hint = self.client.call(call, deadline=loop.deadline)
                 if note := loop.note_once(state):  # a status beyond our contract: say how it was read
                     self.log.info("%s", note)
-                outcome = loop.on_state(state)
+                outcome = loop.on_state(state, retry_after=hint)
             except JobWaitError as err:
                 outcome = loop.on_error(err)
             step = loop.then(outcome)

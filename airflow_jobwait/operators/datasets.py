@@ -91,8 +91,8 @@ class SquashAndMergeOperator(_DatasetOperator):
     :param extra_body: More top-level fields of the submit body (templated), for service options
         this provider does not model; may not replace a field the operator sets.
     :param kwargs: The wait options of ``ResumableJobWaitOperator`` (``conn_id``, ``deferrable``,
-        ``poll_interval``, ``wait_timeout``, ``cancel_on_kill``, ``soft_fail``, ``max_xcom_bytes``,
-        ``durable``) and ``BaseOperator``'s.
+        ``poll_interval``, ``max_poll_interval``, ``wait_timeout``, ``cancel_on_kill``, ``soft_fail``,
+        ``max_xcom_bytes``, ``durable``) and ``BaseOperator``'s.
     """
 
     template_fields: Sequence[str] = (

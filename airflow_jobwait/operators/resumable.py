@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 
 from airflow_jobwait.client.job_kinds import cancel_call, status_call
+from airflow_jobwait.client.poll_schedule import check_max_poll_interval
 from airflow_jobwait.client.wait_loop import check_poll_interval, check_timeout
 from airflow_jobwait.exceptions import Conflict, JobWaitError, NotFound
 from airflow_jobwait.hooks import hook_class
@@ -68,13 +69,17 @@ class ResumableJobWaitOperator(JobWaitMixin, ResumableJobMixin, BaseOperator):
         right after the submit (default: the operator's ``waits_by_default``).
     :param deferrable: Wait in the triggerer (default) rather than in the worker.
     :param poll_interval: Seconds between polls while waiting.
+    :param max_poll_interval: Let the delay between polls stretch with the time the job has been
+        quiet, up to this, back to ``poll_interval`` when it changes (per-job polling: compute,
+        dataset, inference in ``per_job`` mode, and the blocking wait). ``None`` (default): every
+        delay is ``poll_interval``.
     :param wait_timeout: Seconds to wait at most (``None``: no limit beyond ``execution_timeout``).
     :param cancel_on_kill: Cancel the job when the task is killed, or marked by a user, while waiting.
     :param soft_fail: Skip instead of failing when the job ends in failure.
     :param max_xcom_bytes: Results larger than this (JSON) are not pushed whole: a
         ``ResultsReference`` (job id, result keys) is pushed instead (default 1 MB).
     :param durable: Keep the job id in ``task_state_store`` to resume on retry (default ``True``).
-    :raises ValueError: ``poll_interval`` or ``wait_timeout`` is out of range (named), at parse
+    :raises ValueError: ``poll_interval``, ``max_poll_interval`` or ``wait_timeout`` is out of range (named), at parse
         time: never after a job was submitted.
     """
 
@@ -89,6 +94,7 @@ class ResumableJobWaitOperator(JobWaitMixin, ResumableJobMixin, BaseOperator):
         wait_for_completion: bool | None = None,
         deferrable: bool = True,
         poll_interval: float = 5.0,
+        max_poll_interval: float | None = None,
         wait_timeout: float | None = None,
         cancel_on_kill: bool = True,
         soft_fail: bool = False,
@@ -100,6 +106,7 @@ class ResumableJobWaitOperator(JobWaitMixin, ResumableJobMixin, BaseOperator):
         self.wait_for_completion = self.waits_by_default if wait_for_completion is None else wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = check_poll_interval(poll_interval)
+        self.max_poll_interval = check_max_poll_interval(max_poll_interval, self.poll_interval)
         self.wait_timeout = check_timeout(wait_timeout, "wait_timeout")
         self.cancel_on_kill = cancel_on_kill
         self.soft_fail = soft_fail
@@ -169,7 +176,12 @@ class ResumableJobWaitOperator(JobWaitMixin, ResumableJobMixin, BaseOperator):
         if self.deferrable:
             self.defer_until_done(job_id, self.wait_timeout)
         outcome = self.hook.wait_for_job(
-            job_id, self.poll_interval, self.wait_timeout, job_kind=self.job_kind, job_ref=self.job_ref
+            job_id,
+            self.poll_interval,
+            self.wait_timeout,
+            job_kind=self.job_kind,
+            job_ref=self.job_ref,
+            max_poll_interval=self.max_poll_interval,
         )
         self._result = self.finish_wait(outcome)
         return self._result

@@ -10,6 +10,7 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensor
 from airflow.triggers.base import StartTriggerArgs
 
 from airflow_jobwait.client.job_kinds import kind_calls, status_call
+from airflow_jobwait.client.poll_schedule import check_max_poll_interval
 from airflow_jobwait.client.wait_loop import WaitLoop, check_poll_interval, check_timeout
 from airflow_jobwait.hooks import hook_class
 from airflow_jobwait.triggers.jobs import JobTrigger
@@ -41,6 +42,10 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
     :param conn_id: Airflow connection of the job kind's type (default: ``modzy_default``,
         ``tensorbay_default`` or ``evo_default``).
     :param poll_interval: Seconds between polls of the service (also the poke interval).
+    :param max_poll_interval: Deferred and polled alone (compute, dataset, ``per_job``), let the
+        delay between polls stretch with the time the job has been quiet, up to this; it falls
+        back to ``poll_interval`` when the job changes (default ``None``: always
+        ``poll_interval``). Poke mode keeps ``poke_interval`` (see ``exponential_backoff``).
     :param deferrable: Wait in the triggerer (default) rather than in a worker slot.
     :param max_xcom_bytes: Results larger than this (JSON) are not pushed whole: a
         ``ResultsReference`` (job id, result keys) is pushed instead (default 1 MB).
@@ -65,6 +70,7 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         job_id: str,
         conn_id: str | None = None,
         poll_interval: float = 5.0,
+        max_poll_interval: float | None = None,
         deferrable: bool = True,
         cancel_on_kill: bool = True,
         job_kind: str = "inference",
@@ -83,6 +89,7 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
         self.job_ref = job_ref
         self.conn_id = conn_id or hook_class(job_kind).default_conn_name
         self.poll_interval = poll_interval
+        self.max_poll_interval = check_max_poll_interval(max_poll_interval, check_poll_interval(poll_interval))
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
         self.max_xcom_bytes = max_xcom_bytes

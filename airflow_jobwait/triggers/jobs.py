@@ -18,7 +18,15 @@ from asgiref.sync import sync_to_async
 from airflow_jobwait.client.async_transport import AsyncClient
 from airflow_jobwait.client.coalesce import BatchMissing, Notice, NoticeCallback, PollFailed, wait_coalesced
 from airflow_jobwait.client.http import Call
-from airflow_jobwait.client.job_kinds import JobState, cancel_call, progress_call, results_call, status_call
+from airflow_jobwait.client.job_kinds import (
+    JobState,
+    cancel_call,
+    progress_call,
+    results_call,
+    status_call,
+    with_retry_after,
+)
+from airflow_jobwait.client.poll_schedule import check_max_poll_interval, check_started
 from airflow_jobwait.client.pool import leased_client
 from airflow_jobwait.client.retry import Retry
 from airflow_jobwait.client.wait_loop import WaitLoop, check_poll_interval
@@ -74,6 +82,13 @@ class JobTrigger(BaseTrigger):
         the results pushed to XCom, failure, or skip (``soft_fail``), so it never reaches a worker.
     :param soft_fail: With ``end_task``: skip instead of failing when the job ends in failure.
     :param max_xcom_bytes: With ``end_task``: larger results are pushed as a ``ResultsReference``.
+    :param max_poll_interval: Polled alone (compute, dataset, ``per_job``), the delay between
+        polls may stretch with the time the job has been quiet up to this, and back to
+        ``poll_interval`` when it changes (``client/poll_schedule.py``). ``None`` (default): every
+        delay is ``poll_interval``. The shared poller of batch/watch mode keeps its own rounds.
+    :param started: Epoch seconds when the wait started (default: when the trigger is made, if
+        ``max_poll_interval`` is set): kept in the kwargs, so the schedule resumes at the same
+        age on another triggerer.
     """
 
     def __init__(
@@ -89,6 +104,8 @@ class JobTrigger(BaseTrigger):
         end_task: bool = False,
         soft_fail: bool = False,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
+        max_poll_interval: float | None = None,
+        started: float | None = None,
     ) -> None:
         super().__init__()
         if not _is_template(job_id):
@@ -104,6 +121,11 @@ class JobTrigger(BaseTrigger):
         self.end_task = end_task
         self.soft_fail = soft_fail
         self.max_xcom_bytes = max_xcom_bytes
+        self.max_poll_interval = check_max_poll_interval(max_poll_interval, self.poll_interval)
+        started = check_started(started)
+        if started is None and self.max_poll_interval is not None:
+            started = time.time()
+        self.started = started
 
     @property
     def hook(self) -> JobWaitHook:
@@ -159,7 +181,13 @@ class JobTrigger(BaseTrigger):
         # Validated here too, not only in __init__: with start_from_trigger the triggerer renders
         # job_id first. A bad id fails this trigger alone, never the poller it would join.
         status_call(self.job_kind, self.job_id, self.job_ref)
-        loop = WaitLoop(self.job_id, self.poll_interval, self.deadline)
+        loop = WaitLoop(
+            self.job_id,
+            self.poll_interval,
+            self.deadline,
+            max_poll_interval=self.max_poll_interval,
+            started=self.started,
+        )
         started = time.monotonic()
         config, polling = await self.hook.asettings()
         if self.job_kind == "inference" and polling.mode != "per_job":
@@ -196,13 +224,14 @@ class JobTrigger(BaseTrigger):
         """
         last_progress = time.monotonic()
         retry = self.hook.retry
+        hinted = with_retry_after(call)
         while True:
             try:
                 # The wait's deadline bounds the call's retries: the wait ends by then plus one
                 # request timeout, however the service stalls.
-                state = await client.call(call, retry=retry, deadline=loop.deadline, on_retry=self._log_retry)
+                state, hint = await client.call(hinted, retry=retry, deadline=loop.deadline, on_retry=self._log_retry)
                 self._log_status_note(loop, state)
-                outcome = loop.on_state(state)
+                outcome = loop.on_state(state, retry_after=hint)
                 if outcome is None and time.monotonic() - last_progress >= self.progress_interval:
                     last_progress = time.monotonic()
                     await self.log_progress(client, state, last_progress - started, loop.deadline)
