@@ -81,10 +81,11 @@ chromium:
 			>/dev/null && command -v chromium; fi
 
 # Unit and DAG tests on the floor: not the e2e deployment, the soak, the wheel build or the
-# reference service's own tests (they do not import Airflow).
+# reference service's own tests (they do not import Airflow). `tests` is named: --ignore does not
+# apply to a testpaths entry, which pytest takes as an argument.
 test-floor: $(FLOOR_STAMP)
 	$(FLOOR_VENV)/bin/python -m pytest -m "not e2e and not soak" --ignore=tests/e2e --ignore=tests/soak \
-		--ignore=tests/test_packaging.py --ignore=reference-service/tests
+		--ignore=tests/test_packaging.py tests
 
 # The provider's tests of submit, wait, cancel, results, the lock rule, squash-and-merge and compute,
 # against the reference service's real profile (docs/jobs-api.md §0: no [ext] endpoint or header,

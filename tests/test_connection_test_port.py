@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import tomllib
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pytest
 from airflow.api_fastapi.core_api.datamodels.connections import ConnectionBody
-from airflow.plugins_manager import is_valid_plugin
+from airflow.providers.common.compat.sdk import AirflowPlugin
 
 from airflow_jobwait.hooks.connection import CONNECTION_TYPES
 from airflow_jobwait.plugins import ConnectionTestPortMiddleware, JobWaitPlugin, without_port_zero
@@ -101,5 +102,10 @@ def test_the_plugin_is_an_entry_point_airflow_loads() -> None:
     """Declared where Airflow looks whatever ``lazy_discover_providers`` says, with the middleware."""
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
     assert project["entry-points"]["airflow.plugins"] == {"airflow_jobwait": "airflow_jobwait.plugins:JobWaitPlugin"}
-    assert is_valid_plugin(JobWaitPlugin)
+    (declared,) = [e for e in entry_points(group="airflow.plugins") if e.name == "airflow_jobwait"]
+    assert declared.load() is JobWaitPlugin
+    # What Airflow's loader checks of a plugin class (plugins_manager.is_valid_plugin, which on
+    # 3.1 also needs the plugins already loaded).
+    assert issubclass(JobWaitPlugin, AirflowPlugin) and JobWaitPlugin is not AirflowPlugin
+    JobWaitPlugin.validate()
     assert [m["middleware"] for m in JobWaitPlugin.fastapi_root_middlewares] == [ConnectionTestPortMiddleware]

@@ -90,7 +90,12 @@ SAMPLES: dict[str, Any] = {
     "ref": COMPUTE_REF,
 }
 #: Helpers that take or return a ``Call`` but are not factories of one request.
-NOT_FACTORIES = {"airflow_jobwait.client.job_kinds.then", "airflow_jobwait.client.http.json_model"}
+# Combinators over a call (a parser after it, a header beside its answer), not calls of the contract.
+NOT_FACTORIES = {
+    "airflow_jobwait.client.job_kinds.then",
+    "airflow_jobwait.client.job_kinds.with_retry_after",
+    "airflow_jobwait.client.http.json_model",
+}
 
 
 def _factories() -> Iterator[tuple[str, Callable[..., Any]]]:
