@@ -188,7 +188,7 @@ async def test_per_job_mode_from_the_connection_extra(
 
 # How real gateways answer a route they lack: not only 404/405/501 (issue "Real services").
 @pytest.mark.parametrize("status", [404, 405, 501, 400, 403, 415, 422])
-async def test_falls_back_to_per_job_when_the_batch_endpoint_is_missing(
+async def test_falls_back_to_the_history_when_the_batch_endpoint_is_missing(
     hook: JobsHook, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch, status: int
 ) -> None:
     first, second = await asyncio.to_thread(submit_many, hook, 2, 1.0)
@@ -198,7 +198,8 @@ async def test_falls_back_to_per_job_when_the_batch_endpoint_is_missing(
     with FaultControl(service.base_url, service.api_key).injected(rules) as faults:
         before = await astats(service)
         result = await asyncio.wait_for(outcome_of(JobTrigger(first, conn_id, poll_interval=0.2)), LIMIT)
-        # What was learnt is kept for the loop: the next wait goes straight to per-job polling.
+        # What was learnt is kept for the loop: the next wait goes straight to the history poller
+        # (auto mode; client/coalesce_history.py), which reads each job alone at first contact.
         again = await asyncio.wait_for(outcome_of(JobTrigger(second, conn_id, poll_interval=0.2)), LIMIT)
         after = await astats(service)
         fired = faults.state()["rules"][0]["fired"]
@@ -206,6 +207,7 @@ async def test_falls_back_to_per_job_when_the_batch_endpoint_is_missing(
     assert fired == 1
     assert delta(before, after, "batch_status") == 0 and delta(before, after, "watch") == 0
     assert delta(before, after, "get_job") >= 2
+    assert delta(before, after, "history") >= 1
 
 
 async def test_watch_wakes_the_wait_before_the_next_round(

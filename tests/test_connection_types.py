@@ -339,7 +339,7 @@ def test_status_mode_offers_the_three_modes_with_auto_preselected() -> None:
     # Airflow's form shows one dropdown option per enum entry (a None would be a "null" option)
     # and prefills the schema's default; clearing the field saves null. As Airflow's SMTP auth_type.
     schema = _conn_fields()["modzy"]["status_mode"]["schema"]
-    assert schema["enum"] == ["auto", "batch", "per_job"]
+    assert schema["enum"] == ["auto", "batch", "history", "per_job"]
     assert schema["default"] == "auto"
     for emptied in (None, ""):
         assert status_polling("m", {"status_mode": emptied}).mode == "auto"

@@ -97,12 +97,15 @@ class PollFailed:
 
 @dataclass(frozen=True, slots=True)
 class BatchMissing:
-    """The service has no batch status endpoint: the wait goes on polling its job alone.
+    """The service lacks the endpoint a poller needs: the wait goes on another way (``auto``: the
+    history poller after batch status, per-job polling after that).
 
-    :param error: How the service answered the batch request.
+    :param error: How the service answered the request.
+    :param endpoint: Which endpoint is missing (``batch status`` or ``job history``).
     """
 
     error: JobWaitError
+    endpoint: str = "batch status"
 
 
 #: What the poller tells one wait: a status it learned (only when it differs from the last one
@@ -148,13 +151,15 @@ class _Capabilities:
 
     batch: bool | None = None
     watch: bool | None = None
+    history: bool | None = None
     batch_missing_since: float = 0.0
     watch_missing_since: float = 0.0
+    history_missing_since: float = 0.0
     # Garbled answers of each endpoint while it is still unproven.
     invalid: dict[str, int] = field(default_factory=dict)
 
     def missing(self, endpoint: str, error: JobWaitError) -> bool:
-        """Does this failure of ``endpoint`` (``batch``/``watch``) mean the service lacks it?"""
+        """Does this failure of ``endpoint`` (``batch``/``watch``/``history``) mean the service lacks it?"""
         if isinstance(error, ApiError):
             if error.status in MISSING_ENDPOINT:
                 return True
@@ -222,16 +227,38 @@ async def wait_coalesced(
     :param config: The connection's client settings.
     :param job_id: The job to wait for.
     :param wait_loop: The wait's state: poll interval, absolute deadline, error budget.
-    :param mode: ``auto`` (watch where offered, else batch) or ``batch`` (never watch).
+    :param mode: ``auto`` (watch where offered, else batch, else the job history), ``batch``
+        (never watch, never history) or ``history`` (the job history only,
+        ``client/coalesce_history.py``).
     :param batch_size: Ids per batch status or watch request (1-500).
     :param on_notice: Called with what the poller learns for this wait (``Notice``), from this
         coroutine: so in the caller's context (for a trigger, its task log), never the poller's.
-    :return: How the wait ended, or ``None`` when the service has no batch status endpoint (then
-        poll the job alone, with the same ``wait_loop``).
+    :return: How the wait ended, or ``None`` when the service offers none of the mode's endpoints
+        (then poll the job alone, with the same ``wait_loop``).
     """
-    poller = StatusPoller.for_service(conn_id, config, wait_loop.poll_interval, mode, batch_size)
-    if poller is None:
+    if mode not in ("auto", "batch", "history"):
+        raise ValueError(f"mode must be 'auto', 'batch' or 'history', got {mode!r}")
+    if mode != "history":
+        poller = StatusPoller.for_service(conn_id, config, wait_loop.poll_interval, mode, batch_size)
+        if poller is not None:
+            outcome = await _wait_in(poller, job_id, wait_loop, on_notice)
+            if outcome is not None:
+                return outcome
+        if mode == "batch":
+            return None
+    # Imported here: the history poller builds on this module.
+    from airflow_jobwait.client.coalesce_history import HistoryPoller
+
+    history = HistoryPoller.for_history(conn_id, config, wait_loop.poll_interval)
+    if history is None:
         return None
+    return await _wait_in(history, job_id, wait_loop, on_notice)
+
+
+async def _wait_in(
+    poller: StatusPoller, job_id: str, wait_loop: WaitLoop, on_notice: NoticeCallback | None
+) -> WaitOutcome | None:
+    """Register with ``poller`` and hand its notices to ``on_notice`` until the wait resolves."""
     registration = poller.register(job_id, wait_loop)
     try:
         while True:
@@ -262,11 +289,14 @@ class StatusPoller:
     :param capabilities: What is known about the service's [ext] endpoints, shared per connection.
     """
 
+    #: The modes (``_PollerKey.mode``) this class serves.
+    MODES: tuple[str, ...] = ("auto", "batch")
+
     def __init__(self, key: _PollerKey, capabilities: _Capabilities) -> None:
         if not 1 <= key.batch_size <= inference.MAX_BATCH:
             raise ValueError(f"batch_size must be in 1..{inference.MAX_BATCH}, got {key.batch_size!r}")
-        if key.mode not in ("auto", "batch"):
-            raise ValueError(f"mode must be 'auto' or 'batch', got {key.mode!r}")
+        if key.mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {key.mode!r}")
         self.key = key
         self.capabilities = capabilities
         self._aio = asyncio.get_running_loop()

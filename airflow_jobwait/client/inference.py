@@ -22,6 +22,7 @@ from airflow_jobwait.client.http import (
 from airflow_jobwait.exceptions import InvalidResponse
 from airflow_jobwait.models import Job, JobResults, JobStatus, SubmitJobRequest
 from airflow_jobwait.models.base import first_error
+from airflow_jobwait.models.inference import HistoryEntry
 from airflow_jobwait.models.native_statuses import MODZY
 from airflow_jobwait.models.status import JobState
 
@@ -29,6 +30,9 @@ AUTH = AuthScheme("Authorization", "ApiKey ")
 PREFIX = "/api"
 MAX_BATCH = 500
 MAX_WATCH_SECONDS = 60.0
+#: Page size of the history poller's requests (the reference service's default; the Modzy SDK
+#: documents no cap, so no larger one is assumed).
+MAX_HISTORY_PER_PAGE = 100
 #: The Modzy SDK takes any 2xx as success, an empty body as ``{}`` (modzy/http.py ``request``).
 OK = tuple(range(200, 300))
 
@@ -143,6 +147,45 @@ def history(
     def parse(response: HttpResponse) -> list[Job]:
         expect(request, response, OK)
         return validate(_JobList, {"jobs": decode_json(response)}, "job history").jobs
+
+    return Call(request, parse)
+
+
+class _HistoryList(BaseModel):
+    entries: list[HistoryEntry]
+
+
+def history_entries(
+    status: str, start_date: datetime, page: int = 1, per_page: int = MAX_HISTORY_PER_PAGE
+) -> Call[list[HistoryEntry]]:
+    """``GET /api/jobs/history`` for the shared history poller (``client/coalesce_history.py``):
+    jobs of ``status`` (``all``/``pending``/``terminated``) submitted from ``start_date`` on,
+    newest first (``direction=desc``, sent explicitly), one page; each entry parsed as far as a
+    wait needs (``HistoryEntry``).
+
+    :param start_date: An aware time on the service's clock (sent as ISO-8601 UTC, milliseconds).
+    :param page: 1-based page number.
+    :param per_page: Entries per page (1..``MAX_HISTORY_PER_PAGE``); a shorter page is the last.
+    """
+    if status not in ("all", "pending", "terminated"):
+        raise ValueError(f"status must be 'all', 'pending' or 'terminated', got {status!r}")
+    if not 1 <= per_page <= MAX_HISTORY_PER_PAGE:
+        raise ValueError(f"per_page must be in 1..{MAX_HISTORY_PER_PAGE}, got {per_page!r}")
+    if page < 1:
+        raise ValueError(f"page must be >= 1, got {page!r}")
+    params = (
+        ("status", status),
+        ("startDate", start_date.astimezone(UTC).isoformat(timespec="milliseconds")),
+        ("direction", "desc"),
+        ("page", str(page)),
+        ("per-page", str(per_page)),
+    )
+    request = HttpRequest("GET", f"{PREFIX}/jobs/history", AUTH, params=params)
+
+    def parse(response: HttpResponse) -> list[HistoryEntry]:
+        expect(request, response, OK)
+        # A bare JSON array, as the Modzy SDK reads it (modzy/jobs.py get_history).
+        return validate(_HistoryList, {"entries": decode_json(response, "job history")}, "job history").entries
 
     return Call(request, parse)
 

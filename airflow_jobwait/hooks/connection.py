@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
 MIN_TIMEOUT = 0.1  # a request timeout below this is a typo, not a setting
-STATUS_MODES = ("auto", "batch", "per_job")
+STATUS_MODES = ("auto", "batch", "history", "per_job")
 DEFAULT_BATCH_SIZE = 500  # the batch status and watch endpoints take at most 500 ids (docs/jobs-api.md)
 #: Seequent's identity service, where the Evo SDK asks for client-credentials tokens.
 EVO_TOKEN_URL = "https://ims.bentley.com/connect/token"
@@ -34,7 +34,7 @@ EVO_DEFAULT_SCOPES = "evo.discovery evo.workspace"
 TENSORBAY_LINK_REFS = ("dataset_id", "job_type")
 EVO_LINK_REFS = ("org_id", "topic", "task")
 
-StatusMode = Literal["auto", "batch", "per_job"]
+StatusMode = Literal["auto", "batch", "history", "per_job"]
 
 
 # Called only while this module is imported, to build the form definitions below: mutmut activates
@@ -88,8 +88,9 @@ _POLLING_FIELDS: dict[str, dict[str, Any]] = {
     "status_mode": _field(
         "Status polling mode",
         "How the triggerer reads inference job statuses: auto (default: long-poll watch where the "
-        "service offers it, else batch status, else one request per job), batch (one request per "
-        "batch_size jobs per poll interval, no watch), per_job (one request per job per poll).",
+        "service offers it, else batch status, else the job history, else one request per job), batch "
+        "(one request per batch_size jobs per poll interval, no watch), history (one job history "
+        "listing per poll interval, as real Modzy services offer), per_job (one request per job per poll).",
         # Only the real values, as Airflow's own SMTP auth_type: the form's dropdown shows every
         # enum entry (a None would be a "null" option), and clearing it saves null, read as auto.
         {"type": ["string", "null"], "enum": list(STATUS_MODES), "default": "auto"},
@@ -429,7 +430,7 @@ def evo_org_id(conn_id: str, extra: Mapping[str, Any]) -> str | None:
 class StatusPolling:
     """How the triggerer reads job statuses on one connection (extras ``status_mode``, ``batch_size``).
 
-    :param mode: ``auto``, ``batch`` or ``per_job``.
+    :param mode: ``auto``, ``batch``, ``history`` or ``per_job``.
     :param batch_size: Jobs per batch status or watch request.
     """
 

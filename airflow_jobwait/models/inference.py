@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
@@ -101,6 +101,41 @@ class Job(WireModel):
         """The job's status for a wait (``note`` set for a native status beyond our contract)."""
         native = self.native_status or self.status.value
         return JobState(status=self.status, native_status=native, note=MODZY.note(native, self.status))
+
+
+class HistoryEntry(WireModel):
+    """A job as the shared history poller reads it from ``GET /api/jobs/history``: the fields a wait
+    needs and its place in the listing; everything else in the Job is kept but not typed.
+
+    :param status: As the service spelled it (native), mapped by ``state``; absent is ``None``
+        (a history entry without a status says nothing about the job: it is read alone).
+    :param submitted_at: When the service took the job (its clock), normalised to UTC (a naive
+        time is UTC); the history's ``startDate`` filter and order are on it.
+    """
+
+    job_identifier: str = Field(min_length=1)
+    status: str | None = None
+    submitted_at: datetime | None = None
+
+    @field_validator("submitted_at")
+    @classmethod
+    def _utc(cls, when: datetime | None) -> datetime | None:
+        return as_utc(when)
+
+    @property
+    def state(self) -> JobState | None:
+        """The entry's status for a wait, or ``None`` when the entry has none."""
+        if self.status is None:
+            return None
+        status = MODZY.to_common(self.status, f"job {self.job_identifier}")
+        return JobState(status=status, native_status=self.status, note=MODZY.note(self.status, status))
+
+
+def as_utc(when: datetime | None) -> datetime | None:
+    """``when`` as an aware UTC time (a naive one is taken as UTC, as the reference service does)."""
+    if when is None:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 #: Keys of a per-input result that describe the run, not the model's output. The Modzy SDK's own

@@ -60,9 +60,10 @@ class JobTrigger(BaseTrigger):
 
     Inference waits of one triggerer on one connection share a ``StatusPoller``
     (``client/coalesce.py``): one batch status request per 500 jobs per poll interval, or held
-    long-polls where the service offers the watch endpoint. The connection's extra ``status_mode``
-    (``auto``/``batch``/``per_job``) chooses; dataset and compute jobs, and services without the
-    batch endpoint, are polled one by one over the pooled client.
+    long-polls where the service offers the watch endpoint, or one job history listing per poll
+    interval where it offers neither (``client/coalesce_history.py``, as real Modzy services). The
+    connection's extra ``status_mode`` (``auto``/``batch``/``history``/``per_job``) chooses; dataset
+    and compute jobs, and services without any of these, are polled one by one over the pooled client.
 
     The event's payload is a ``WaitOutcome``: ``kind`` (``terminal``/``timeout``/``error``),
     ``job_id``, ``status`` and ``message``. Every kwarg is JSON-safe and carries no secret: the
@@ -205,7 +206,7 @@ class JobTrigger(BaseTrigger):
                     loop,
                     polling.mode,
                     polling.batch_size,
-                    self._on_notice(loop, progress),
+                    self._on_notice(loop, progress, polling.mode),
                 )
             finally:
                 reporter.cancel()
@@ -243,7 +244,7 @@ class JobTrigger(BaseTrigger):
                 return step
             await asyncio.sleep(step)
 
-    def _on_notice(self, loop: WaitLoop, progress: _Progress) -> NoticeCallback:
+    def _on_notice(self, loop: WaitLoop, progress: _Progress, mode: str = "auto") -> NoticeCallback:
         """What this wait does with what the shared poller learned for it. ``wait_coalesced``
         calls it from this trigger's coroutine, so every line goes to this wait's task log: the
         same lines as when the job is polled alone (``_poll_alone``)."""
@@ -257,11 +258,15 @@ class JobTrigger(BaseTrigger):
             elif isinstance(notice, PollFailed):
                 self._log_poll_failure(notice.error)
             elif isinstance(notice, BatchMissing):
+                # In auto mode a service without batch status is tried through its job history next.
+                then = "asking the job history" if mode == "auto" and notice.endpoint == "batch status" else "alone"
                 self.log.info(
-                    "connection %r has no batch status endpoint (%s): polling job %s alone",
+                    "connection %r has no %s endpoint (%s): polling job %s %s",
                     self.conn_id,
+                    notice.endpoint,
                     notice.error,
                     self.job_id,
+                    then,
                 )
 
         return on_notice

@@ -1,0 +1,260 @@
+"""``HistoryPoller``: inference waits coalesced through Modzy's job history, which real services have.
+
+The batch status and watch endpoints of ``client/coalesce.py`` are our reference service's
+extensions; a real Modzy answers for many jobs at once only through its job history
+(``docs/jobs-api.md`` §1, ``GET /api/jobs/history``: filtered by ``status`` and ``startDate``,
+the submit time, paged, newest first). Jobs only ever enter the ``terminated`` listing, and once in
+it they stay, so one listing per poll interval says which waited jobs ended:
+
+- **First contact.** A new wait's job is read alone (``GET /api/jobs/{id}``, those arriving together
+  at once): its status (a job already terminal ends the wait there, a 404 fails that wait only, as
+  polled alone) and its ``submittedAt`` on the service's clock. A job without ``submittedAt`` is
+  polled alone every round.
+- **Rounds.** Every poll interval: ``status=terminated``, ``startDate`` = the oldest windowed
+  job's ``submittedAt`` less ``MARGIN``, ``direction=desc``, paged (``PER_PAGE``) until a short page
+  or ``MAX_PAGES``. A waited job listed there with a terminal status ends its wait with that entry's
+  status, as a per-job read would (a Modzy ``Job`` carries no failure reason: status, native
+  spelling and note are the whole outcome); one listed without a terminal status is read alone.
+  Jobs not listed are running: no request for them.
+- **Clock skew.** The filter is built from the service's own ``submittedAt`` values, never from
+  our clock, so skew between the two does not matter; ``MARGIN`` covers the millisecond rounding
+  of the times on the wire and a service that filters on a slightly different time.
+- **Paging order.** A job ending while the pages are read is inserted before or after the page
+  being read: entries only shift to later pages, so nothing already listed is skipped (one may be
+  seen twice); one inserted before is seen next round. That holds for any fixed order, so
+  ``direction`` is sent but not relied upon for completeness.
+- **Bounds.** When ``MAX_PAGES`` pages did not exhaust the listing, only the jobs submitted after
+  the last entry read were covered, if the entries came newest first (checked); every windowed
+  job not covered leaves the window for good and is read alone each round, so the next round's
+  window starts at a newer job and the listing fits again.
+- **Probing, deadlines, errors**, as the batch poller: a 404/405/501 (or another client error, or
+  three garbled 200s, before the history ever answered well) means no history: every wait is
+  handed back (``None``) to poll alone, remembered for ``PROBE_TTL``. A round that fails after the
+  client's retries counts one error against each windowed wait's own budget.
+
+N waits thus cost one history request per interval (more only when more than ``PER_PAGE``
+terminated jobs were submitted since the oldest waited one), plus one read per new wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from airflow_jobwait.client import inference
+from airflow_jobwait.client.coalesce import (
+    PROBE_TTL,
+    BatchMissing,
+    Registration,
+    StatusPoller,
+    _Capabilities,
+    _loop_state,
+    _PollerKey,
+)
+from airflow_jobwait.client.http import ClientConfig
+from airflow_jobwait.client.pool import leased_client
+from airflow_jobwait.exceptions import JobWaitError
+from airflow_jobwait.models.inference import HistoryEntry, as_utc
+from airflow_jobwait.models.status import JobState
+
+log = logging.getLogger(__name__)
+
+#: Subtracted from the oldest windowed job's ``submittedAt`` for the ``startDate`` filter.
+MARGIN = timedelta(seconds=2)
+#: Entries per history page.
+PER_PAGE = inference.MAX_HISTORY_PER_PAGE
+#: Pages of one round; past them, the older waited jobs are read alone.
+MAX_PAGES = 10
+#: Jobs read alone at once (first contacts, jobs out of the window); the pooled client has 32
+#: connections.
+ALONE_CONCURRENCY = 8
+
+
+class HistoryPoller(StatusPoller):
+    """Asks the job history which registered jobs ended; reads alone what it cannot cover.
+
+    Use ``wait_coalesced`` with ``mode="history"`` (or ``auto`` against a service without batch
+    status), not the constructor.
+    """
+
+    MODES = ("history",)
+
+    def __init__(self, key: _PollerKey, capabilities: _Capabilities) -> None:
+        # Per job: when the service took it (aware UTC), once a first read told.
+        self._submitted: dict[str, datetime] = {}
+        # Jobs read alone every round: no submit time, or out of the history's reach.
+        self._alone: set[str] = set()
+        self.history_requests = 0  # for tests
+        super().__init__(key, capabilities)
+
+    @classmethod
+    def for_history(cls, conn_id: str, config: ClientConfig, poll_interval: float) -> HistoryPoller | None:
+        """The running loop's history poller for this connection (created on first use), or
+        ``None`` when the service was recently found to have no job history."""
+        state = _loop_state()
+        capabilities = state.capabilities.setdefault((conn_id, config.base_url), _Capabilities())
+        if capabilities.history is False:
+            if time.monotonic() - capabilities.history_missing_since < PROBE_TTL:
+                return None
+            capabilities.history = None  # probe again
+        key = _PollerKey(conn_id, config, poll_interval, "history", inference.MAX_BATCH)
+        poller = state.pollers.get(key)
+        if poller is None:
+            poller = state.pollers[key] = cls(key, capabilities)
+        assert isinstance(poller, HistoryPoller)
+        return poller
+
+    def _drop(self, registration: Registration) -> None:
+        super()._drop(registration)
+        if registration.job_id not in self._waits:
+            self._submitted.pop(registration.job_id, None)
+            self._alone.discard(registration.job_id)
+
+    @property
+    def windowed(self) -> list[str]:
+        """Jobs the history rounds watch for (for tests)."""
+        return [job_id for job_id in self._waits if job_id in self._submitted and job_id not in self._alone]
+
+    # ---- the poller task ------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            async with leased_client(self.key.conn_id, self.key.config) as client:
+                self._client = client
+                while True:
+                    ids, full_round = await self._next_batch()
+                    if ids:
+                        await self._round(ids, full_round)
+                    self.rounds += full_round
+        finally:
+            self._client = None
+
+    async def _round(self, ids: Sequence[str], full_round: bool) -> None:
+        """First reads for new jobs; on a full round, one history listing, then the lone reads."""
+        first = [job_id for job_id in ids if job_id not in self._submitted and job_id not in self._alone]
+        await self._read_all(first)
+        if not full_round:
+            return
+        just_read = set(first)
+        windowed = [job_id for job_id in self.windowed if job_id not in just_read]
+        if windowed:
+            # None: failed (one error against each windowed wait) or no history (all handed back).
+            listed = await self._list_terminated(windowed)
+            if listed is not None:
+                self._take(windowed, *listed)
+        # _read_all skips jobs whose waits have gone meanwhile.
+        await self._read_all([job_id for job_id in ids if job_id in self._alone and job_id not in just_read])
+
+    def _take(self, windowed: Sequence[str], entries: dict[str, HistoryEntry], boundary: datetime | None) -> None:
+        """Apply a round's listing: terminal entries end their waits; windowed jobs older than
+        ``boundary`` (the listing did not reach them) are read alone from now on."""
+        ended: dict[str, JobState] = {}
+        for job_id in windowed:
+            entry = entries.get(job_id)
+            if entry is not None:
+                state = entry.state
+                if state is not None and state.status.is_terminal:
+                    ended[job_id] = state
+                else:
+                    # Listed as terminated, yet no terminal status: read it alone (once per round).
+                    self._alone.add(job_id)
+            elif boundary is not None and self._submitted[job_id] <= boundary:
+                self._alone.add(job_id)
+        if ended:
+            self._apply(ended)
+
+    async def _list_terminated(self, windowed: Sequence[str]) -> tuple[dict[str, HistoryEntry], datetime | None] | None:
+        """Page through the terminated jobs submitted since the oldest windowed one.
+
+        :return: The entries by job id, and the coverage boundary: ``None`` when the listing was
+            read to its end, else the submit time at and before which jobs were not covered.
+            ``None`` instead of the pair when a request failed or the service has no history.
+        """
+        assert self._client is not None
+        since = min(self._submitted[job_id] for job_id in windowed) - MARGIN
+        entries: dict[str, HistoryEntry] = {}
+        previous: datetime | None = None
+        newest_first = True
+        for page in range(1, MAX_PAGES + 1):
+            try:
+                self.history_requests += 1
+                listed = await self._client.call(
+                    inference.history_entries("terminated", since, page, PER_PAGE),
+                    on_retry=self._retry_teller(windowed),
+                )
+            except JobWaitError as err:
+                if self.capabilities.missing("history", err):
+                    self._no_history(err)
+                else:
+                    log.warning("job history on %r failed: %s", self.key.conn_id, err)
+                    self._fail(windowed, err)
+                return None
+            except Exception as err:  # a bug must end these waits with an error, not kill the poller
+                log.exception("job history on %r failed", self.key.conn_id)
+                self._fail(windowed, JobWaitError(f"job history failed: {err!r}"))
+                return None
+            self.capabilities.found("history")
+            for entry in listed:
+                entries.setdefault(entry.job_identifier, entry)
+                when = as_utc(entry.submitted_at)
+                if when is None or (previous is not None and when > previous):
+                    newest_first = False
+                previous = when if when is not None else previous
+            if len(listed) < PER_PAGE:
+                return entries, None
+        # Capped: covered are the jobs submitted after the last entry read, if newest came first;
+        # otherwise none can be said to be covered.
+        if newest_first and previous is not None:
+            return entries, previous
+        return entries, datetime.max.replace(tzinfo=since.tzinfo)
+
+    async def _read_all(self, job_ids: Sequence[str]) -> None:
+        """Read these jobs alone, a few at once."""
+        if not job_ids:
+            return
+        gate = asyncio.Semaphore(ALONE_CONCURRENCY)
+
+        async def one(job_id: str) -> None:
+            async with gate:
+                if job_id in self._waits:
+                    await self._read_alone(job_id)
+
+        await asyncio.gather(*(one(job_id) for job_id in job_ids))
+
+    async def _read_alone(self, job_id: str) -> None:
+        """``GET /api/jobs/{id}``: its status, and its submit time (which puts it in the window)."""
+        assert self._client is not None
+        try:
+            job = await self._client.call(inference.get_job(job_id), on_retry=self._retry_teller([job_id]))
+        except JobWaitError as err:
+            self._fail([job_id], err)
+            return
+        except Exception as err:  # a bug must end this wait with an error, not kill the poller
+            log.exception("status of job %s on %r failed", job_id, self.key.conn_id)
+            self._fail([job_id], JobWaitError(f"status poll failed: {err!r}"))
+            return
+        if job_id not in self._submitted and job_id not in self._alone:
+            submitted = as_utc(job.submitted_at)
+            if submitted is None:
+                self._alone.add(job_id)
+            else:
+                self._submitted[job_id] = submitted
+        self._apply({job_id: job.state})
+
+    def _no_history(self, error: JobWaitError) -> None:
+        """The service has no job history: hand every wait back to poll alone."""
+        if self.capabilities.history is not False:
+            log.warning(
+                "connection %r: no job history endpoint (%s); waits poll their jobs one by one",
+                self.key.conn_id,
+                error,
+            )
+        self.capabilities.history = False
+        self.capabilities.history_missing_since = time.monotonic()
+        for waits in list(self._waits.values()):
+            for registration in list(waits):
+                registration.tell(BatchMissing(error, endpoint="job history"))
+                self._resolve(registration, None)

@@ -1,0 +1,239 @@
+"""The shared ``HistoryPoller`` against the reference service's ``real`` profile (no batch status,
+no watch: only Modzy's job history), counting requests at the service (``GET /api/_test/stats``).
+
+No assertion is about wall-clock time: only what was asked, how often, and how each wait ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from jobwait_reference_service.faults_client import FaultControl
+from jobwait_reference_service.process import ServiceProcess
+
+from airflow_jobwait.client import coalesce_history
+from airflow_jobwait.client.coalesce import running_pollers
+from airflow_jobwait.client.coalesce_history import HistoryPoller
+from airflow_jobwait.client.pool import active_clients
+from airflow_jobwait.client.wait_loop import WaitLoop
+from airflow_jobwait.hooks import JobsHook
+from airflow_jobwait.models import JobInput, JobStatus, ModelRef, SubmitJobRequest, WaitOutcome
+from airflow_jobwait.triggers import JobTrigger
+from tests.conftest import API_KEY, CONN_ID, connection_json
+
+LIMIT = 60.0  # bound of every wait in this file; no assertion is about time
+POLL = 0.5
+
+
+@pytest.fixture(scope="module")
+def real_service() -> Iterator[ServiceProcess]:
+    """A reference service in the real profile (test controls on, for stats and finish)."""
+    with ServiceProcess(api_key=API_KEY, test_controls=True, profile="real", rate_limit=10_000) as proc:
+        yield proc
+
+
+@pytest.fixture
+def hook(real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch) -> JobsHook:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(real_service))
+    return JobsHook(CONN_ID)
+
+
+def use_mode(monkeypatch: pytest.MonkeyPatch, service: ServiceProcess, mode: str) -> str:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(service, status_mode=mode))
+    return CONN_ID
+
+
+def _api(service: ServiceProcess, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    resp = requests.request(
+        method,
+        f"{service.base_url}/api{path}",
+        json=body,
+        headers={"Authorization": f"ApiKey {service.api_key}"},
+        timeout=10,
+    )
+    resp.raise_for_status()
+    return resp.json()
+
+
+async def astats(service: ServiceProcess) -> dict[str, Any]:
+    return dict(await asyncio.to_thread(_api, service, "GET", "/_test/stats"))
+
+
+def delta(before: dict[str, Any], after: dict[str, Any], route: str) -> int:
+    return int(after["requests"].get(route, 0) - before["requests"].get(route, 0))
+
+
+async def finish(service: ServiceProcess, job_ids: list[str], status: str) -> None:
+    if job_ids:
+        await asyncio.to_thread(_api, service, "POST", "/_test/finish", {"identifiers": job_ids, "status": status})
+
+
+def submit_many(hook: JobsHook, count: int, duration_s: float) -> list[str]:
+    body = SubmitJobRequest(
+        model=ModelRef(identifier="echo", version="1.0"),
+        input=JobInput(sources={"a": {"input.txt": "hi"}}),
+        test={"duration_s": duration_s},
+    )
+    return [hook.submit_job(body).job_identifier for _ in range(count)]
+
+
+async def outcome_of(trigger: JobTrigger) -> WaitOutcome:
+    events = [event async for event in trigger.run()]
+    assert len(events) == 1
+    return WaitOutcome.model_validate(events[0].payload)
+
+
+async def until(condition: Any, limit: float = LIMIT) -> None:
+    async def spin() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(spin(), limit)
+
+
+def history_poller() -> HistoryPoller:
+    pollers = [p for p in running_pollers() if isinstance(p, HistoryPoller)]
+    assert len(pollers) == 1, running_pollers()
+    return pollers[0]
+
+
+def has_history_poller(waiting: int) -> bool:
+    pollers = [p for p in running_pollers() if isinstance(p, HistoryPoller)]
+    return len(pollers) == 1 and pollers[0].waiting == waiting and len(pollers[0].windowed) == waiting
+
+
+async def test_n_waits_cost_one_history_request_per_round_and_end_with_their_true_statuses(
+    hook: JobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count, rounds = 30, 3
+    job_ids = await asyncio.to_thread(submit_many, hook, count, 3600.0)
+    conn_id = use_mode(monkeypatch, real_service, "history")
+    before_start = await astats(real_service)
+    tasks = {j: asyncio.ensure_future(outcome_of(JobTrigger(j, conn_id, poll_interval=POLL))) for j in job_ids}
+    try:
+        await until(lambda: has_history_poller(count))
+        poller = history_poller()
+        first = poller.rounds + 1
+        await until(lambda: poller.rounds >= first)
+        before = await astats(real_service)
+        # Each wait's job was read once, at first contact, for its status and submit time.
+        assert delta(before_start, before, "get_job") == count
+        await until(lambda: poller.rounds >= first + rounds)
+        after = await astats(real_service)
+        # Steady state: one history request per round (the stats reads are not atomic with a
+        # round); no job is read alone. Polled per job, that would be count * rounds reads.
+        assert rounds - 1 <= delta(before, after, "history") <= rounds + 1
+        assert delta(before, after, "get_job") == 0
+
+        # The jobs end in every terminal status, one group by a real cancel.
+        groups = {
+            "COMPLETED": job_ids[:10],
+            "FAILED": job_ids[10:15],
+            "TIMEDOUT": job_ids[15:20],
+            "CANCELED": job_ids[20:25],
+        }
+        before_end = await astats(real_service)
+        for status in ("COMPLETED", "FAILED", "TIMEDOUT"):
+            await finish(real_service, groups[status], status)
+        for job_id in groups["CANCELED"]:
+            await asyncio.to_thread(hook.cancel_job, job_id)
+        ended = [j for group in groups.values() for j in group]
+        outcomes = await asyncio.wait_for(asyncio.gather(*(tasks[j] for j in ended)), LIMIT)
+        after_end = await astats(real_service)
+        # Found in the history: no read alone was needed for any of them.
+        assert delta(before_end, after_end, "get_job") == 0
+        assert poller.waiting == count - len(ended)
+        for status, group in groups.items():
+            for job_id in group:
+                outcome = outcomes[ended.index(job_id)]
+                # Exactly the outcome a per-job read of the job gives.
+                job = await asyncio.to_thread(hook.get_job, job_id)
+                expected = WaitLoop(job_id, POLL).on_state(job.state)
+                assert outcome == expected, (outcome, expected)
+                assert outcome.kind == "terminal" and outcome.status is JobStatus(status)
+
+        rest = job_ids[25:]
+        await finish(real_service, rest, "COMPLETED")
+        tail = await asyncio.wait_for(asyncio.gather(*(tasks[j] for j in rest)), LIMIT)
+        assert {o.status for o in tail} == {JobStatus.COMPLETED}
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        await finish(real_service, job_ids, "CANCELED")
+    assert running_pollers() == [] and active_clients() == 0
+
+
+async def test_auto_mode_on_a_real_service_goes_through_the_history(
+    hook: JobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_ids = await asyncio.to_thread(submit_many, hook, 3, 1.0)
+    conn_id = use_mode(monkeypatch, real_service, "auto")
+    before = await astats(real_service)
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*(outcome_of(JobTrigger(j, conn_id, poll_interval=POLL)) for j in job_ids)), LIMIT
+    )
+    after = await astats(real_service)
+    assert {o.status for o in outcomes} == {JobStatus.COMPLETED}
+    # The batch probe met the real profile's 404/405; the history took over.
+    assert delta(before, after, "history") >= 1
+    assert running_pollers() == [] and active_clients() == 0
+
+
+async def test_a_job_the_capped_history_does_not_reach_is_read_alone(
+    hook: JobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One page of two entries per round: the listing cannot reach back to the old job.
+    monkeypatch.setattr(coalesce_history, "PER_PAGE", 2)
+    monkeypatch.setattr(coalesce_history, "MAX_PAGES", 1)
+    (old,) = await asyncio.to_thread(submit_many, hook, 1, 3600.0)
+    await asyncio.sleep(0.05)  # distinct submit times (milliseconds on the wire)
+    between = await asyncio.to_thread(submit_many, hook, 3, 3600.0)
+    await finish(real_service, between, "COMPLETED")  # newer terminated jobs fill the page
+    await asyncio.sleep(0.05)
+    (new,) = await asyncio.to_thread(submit_many, hook, 1, 3600.0)
+    conn_id = use_mode(monkeypatch, real_service, "history")
+    tasks = {j: asyncio.ensure_future(outcome_of(JobTrigger(j, conn_id, poll_interval=POLL))) for j in (old, new)}
+    try:
+        await until(lambda: any(isinstance(p, HistoryPoller) for p in running_pollers()))
+        poller = history_poller()
+        await until(lambda: old in poller._alone)
+        assert poller.windowed == [new]
+        first = poller.rounds + 1
+        await until(lambda: poller.rounds >= first)
+        before = await astats(real_service)
+        await until(lambda: poller.rounds >= first + 3)
+        after = await astats(real_service)
+        # The old job alone is read each round; the new one is covered by the history.
+        assert 2 <= delta(before, after, "get_job") <= 4
+        assert 2 <= delta(before, after, "history") <= 4
+        await finish(real_service, [old], "FAILED")
+        await finish(real_service, [new], "COMPLETED")
+        got_old, got_new = await asyncio.wait_for(asyncio.gather(tasks[old], tasks[new]), LIMIT)
+        assert got_old.status is JobStatus.FAILED and got_new.status is JobStatus.COMPLETED
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+    assert running_pollers() == [] and active_clients() == 0
+
+
+async def test_without_a_history_the_waits_poll_alone(
+    hook: JobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_ids = await asyncio.to_thread(submit_many, hook, 2, 1.0)
+    conn_id = use_mode(monkeypatch, real_service, "history")
+    rules = [{"kind": "status", "status": 404, "path_prefix": "/api/jobs/history", "count": 1}]
+    with FaultControl(real_service.base_url, real_service.api_key).injected(rules) as faults:
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(outcome_of(JobTrigger(j, conn_id, poll_interval=POLL)) for j in job_ids)), LIMIT
+        )
+        fired = faults.state()["rules"][0]["fired"]
+    assert {o.status for o in outcomes} == {JobStatus.COMPLETED}
+    assert fired == 1
+    assert running_pollers() == [] and active_clients() == 0
+
