@@ -236,4 +236,3 @@ async def test_without_a_history_the_waits_poll_alone(
     assert {o.status for o in outcomes} == {JobStatus.COMPLETED}
     assert fired == 1
     assert running_pollers() == [] and active_clients() == 0
-
