@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -15,11 +16,13 @@ import requests
 from jobwait_reference_service.faults_client import FaultControl
 from jobwait_reference_service.process import ServiceProcess
 
-from airflow_jobwait.client import coalesce_history
+from airflow_jobwait.client import coalesce_history, inference
 from airflow_jobwait.client.coalesce import running_pollers
 from airflow_jobwait.client.coalesce_history import HistoryPoller
+from airflow_jobwait.client.http import HttpResponse
 from airflow_jobwait.client.pool import active_clients
 from airflow_jobwait.client.wait_loop import WaitLoop
+from airflow_jobwait.exceptions import InvalidResponse
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.models import JobInput, JobStatus, ModelRef, SubmitJobRequest, WaitOutcome
 from airflow_jobwait.triggers import JobTrigger
@@ -236,3 +239,26 @@ async def test_without_a_history_the_waits_poll_alone(
     assert {o.status for o in outcomes} == {JobStatus.COMPLETED}
     assert fired == 1
     assert running_pollers() == [] and active_clients() == 0
+
+
+def test_history_entries_call_asks_as_the_sdk_does_and_reads_a_bare_array() -> None:
+    since = datetime(2026, 1, 2, 3, 4, 5, 678900, tzinfo=timezone(timedelta(hours=2)))
+    call = inference.history_entries("terminated", since, page=3, per_page=50)
+    assert call.request.path == "/api/jobs/history"
+    assert dict(call.request.params) == {
+        "status": "terminated",
+        "startDate": "2026-01-02T01:04:05.678+00:00",  # the service's clock, UTC, milliseconds
+        "direction": "desc",
+        "page": "3",
+        "per-page": "50",
+    }
+    body = b'[{"jobIdentifier": "a", "status": "CANCELED", "submittedAt": "2026-01-02T01:04:05.678"},'
+    body += b' {"jobIdentifier": "b"}]'
+    first, second = call.parse(HttpResponse(200, {}, body))
+    assert first.state is not None and first.state.status is JobStatus.CANCELED
+    assert first.submitted_at == datetime(2026, 1, 2, 1, 4, 5, 678000, tzinfo=UTC)  # naive is UTC
+    assert second.state is None and second.submitted_at is None  # read alone by the poller
+    with pytest.raises(InvalidResponse):
+        call.parse(HttpResponse(200, {}, b'{"jobs": []}'))
+    with pytest.raises(ValueError, match="per_page"):
+        inference.history_entries("terminated", since, per_page=inference.MAX_HISTORY_PER_PAGE + 1)
