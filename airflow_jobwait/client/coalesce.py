@@ -101,7 +101,7 @@ class BatchMissing:
     history poller after batch status, per-job polling after that).
 
     :param error: How the service answered the request.
-    :param endpoint: Which endpoint is missing (``batch status`` or ``job history``).
+    :param endpoint: Which endpoint is missing (``batch status``, ``job history`` or ``job list``).
     """
 
     error: JobWaitError
@@ -152,14 +152,18 @@ class _Capabilities:
     batch: bool | None = None
     watch: bool | None = None
     history: bool | None = None
+    # TensorBay's job list per dataset (``client/coalesce_datasets.py``).
+    dataset_list: bool | None = None
     batch_missing_since: float = 0.0
     watch_missing_since: float = 0.0
     history_missing_since: float = 0.0
+    dataset_list_missing_since: float = 0.0
     # Garbled answers of each endpoint while it is still unproven.
     invalid: dict[str, int] = field(default_factory=dict)
 
     def missing(self, endpoint: str, error: JobWaitError) -> bool:
-        """Does this failure of ``endpoint`` (``batch``/``watch``/``history``) mean the service lacks it?"""
+        """Does this failure of ``endpoint`` (``batch``/``watch``/``history``/``dataset_list``) mean
+        the service lacks it?"""
         if isinstance(error, ApiError):
             if error.status in MISSING_ENDPOINT:
                 return True

@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 
 from airflow_jobwait.client.async_transport import AsyncClient
 from airflow_jobwait.client.coalesce import BatchMissing, Notice, NoticeCallback, PollFailed, wait_coalesced
+from airflow_jobwait.client.coalesce_datasets import wait_dataset_coalesced
 from airflow_jobwait.client.http import Call
 from airflow_jobwait.client.job_kinds import (
     JobState,
@@ -62,8 +63,10 @@ class JobTrigger(BaseTrigger):
     (``client/coalesce.py``): one batch status request per 500 jobs per poll interval, or held
     long-polls where the service offers the watch endpoint, or one job history listing per poll
     interval where it offers neither (``client/coalesce_history.py``, as real Modzy services). The
-    connection's extra ``status_mode`` (``auto``/``batch``/``history``/``per_job``) chooses; dataset
-    and compute jobs, and services without any of these, are polled one by one over the pooled client.
+    connection's extra ``status_mode`` (``auto``/``batch``/``history``/``per_job``) chooses. Dataset
+    waits (``auto``/``history``) share one ``DatasetListPoller`` per dataset and job type: one job list
+    per poll interval (``client/coalesce_datasets.py``). Compute jobs, and services without any of
+    these, are polled one by one over the pooled client.
 
     The event's payload is a ``WaitOutcome``: ``kind`` (``terminal``/``timeout``/``error``),
     ``job_id``, ``status`` and ``message``. Every kwarg is JSON-safe and carries no secret: the
@@ -191,23 +194,31 @@ class JobTrigger(BaseTrigger):
         )
         started = time.monotonic()
         config, polling = await self.hook.asettings()
-        if self.job_kind == "inference" and polling.mode != "per_job":
+        if self.job_kind in ("inference", "dataset") and polling.mode != "per_job":
             progress = _Progress(started)
             # Lines come from a clock of their own: the shared poller tells of a status only when
             # it learns one, which a held watch does once per long-poll (~24 s at the default
             # timeout), whatever the progress_interval. A child task of this trigger's, so its
             # lines go to this wait's task log.
             reporter = asyncio.create_task(self._report_progress(progress), name=f"jobwait-progress-{self.job_id}")
+            on_notice = self._on_notice(loop, progress, polling.mode)
             try:
-                outcome = await wait_coalesced(
-                    self.conn_id,
-                    config,
-                    self.job_id,
-                    loop,
-                    polling.mode,
-                    polling.batch_size,
-                    self._on_notice(loop, progress, polling.mode),
-                )
+                if self.job_kind == "dataset":
+                    # One job list per dataset and job type (client/coalesce_datasets.py).
+                    outcome = await wait_dataset_coalesced(
+                        self.conn_id,
+                        config,
+                        self.job_ref["dataset_id"],
+                        self.job_ref["job_type"],
+                        self.job_id,
+                        loop,
+                        polling.mode,
+                        on_notice,
+                    )
+                else:
+                    outcome = await wait_coalesced(
+                        self.conn_id, config, self.job_id, loop, polling.mode, polling.batch_size, on_notice
+                    )
             finally:
                 reporter.cancel()
             if outcome is not None:

@@ -1,0 +1,266 @@
+"""``DatasetListPoller``: dataset waits coalesced through TensorBay's job list of each dataset.
+
+TensorBay has no batch status; it lists a dataset's jobs of one ``jobType``
+(``docs/jobs-api.md`` §2, ``GET /datasets/{id}/jobs?jobType=&status=&offset=&limit=``, newest
+first, ``limit`` up to 128). One poller serves the waits of one connection + dataset + job type
+(a group), with the registry, registrations, notices, deadline timers, error budgets and probing
+of the other pollers (``client/coalesce.py``, ``client/coalesce_history.py``):
+
+- **First contact.** A new wait's job is read alone (``GET …/jobs/{id}``, those arriving together
+  at once): its status (a job already terminal ends the wait; a 404 fails that wait only, as
+  polled alone) and its ``createdAt`` (unix seconds, the service's clock). A job without
+  ``createdAt`` is read alone every round.
+- **Rounds.** Every poll interval, one listing of the group, **unfiltered by status**: the list
+  takes one status per request (no "terminal" group), so filtering would cost three requests
+  (``SUCCESS``, ``FAILED``, ``ABORTED``) where one unfiltered page carries the true status of
+  every waited job among the newest ``PER_PAGE``. Pages are read until an entry created more than
+  ``MARGIN_S`` before the oldest windowed job (newest first: nothing older follows), a short page,
+  or ``MAX_PAGES``.
+- **Outcome.** A listed entry is a whole ``DatasetJob``: its status ends the wait (or is told, if
+  running) exactly as a per-job read would, failure reason (``errorMessage``) included. A
+  ``FAILED`` entry without ``errorMessage``, or an entry without ``status``, is read alone.
+- **Not listed.** A windowed job the listing reached past and did not list (deleted, or skipped
+  by a deletion shifting the offsets) is read alone that round. When ``MAX_PAGES`` pages did not
+  reach back to it (entries newest first, checked), it leaves the window for good and is read
+  alone each round, so the listing stays short.
+- **Paging.** Offsets shift later when jobs are created while the pages are read: an entry may be
+  seen twice, never skipped; only deletions shift them earlier, and a job missed that way is read
+  alone (above).
+- **Probing, deadlines, errors.** A 404/405/501 (or another client error, or three garbled
+  200s, before the list ever answered well) hands the group's waits back (``None``) to poll
+  alone; the connection is remembered as such for ``PROBE_TTL``, unless the 404 says the dataset
+  does not exist (``ResourceNotExist``): only that group's waits are handed back. A round that
+  fails after the client's retries counts one error against each windowed wait's own budget.
+
+N waits on one dataset and job type thus cost one list request per interval (while they are among
+its newest ``PER_PAGE`` jobs), plus one read per new wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from airflow_jobwait.client import datasets, inference
+from airflow_jobwait.client.coalesce import (
+    PROBE_TTL,
+    BatchMissing,
+    NoticeCallback,
+    _Capabilities,
+    _loop_state,
+    _PollerKey,
+    _wait_in,
+)
+from airflow_jobwait.client.coalesce_history import HistoryPoller
+from airflow_jobwait.client.http import ClientConfig
+from airflow_jobwait.client.job_kinds import _dataset_state
+from airflow_jobwait.client.wait_loop import WaitLoop
+from airflow_jobwait.exceptions import ApiError, JobWaitError
+from airflow_jobwait.models import WaitOutcome
+from airflow_jobwait.models.datasets import DatasetJob
+from airflow_jobwait.models.status import JobState, JobStatus
+
+log = logging.getLogger(__name__)
+
+#: An entry created this many seconds before the oldest windowed job ends the paging (``createdAt``
+#: is whole seconds; the margin also covers a service ordering by something close to it).
+MARGIN_S = 2
+#: Entries per list page (the API's maximum).
+PER_PAGE = datasets.MAX_PAGE
+#: Pages of one round; past them, the older waited jobs are read alone.
+MAX_PAGES = 10
+#: Status modes whose dataset waits go through the job list (``batch`` means batch status only,
+#: which TensorBay lacks: those waits poll alone).
+MODES = ("auto", "history")
+
+
+@dataclass(frozen=True)
+class _GroupKey(_PollerKey):
+    """A poller's key: the connection and settings, and the group's dataset and job type."""
+
+    dataset_id: str = ""
+    job_type: str = ""
+
+
+async def wait_dataset_coalesced(
+    conn_id: str,
+    config: ClientConfig,
+    dataset_id: str,
+    job_type: str,
+    job_id: str,
+    wait_loop: WaitLoop,
+    mode: str = "auto",
+    on_notice: NoticeCallback | None = None,
+) -> WaitOutcome | None:
+    """Wait for a dataset job through the loop's shared list poller for its dataset and job type.
+
+    :param mode: The connection's ``status_mode``: ``auto`` and ``history`` use the job list; any
+        other answers ``None`` at once.
+    :return: How the wait ended, or ``None`` when it must poll its job alone (same ``wait_loop``).
+    """
+    if mode not in MODES:
+        return None
+    poller = DatasetListPoller.for_group(conn_id, config, wait_loop.poll_interval, dataset_id, job_type)
+    if poller is None:
+        return None
+    return await _wait_in(poller, job_id, wait_loop, on_notice)
+
+
+class DatasetListPoller(HistoryPoller):
+    """Lists one dataset's jobs of one type per round; reads alone what the list cannot cover.
+
+    Use ``wait_dataset_coalesced``, not the constructor.
+    """
+
+    MODES = ("dataset_list",)
+
+    def __init__(self, key: _GroupKey, capabilities: _Capabilities) -> None:
+        self.group = key
+        self.list_requests = 0  # for tests
+        super().__init__(key, capabilities)
+
+    @classmethod
+    def for_group(
+        cls, conn_id: str, config: ClientConfig, poll_interval: float, dataset_id: str, job_type: str
+    ) -> DatasetListPoller | None:
+        """The running loop's poller for this group (created on first use), or ``None`` when the
+        service was recently found to have no job list."""
+        state = _loop_state()
+        capabilities = state.capabilities.setdefault((conn_id, config.base_url), _Capabilities())
+        if capabilities.dataset_list is False:
+            if time.monotonic() - capabilities.dataset_list_missing_since < PROBE_TTL:
+                return None
+            capabilities.dataset_list = None  # probe again
+        key = _GroupKey(conn_id, config, poll_interval, "dataset_list", inference.MAX_BATCH, dataset_id, job_type)
+        poller = state.pollers.get(key)
+        if poller is None:
+            poller = state.pollers[key] = cls(key, capabilities)
+        assert isinstance(poller, DatasetListPoller)
+        return poller
+
+    async def _round(self, ids: Sequence[str], full_round: bool) -> None:
+        """First reads for new jobs; on a full round, one listing, then the lone reads."""
+        first = [job_id for job_id in ids if job_id not in self._submitted and job_id not in self._alone]
+        await self._read_all(first)
+        if not full_round:
+            return
+        just_read = set(first)
+        windowed = [job_id for job_id in self.windowed if job_id not in just_read]
+        recheck: list[str] = []
+        if windowed:
+            listed = await self._list(windowed)
+            if listed is not None:
+                recheck = self._take_listing(windowed, *listed)
+        alone = [job_id for job_id in ids if job_id in self._alone and job_id not in just_read]
+        await self._read_all([*alone, *recheck])
+
+    def _take_listing(self, windowed: Sequence[str], entries: dict[str, DatasetJob], boundary: int | None) -> list[str]:
+        """Apply a round's listing; answer the windowed jobs to read alone this round.
+
+        :param boundary: ``None`` when every windowed job was covered, else the ``createdAt`` at
+            and before which jobs were not (they are read alone from now on).
+        """
+        states: dict[str, JobState] = {}
+        recheck: list[str] = []
+        for job_id in windowed:
+            entry = entries.get(job_id)
+            if entry is None:
+                created = self._submitted[job_id].timestamp()
+                if boundary is not None and created <= boundary:
+                    self._alone.add(job_id)
+                else:
+                    recheck.append(job_id)  # covered, yet not listed: deleted, or shifted past
+                continue
+            if entry.status is None:
+                recheck.append(job_id)
+                continue
+            state = _dataset_state(entry)
+            if state.status is JobStatus.FAILED and "error_message" not in entry.model_fields_set:
+                # The entry lacks the failure reason a per-job read carries.
+                recheck.append(job_id)
+                continue
+            states[job_id] = state
+        if states:
+            self._apply(states)
+        return recheck
+
+    async def _list(self, windowed: Sequence[str]) -> tuple[dict[str, DatasetJob], int | None] | None:
+        """Page through the group's jobs, newest first, back to the oldest windowed one.
+
+        :return: The entries by job id and the coverage boundary (see ``_take_listing``); ``None``
+            when a request failed or the service has no job list.
+        """
+        assert self._client is not None
+        oldest = min(int(self._submitted[job_id].timestamp()) for job_id in windowed)
+        entries: dict[str, DatasetJob] = {}
+        previous: int | None = None
+        newest_first = True
+        for page in range(MAX_PAGES):
+            call = datasets.list_jobs(self.group.dataset_id, self.group.job_type, None, page * PER_PAGE, PER_PAGE)
+            try:
+                self.list_requests += 1
+                listed = await self._client.call(call, on_retry=self._retry_teller(windowed))
+            except JobWaitError as err:
+                if self.capabilities.missing("dataset_list", err):
+                    self._no_list(err)
+                else:
+                    log.warning("job list of %s on %r failed: %s", self.group.dataset_id, self.key.conn_id, err)
+                    self._fail(windowed, err)
+                return None
+            except Exception as err:  # a bug must end these waits with an error, not kill the poller
+                log.exception("job list of %s on %r failed", self.group.dataset_id, self.key.conn_id)
+                self._fail(windowed, JobWaitError(f"job list failed: {err!r}"))
+                return None
+            self.capabilities.found("dataset_list")
+            for entry in listed.jobs:
+                entries.setdefault(entry.job_id, entry)
+                when = entry.created_at
+                if when is None or (previous is not None and when > previous):
+                    newest_first = False
+                previous = when if when is not None else previous
+            if len(listed.jobs) < PER_PAGE:
+                return entries, None
+            if newest_first and previous is not None and previous < oldest - MARGIN_S:
+                return entries, None
+        if newest_first and previous is not None:
+            return entries, previous
+        # Not in order: nothing unlisted can be said to be covered.
+        return entries, 2**62
+
+    async def _read_alone(self, job_id: str) -> None:
+        """``GET …/jobs/{id}``: its status, and its ``createdAt`` (which puts it in the window)."""
+        assert self._client is not None
+        call = datasets.get_job(self.group.dataset_id, job_id, self.group.job_type)
+        try:
+            job = await self._client.call(call, on_retry=self._retry_teller([job_id]))
+            state = _dataset_state(job)
+        except JobWaitError as err:
+            self._fail([job_id], err)
+            return
+        except Exception as err:  # a bug must end this wait with an error, not kill the poller
+            log.exception("status of dataset job %s on %r failed", job_id, self.key.conn_id)
+            self._fail([job_id], JobWaitError(f"status poll failed: {err!r}"))
+            return
+        if job_id not in self._submitted and job_id not in self._alone:
+            if job.created_at is None:
+                self._alone.add(job_id)
+            else:
+                self._submitted[job_id] = datetime.fromtimestamp(job.created_at, UTC)
+        self._apply({job_id: state})
+
+    def _no_list(self, error: JobWaitError) -> None:
+        """No job list here: hand this group's waits back to poll alone. A dataset that does not
+        exist says nothing about the service; any other such answer is remembered for it."""
+        log.warning(
+            "connection %r: no job list of %s (%s); waits poll alone", self.key.conn_id, self.group.dataset_id, error
+        )
+        if not (isinstance(error, ApiError) and getattr(error, "code", None) == "ResourceNotExist"):
+            self.capabilities.dataset_list = False
+            self.capabilities.dataset_list_missing_since = time.monotonic()
+        for waits in list(self._waits.values()):
+            for registration in list(waits):
+                registration.tell(BatchMissing(error, endpoint="job list"))
+                self._resolve(registration, None)
