@@ -16,11 +16,12 @@ from airflow_jobwait.sensors import JobSensor
 
 INPUTS = {"first": {"input.txt": "one two three"}, "second": {"input.txt": "four five"}}
 EXPECTED_WORDS = {"first": 3, "second": 2}
-DEFAULTS: dict[str, Any] = {"retries": 0}
 
 
-def dag(dag_id: str) -> DAG:
-    return DAG(dag_id, start_date=datetime(2026, 1, 1), schedule=None, catchup=False, default_args=DEFAULTS)
+def dag(dag_id: str, retries: int = 0) -> DAG:
+    """A manually run DAG; ``retries``: tries after the first, at once (no retry delay)."""
+    default_args = {"retries": retries, "retry_delay": 0}
+    return DAG(dag_id, start_date=datetime(2026, 1, 1), schedule=None, catchup=False, default_args=default_args)
 
 
 @task
@@ -87,13 +88,7 @@ with dag("jobwait_test_operator_soft_fail"):
     submit("TIMEDOUT", wait_for_completion=True, soft_fail=True)
 
 # A worker "crash" between submit and storing the job id: the retry must find the same job.
-with DAG(
-    "jobwait_test_crash_after_submit",
-    start_date=datetime(2026, 1, 1),
-    schedule=None,
-    catchup=False,
-    default_args={"retries": 1, "retry_delay": 0},
-):
+with dag("jobwait_test_crash_after_submit", retries=1):
     check_results(
         SubmitJobOperator(
             task_id="submit",
@@ -122,13 +117,7 @@ with dag("jobwait_test_mapped"):
 
 
 # A job that fails on every try: each retry replaces the failed job with a new one.
-with DAG(
-    "jobwait_test_failed_job_is_resubmitted",
-    start_date=datetime(2026, 1, 1),
-    schedule=None,
-    catchup=False,
-    default_args={"retries": 1, "retry_delay": 0},
-):
+with dag("jobwait_test_failed_job_is_resubmitted", retries=1):
     submit("FAILED", wait_for_completion=True)
 
 
@@ -143,13 +132,7 @@ def check_alone(results: dict[str, Any]) -> None:
     assert parsed.get_source_outputs(ALONE_KEY)["results.json"] == {"words": 3}, parsed
 
 
-with DAG(
-    "jobwait_test_crash_alone",
-    start_date=datetime(2026, 1, 1),
-    schedule=None,
-    catchup=False,
-    default_args={"retries": 1, "retry_delay": 0},
-):
+with dag("jobwait_test_crash_alone", retries=1):
     check_alone(
         SubmitJobOperator(
             task_id="submit",
