@@ -7,6 +7,7 @@ No assertion is about wall-clock time: only what was asked, how often, and how e
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -17,7 +18,7 @@ from jobwait_reference_service.faults_client import FaultControl
 from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.client import coalesce_history, inference
-from airflow_jobwait.client.coalesce import running_pollers
+from airflow_jobwait.client.coalesce import Notice, PollFailed, running_pollers, wait_coalesced
 from airflow_jobwait.client.coalesce_history import HistoryPoller
 from airflow_jobwait.client.http import HttpResponse
 from airflow_jobwait.client.pool import active_clients
@@ -262,3 +263,160 @@ def test_history_entries_call_asks_as_the_sdk_does_and_reads_a_bare_array() -> N
         call.parse(HttpResponse(200, {}, b'{"jobs": []}'))
     with pytest.raises(ValueError, match="per_page"):
         inference.history_entries("terminated", since, per_page=inference.MAX_HISTORY_PER_PAGE + 1)
+
+
+# ---- errors and deadlines: each wait's own budget and deadline -----------------------------------
+
+#: The client's attempts per call (``RetryPolicy.max_attempts``): a round fails for good after
+#: this many 503s in a row (``Retry-After: 0``, so the retries do not stretch the test).
+ATTEMPTS = 5
+
+
+def failing_history(rounds: int) -> list[dict[str, Any]]:
+    """Fault rules failing the next ``rounds`` history rounds for good (the retries included)."""
+    return [
+        {
+            "kind": "status",
+            "status": 503,
+            "retry_after": 0,
+            "path_prefix": "/api/jobs/history",
+            "count": ATTEMPTS * rounds,
+        }
+    ]
+
+
+def wait_with_budget(
+    conn_id: str, job_id: str, budget: int, notices: list[Notice], deadline: float | None = None
+) -> asyncio.Future[WaitOutcome | None]:
+    """A history wait with its own error budget (a trigger's is always the default), its notices kept."""
+    config = JobsHook(conn_id).client_config
+    loop = WaitLoop(job_id, POLL, deadline, max_consecutive_errors=budget)
+    return asyncio.ensure_future(wait_coalesced(conn_id, config, job_id, loop, "history", on_notice=notices.append))
+
+
+def failures(notices: list[Notice]) -> list[PollFailed]:
+    return [n for n in notices if isinstance(n, PollFailed)]
+
+
+async def per_job_outcome(hook: JobsHook, job_id: str) -> WaitOutcome | None:
+    """What polling the job alone would end with now (``WaitLoop.on_state`` of a plain read)."""
+    job = await asyncio.to_thread(hook.get_job, job_id)
+    return WaitLoop(job_id, POLL).on_state(job.state)
+
+
+async def test_a_failed_history_round_spends_each_windowed_waits_own_budget(
+    hook: JobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short, completing, failing = await asyncio.to_thread(submit_many, hook, 3, 3600.0)
+    conn_id = use_mode(monkeypatch, real_service, "history")
+    budgets = {short: 2, completing: 20, failing: 20}
+    notices: dict[str, list[Notice]] = {job_id: [] for job_id in budgets}
+    tasks: dict[str, asyncio.Future[WaitOutcome | None]] = {}
+    with FaultControl(real_service.base_url, real_service.api_key).injected(failing_history(2)) as faults:
+        try:
+            for job_id, budget in budgets.items():
+                tasks[job_id] = wait_with_budget(conn_id, job_id, budget, notices[job_id])
+            # Two history rounds fail: one error against each windowed wait; the short budget runs out.
+            ended = await asyncio.wait_for(tasks[short], LIMIT)
+            injected = (await asyncio.to_thread(faults.stats))["injected"]
+            poller = history_poller()
+            assert poller.waiting == 2 and sorted(poller.windowed) == sorted([completing, failing])
+            assert not tasks[completing].done() and not tasks[failing].done()
+            # The history answers again (the round that failed ends, one more answers): the
+            # other waits carry on through it.
+            answered = poller.rounds + 2
+            await until(lambda: poller.rounds >= answered)
+            assert not tasks[completing].done() and not tasks[failing].done()
+            await finish(real_service, [completing], "COMPLETED")
+            await finish(real_service, [failing], "FAILED")
+            got_completed, got_failed = await asyncio.wait_for(asyncio.gather(tasks[completing], tasks[failing]), LIMIT)
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await finish(real_service, list(budgets), "CANCELED")
+    assert injected["status"] == ATTEMPTS * 2
+    # The wait whose budget ran out ends with an error naming the failure, as polled alone
+    # (WaitLoop.on_error: "failed N times in a row; last error: ...").
+    assert ended is not None and ended.kind == "error" and ended.job_id == short
+    assert ended.message.startswith(f"polling job {short} failed 2 times in a row; last error:")
+    assert "503" in ended.message
+    assert ended.status is not None and not ended.status.is_terminal  # the status it had last
+    # Each wait was told of each failed round once: its own budget, not a share of one.
+    assert [len(failures(notices[j])) for j in (short, completing, failing)] == [2, 2, 2]
+    assert all("503" in str(n.error) for n in failures(notices[completing]))
+    # The others end with their true statuses, exactly as a per-job read gives them.
+    assert got_completed == await per_job_outcome(hook, completing)
+    assert got_completed is not None and got_completed.status is JobStatus.COMPLETED
+    assert got_failed == await per_job_outcome(hook, failing)
+    assert got_failed is not None and got_failed.status is JobStatus.FAILED
+    assert running_pollers() == [] and active_clients() == 0
+
+
+async def test_a_history_round_that_answers_ends_each_waits_run_of_errors(
+    hook: JobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The budget counts failures in a row (WaitLoop.max_consecutive_errors): a round in which the
+    # history answered (the job not listed: still running) is a successful poll of the job.
+    (job_id,) = await asyncio.to_thread(submit_many, hook, 1, 3600.0)
+    conn_id = use_mode(monkeypatch, real_service, "history")
+    notices: list[Notice] = []
+    control = FaultControl(real_service.base_url, real_service.api_key)
+    task = wait_with_budget(conn_id, job_id, 3, notices)
+    try:
+        await until(lambda: has_history_poller(1))
+        poller = history_poller()
+        for _ in range(2):
+            # Two failed rounds, then two that answer.
+            with control.injected(failing_history(2)):
+                await until(lambda: len(failures(notices)) >= 2 or task.done())
+            notices.clear()
+            await until(lambda after=poller.rounds + 2: poller.rounds >= after or task.done())
+            assert not task.done(), task.result()
+        await finish(real_service, [job_id], "COMPLETED")
+        outcome = await asyncio.wait_for(task, LIMIT)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await finish(real_service, [job_id], "CANCELED")
+    assert outcome == await per_job_outcome(hook, job_id)
+    assert outcome is not None and outcome.status is JobStatus.COMPLETED
+    assert running_pollers() == [] and active_clients() == 0
+
+
+async def test_a_waits_deadline_ends_it_alone_as_timed_out(
+    hook: JobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short, other, another = await asyncio.to_thread(submit_many, hook, 3, 3600.0)
+    conn_id = use_mode(monkeypatch, real_service, "history")
+    deadline = time.time() + 2 * POLL  # a round or so after first contact
+    triggers = {
+        short: JobTrigger(short, conn_id, poll_interval=POLL, deadline=deadline),
+        other: JobTrigger(other, conn_id, poll_interval=POLL),
+        another: JobTrigger(another, conn_id, poll_interval=POLL, deadline=time.time() + 3600),
+    }
+    tasks = {j: asyncio.ensure_future(outcome_of(t)) for j, t in triggers.items()}
+    try:
+        timed_out = await asyncio.wait_for(tasks[short], LIMIT)
+        poller = history_poller()
+        assert poller.waiting == 2 and sorted(poller.windowed) == sorted([other, another])
+        # The others carry on through the history and end with their true statuses.
+        rounds = poller.rounds + 1
+        await until(lambda: poller.rounds >= rounds)
+        assert not tasks[other].done() and not tasks[another].done()
+        await finish(real_service, [other], "TIMEDOUT")
+        await finish(real_service, [another], "COMPLETED")
+        got_other, got_another = await asyncio.wait_for(asyncio.gather(tasks[other], tasks[another]), LIMIT)
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        await finish(real_service, list(triggers), "CANCELED")
+    # WaitLoop.timed_out: kind timeout, the last status the wait learnt (a running one).
+    assert timed_out.kind == "timeout" and timed_out.job_id == short
+    assert timed_out.message.startswith(f"timed out waiting for job {short} (last status ")
+    assert timed_out.status is not None and not timed_out.status.is_terminal
+    assert time.time() >= deadline
+    assert got_other == await per_job_outcome(hook, other) and got_other.status is JobStatus.TIMEDOUT
+    assert got_another == await per_job_outcome(hook, another) and got_another.status is JobStatus.COMPLETED
+    assert running_pollers() == [] and active_clients() == 0

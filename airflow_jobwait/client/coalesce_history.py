@@ -149,22 +149,27 @@ class HistoryPoller(StatusPoller):
         await self._read_all([job_id for job_id in ids if job_id in self._alone and job_id not in just_read])
 
     def _take(self, windowed: Sequence[str], entries: dict[str, HistoryEntry], boundary: datetime | None) -> None:
-        """Apply a round's listing: terminal entries end their waits; windowed jobs older than
-        ``boundary`` (the listing did not reach them) are read alone from now on."""
-        ended: dict[str, JobState] = {}
+        """Apply a round's listing: terminal entries end their waits, covered jobs not listed are
+        answered with their last known status; windowed jobs older than ``boundary`` (the listing
+        did not reach them) are read alone from now on."""
+        answered: dict[str, JobState] = {}
         for job_id in windowed:
             entry = entries.get(job_id)
             if entry is not None:
                 state = entry.state
                 if state is not None and state.status.is_terminal:
-                    ended[job_id] = state
+                    answered[job_id] = state
                 else:
                     # Listed as terminated, yet no terminal status: read it alone (once per round).
                     self._alone.add(job_id)
             elif boundary is not None and self._submitted[job_id] <= boundary:
                 self._alone.add(job_id)
-        if ended:
-            self._apply(ended)
+            elif job_id in self._known:
+                # Covered and not listed: still running, as last known. A successful poll of the
+                # job all the same, which ends its run of errors (the budget counts them in a row).
+                answered[job_id] = self._known[job_id]
+        if answered:
+            self._apply(answered)
 
     async def _list_terminated(self, windowed: Sequence[str]) -> tuple[dict[str, HistoryEntry], datetime | None] | None:
         """Page through the terminated jobs submitted since the oldest windowed one.
