@@ -8,7 +8,10 @@ No assertion is about wall-clock time: only what was asked, how often, and how e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,15 +20,16 @@ from jobwait_reference_service.faults_client import FaultControl
 from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.client import coalesce_datasets, datasets
-from airflow_jobwait.client.coalesce import running_pollers
-from airflow_jobwait.client.coalesce_datasets import DatasetListPoller
+from airflow_jobwait.client.coalesce import Notice, PollFailed, running_pollers
+from airflow_jobwait.client.coalesce_datasets import DatasetListPoller, wait_dataset_coalesced
 from airflow_jobwait.client.http import Call, HttpResponse
 from airflow_jobwait.client.job_kinds import _dataset_state
 from airflow_jobwait.client.pool import active_clients
 from airflow_jobwait.client.wait_loop import WaitLoop
+from airflow_jobwait.exceptions import JobWaitError, NotFound
 from airflow_jobwait.hooks.datasets import DatasetJobsHook
 from airflow_jobwait.models import JobStatus, WaitOutcome
-from airflow_jobwait.models.datasets import DatasetJobList
+from airflow_jobwait.models.datasets import DatasetJob, DatasetJobList
 from airflow_jobwait.triggers import JobTrigger
 from tests import reference_datasets as reference
 from tests.conftest import API_KEY, TENSORBAY_CONN, connection_json
@@ -277,4 +281,272 @@ async def test_without_a_job_list_the_waits_poll_alone(
         reads, missing = await fired(faults)
     assert {o.status for o in outcomes} == {JobStatus.COMPLETED}
     assert missing == 1 and reads > len(job_ids)  # first contacts, then polled alone
+    assert running_pollers() == [] and active_clients() == 0
+
+
+# ---- errors, deadlines, a deleted dataset, a job without createdAt -------------------------------
+
+#: The client's attempts per call (``RetryPolicy.max_attempts``): a round fails for good after
+#: this many 503s in a row (``Retry-After: 0``, so the retries do not stretch the test).
+ATTEMPTS = 5
+
+
+def failing_list(dataset_id: str, rounds: int) -> list[dict[str, Any]]:
+    """Fault rules: per-job reads of the dataset counted (first rule), its next ``rounds`` job
+    list rounds failed for good (second rule: 503 on every attempt)."""
+    jobs = f"{datasets.PREFIX}/{dataset_id}/jobs"
+    return [
+        {"kind": "delay", "delay_s": 0.001, "path_prefix": f"{jobs}/", "methods": ["GET"]},
+        {
+            "kind": "status",
+            "status": 503,
+            "retry_after": 0,
+            "path_prefix": jobs,
+            "methods": ["GET"],
+            "count": ATTEMPTS * rounds,
+        },
+    ]
+
+
+def wait_with_budget(
+    conn_id: str, dataset: str, job_id: str, budget: int, notices: list[Notice]
+) -> asyncio.Future[WaitOutcome | None]:
+    """A list wait with its own error budget (a trigger's is always the default), its notices kept."""
+    config = DatasetJobsHook(conn_id).client_config
+    loop = WaitLoop(job_id, POLL, max_consecutive_errors=budget)
+    return asyncio.ensure_future(
+        wait_dataset_coalesced(conn_id, config, dataset, TYPE, job_id, loop, "history", notices.append)
+    )
+
+
+def failures(notices: list[Notice]) -> list[PollFailed]:
+    return [n for n in notices if isinstance(n, PollFailed)]
+
+
+async def abort_running(hook: DatasetJobsHook, dataset: str, job_ids: list[str]) -> None:
+    for job_id in job_ids:
+        with contextlib.suppress(JobWaitError):  # already ended (or its dataset gone): fine
+            await asyncio.to_thread(hook.abort, dataset, job_id, TYPE)
+
+
+async def test_a_failed_list_round_spends_each_windowed_waits_own_budget(
+    hook: DatasetJobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = await asyncio.to_thread(hook.call, reference.clone_dataset())
+    short, aborted = await asyncio.to_thread(create, hook, dataset, SLOW, 2)
+    (failing,) = await asyncio.to_thread(create, hook, dataset, FAILING)
+    conn_id = use_mode(monkeypatch, real_service, "history")
+    budgets = {short: 2, aborted: 20, failing: 20}
+    notices: dict[str, list[Notice]] = {job_id: [] for job_id in budgets}
+    tasks: dict[str, asyncio.Future[WaitOutcome | None]] = {}
+    with FaultControl(real_service.base_url, real_service.api_key).injected(failing_list(dataset, 2)) as faults:
+        try:
+            for job_id, budget in budgets.items():
+                tasks[job_id] = wait_with_budget(conn_id, dataset, job_id, budget, notices[job_id])
+            # Two list rounds fail: one error against each windowed wait; the short budget runs out.
+            ended = await asyncio.wait_for(tasks[short], LIMIT)
+            poller = list_pollers()[dataset]
+            assert poller.waiting == 2 and sorted(poller.windowed) == sorted([aborted, failing])
+            assert not tasks[aborted].done()
+            # The list answers again (the round that failed ends, one more answers).
+            await until(lambda after=poller.rounds + 2: poller.rounds >= after)
+            assert not tasks[aborted].done()
+            await asyncio.to_thread(hook.abort, dataset, aborted, TYPE)
+            got_aborted, got_failed = await asyncio.wait_for(asyncio.gather(tasks[aborted], tasks[failing]), LIMIT)
+            reads, failed_lists = await fired(faults)
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await abort_running(hook, dataset, list(budgets))
+    assert failed_lists == ATTEMPTS * 2
+    # The wait whose budget ran out ends with an error naming the failure, as polled alone
+    # (WaitLoop.on_error: "failed N times in a row; last error: ...").
+    assert ended is not None and ended.kind == "error" and ended.job_id == short
+    assert ended.message.startswith(f"polling job {short} failed 2 times in a row; last error:")
+    assert "503" in ended.message
+    assert ended.status is not None and not ended.status.is_terminal  # the status it had last
+    # Each wait was told of each failed round once: its own budget, not a share of one.
+    assert [len(failures(notices[j])) for j in (short, aborted, failing)] == [2, 2, 2]
+    # The others end with their true statuses, exactly as a per-job read gives them (the failure
+    # reason included), from the list: first contacts were the only reads alone.
+    assert got_aborted == await per_job_outcome(hook, dataset, aborted)
+    assert got_aborted is not None and got_aborted.status is JobStatus.CANCELED
+    assert got_failed == await per_job_outcome(hook, dataset, failing)
+    assert got_failed is not None and got_failed.status is JobStatus.FAILED
+    assert "merge conflict on a.txt" in got_failed.message
+    assert reads == len(budgets)
+    assert running_pollers() == [] and active_clients() == 0
+
+
+async def test_a_waits_deadline_ends_it_alone_as_timed_out(
+    hook: DatasetJobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = await asyncio.to_thread(hook.call, reference.clone_dataset())
+    short, other = await asyncio.to_thread(create, hook, dataset, SLOW, 2)
+    (succeeding,) = await asyncio.to_thread(create, hook, dataset, SUCCEEDING)
+    conn_id = use_mode(monkeypatch, real_service, "auto")
+    deadline = time.time() + 2 * POLL  # a round or so after first contact
+    ref = {"dataset_id": dataset, "job_type": TYPE}
+    triggers = {
+        short: JobTrigger(short, conn_id, poll_interval=POLL, job_kind="dataset", job_ref=ref, deadline=deadline),
+        other: trigger(conn_id, dataset, other),
+        succeeding: trigger(conn_id, dataset, succeeding),
+    }
+    tasks = {j: asyncio.ensure_future(outcome_of(t)) for j, t in triggers.items()}
+    try:
+        timed_out = await asyncio.wait_for(tasks[short], LIMIT)
+        poller = list_pollers()[dataset]
+        assert poller.waiting == 2 and sorted(poller.windowed) == sorted([other, succeeding])
+        await until(lambda after=poller.rounds + 1: poller.rounds >= after)
+        assert not tasks[other].done()
+        got_succeeding = await asyncio.wait_for(tasks[succeeding], LIMIT)  # ends by itself
+        await asyncio.to_thread(hook.abort, dataset, other, TYPE)
+        got_other = await asyncio.wait_for(tasks[other], LIMIT)
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        await abort_running(hook, dataset, list(triggers))
+    # WaitLoop.timed_out: kind timeout, the last status the wait learnt (a running one).
+    assert timed_out.kind == "timeout" and timed_out.job_id == short
+    assert timed_out.message.startswith(f"timed out waiting for job {short} (last status ")
+    assert timed_out.status is not None and not timed_out.status.is_terminal
+    assert time.time() >= deadline
+    assert got_succeeding == await per_job_outcome(hook, dataset, succeeding)
+    assert got_succeeding.status is JobStatus.COMPLETED
+    assert got_other == await per_job_outcome(hook, dataset, other) and got_other.status is JobStatus.CANCELED
+    assert running_pollers() == [] and active_clients() == 0
+
+
+def delete_dataset(service: ServiceProcess, dataset_id: str) -> None:
+    """Delete a dataset as TensorBay's own API would (the reference service has no such route, the
+    provider no such call): gone from the service's store, its jobs answer ``ResourceNotExist``."""
+    with contextlib.closing(sqlite3.connect(service.db_path, timeout=30)) as conn, conn:
+        deleted = conn.execute("DELETE FROM tb_datasets WHERE dataset_id = ?", (dataset_id,)).rowcount
+    assert deleted == 1
+
+
+async def test_a_deleted_datasets_waits_poll_alone_and_other_datasets_keep_the_list(
+    hook: DatasetJobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doomed, kept = [await asyncio.to_thread(hook.call, reference.clone_dataset()) for _ in range(2)]
+    (gone,) = await asyncio.to_thread(create, hook, doomed, SLOW)
+    first, second = await asyncio.to_thread(create, hook, kept, SLOW, 2)
+    conn_id = use_mode(monkeypatch, real_service, "auto")
+    tasks: dict[str, asyncio.Future[WaitOutcome]] = {}
+    with FaultControl(real_service.base_url, real_service.api_key).injected(counting_rules(doomed, kept)) as faults:
+        try:
+            tasks[gone] = asyncio.ensure_future(outcome_of(trigger(conn_id, doomed, gone)))
+            await until(lambda: doomed in list_pollers() and list_pollers()[doomed].windowed == [gone])
+            poller = list_pollers()[doomed]
+            # The list has answered: the connection has a job list.
+            await until(lambda: poller.list_requests >= 1 and poller.rounds >= 2)
+            capabilities = poller.capabilities
+            assert capabilities.dataset_list is True
+            # What a per-job read of the job answered before the deletion, and answers after it.
+            job = await asyncio.to_thread(hook.get_job, doomed, gone, TYPE)
+            await asyncio.to_thread(delete_dataset, real_service, doomed)
+            with pytest.raises(NotFound) as alone:
+                await asyncio.to_thread(hook.get_job, doomed, gone, TYPE)
+            assert alone.value.code == "ResourceNotExist"
+            outcome = await asyncio.wait_for(tasks[gone], LIMIT)
+            after_gone = await fired(faults)
+            # Not remembered for the connection (no other list answered since, to set it again):
+            # waits on another dataset, started now, go through its list.
+            assert list_pollers() == {} and capabilities.dataset_list is True
+            tasks.update({j: asyncio.ensure_future(outcome_of(trigger(conn_id, kept, j))) for j in (first, second)})
+            await until(lambda: kept in list_pollers() and len(list_pollers()[kept].windowed) == 2)
+            kept_poller = list_pollers()[kept]
+            start = kept_poller.rounds + 1
+            await until(lambda: kept_poller.rounds >= start)
+            before = await fired(faults)
+            await until(lambda: kept_poller.rounds >= start + 3)
+            after = await fired(faults)
+            for job_id in (first, second):
+                await asyncio.to_thread(hook.abort, kept, job_id, TYPE)
+            kept_outcomes = await asyncio.wait_for(asyncio.gather(tasks[first], tasks[second]), LIMIT)
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await abort_running(hook, kept, [first, second])
+    # Handed back and polled alone, the wait ends as the per-job path does: the read's 404 is
+    # not transient (WaitLoop.on_error after the status the wait last learnt).
+    expected = WaitLoop(gone, POLL)
+    expected.on_state(_dataset_state(job))
+    assert outcome == expected.on_error(alone.value)
+    assert outcome.kind == "error" and "404" in outcome.message and "ResourceNotExist" in outcome.message
+    # The deleted dataset: its first contact, then the one read alone (and this test's own two
+    # reads); its list stopped at the 404.
+    assert after_gone[0] == 2 + 2 and after[1] == after_gone[1]
+    # The other dataset: one list request per round, no read alone beyond each first contact.
+    assert 2 <= after[3] - before[3] <= 4
+    assert after[2] == before[2] == 2
+    for job_id, got in zip((first, second), kept_outcomes, strict=True):
+        assert got == await per_job_outcome(hook, kept, job_id) and got.status is JobStatus.CANCELED
+    assert running_pollers() == [] and active_clients() == 0
+
+
+def _without_created_at(original: Any, job_id: str) -> Any:
+    """``datasets.get_job`` whose answer for ``job_id`` lacks ``createdAt``, as a service may send it."""
+
+    def get_job(dataset_id: str, wanted: str, job_type: str) -> Call[DatasetJob]:
+        call = original(dataset_id, wanted, job_type)
+        if wanted != job_id:
+            return call
+
+        def parse(response: HttpResponse) -> DatasetJob:
+            body = json.loads(response.body) if response.status == 200 else None
+            if isinstance(body, dict):
+                body.pop("createdAt", None)
+                response = HttpResponse(response.status, response.headers, json.dumps(body).encode())
+            return call.parse(response)
+
+        return Call(call.request, parse)
+
+    return get_job
+
+
+async def test_a_job_read_without_created_at_is_read_alone_every_round(
+    hook: DatasetJobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = await asyncio.to_thread(hook.call, reference.clone_dataset())
+    bare, dated = await asyncio.to_thread(create, hook, dataset, SLOW, 2)
+    # The reference service always sends createdAt: the per-job read's parse drops it for one job.
+    monkeypatch.setattr(coalesce_datasets.datasets, "get_job", _without_created_at(datasets.get_job, bare))
+    conn_id = use_mode(monkeypatch, real_service, "history")
+    jobs = f"{datasets.PREFIX}/{dataset}/jobs"
+    rules = [
+        {"kind": "delay", "delay_s": 0.001, "path_prefix": f"{jobs}/{bare}", "methods": ["GET"]},
+        {"kind": "delay", "delay_s": 0.001, "path_prefix": f"{jobs}/{dated}", "methods": ["GET"]},
+        {"kind": "delay", "delay_s": 0.001, "path_prefix": jobs, "methods": ["GET"]},
+    ]
+    tasks: dict[str, asyncio.Future[WaitOutcome]] = {}
+    with FaultControl(real_service.base_url, real_service.api_key).injected(rules) as faults:
+        try:
+            tasks = {j: asyncio.ensure_future(outcome_of(trigger(conn_id, dataset, j))) for j in (bare, dated)}
+            await until(lambda: dataset in list_pollers() and list_pollers()[dataset].windowed == [dated])
+            poller = list_pollers()[dataset]
+            assert bare in poller._alone
+            start = poller.rounds + 1
+            await until(lambda: poller.rounds >= start)
+            before = await fired(faults)
+            await until(lambda: poller.rounds >= start + 3)
+            after = await fired(faults)
+            for job_id in (bare, dated):
+                await asyncio.to_thread(hook.abort, dataset, job_id, TYPE)
+            got_bare, got_dated = await asyncio.wait_for(asyncio.gather(tasks[bare], tasks[dated]), LIMIT)
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await abort_running(hook, dataset, [bare, dated])
+    # Over 3 rounds: the job without createdAt read alone once each round; the other covered by
+    # the list (one request a round), never read alone after its first contact.
+    assert 2 <= after[0] - before[0] <= 4
+    assert after[1] == before[1] == 1
+    assert 2 <= after[2] - before[2] <= 4
+    assert got_bare == await per_job_outcome(hook, dataset, bare) and got_bare.status is JobStatus.CANCELED
+    assert got_dated == await per_job_outcome(hook, dataset, dated) and got_dated.status is JobStatus.CANCELED
     assert running_pollers() == [] and active_clients() == 0
