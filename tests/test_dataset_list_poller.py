@@ -379,6 +379,38 @@ async def test_a_failed_list_round_spends_each_windowed_waits_own_budget(
     assert running_pollers() == [] and active_clients() == 0
 
 
+async def test_a_list_round_that_answers_ends_each_waits_run_of_errors(
+    hook: DatasetJobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The budget counts failures in a row (WaitLoop.max_consecutive_errors): a round in which the
+    # list answered for the job is a successful poll of it.
+    dataset = await asyncio.to_thread(hook.call, reference.clone_dataset())
+    (job_id,) = await asyncio.to_thread(create, hook, dataset, SLOW)
+    conn_id = use_mode(monkeypatch, real_service, "history")
+    notices: list[Notice] = []
+    control = FaultControl(real_service.base_url, real_service.api_key)
+    task = wait_with_budget(conn_id, dataset, job_id, 3, notices)
+    try:
+        await until(lambda: dataset in list_pollers() and list_pollers()[dataset].windowed == [job_id])
+        poller = list_pollers()[dataset]
+        for _ in range(2):
+            # Two failed rounds, then two that answer.
+            with control.injected(failing_list(dataset, 2)):
+                await until(lambda: len(failures(notices)) >= 2 or task.done())
+            notices.clear()
+            await until(lambda after=poller.rounds + 2: poller.rounds >= after or task.done())
+            assert not task.done(), task.result()
+        await asyncio.to_thread(hook.abort, dataset, job_id, TYPE)
+        outcome = await asyncio.wait_for(task, LIMIT)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await abort_running(hook, dataset, [job_id])
+    assert outcome == await per_job_outcome(hook, dataset, job_id)
+    assert outcome is not None and outcome.status is JobStatus.CANCELED
+    assert running_pollers() == [] and active_clients() == 0
+
+
 async def test_a_waits_deadline_ends_it_alone_as_timed_out(
     hook: DatasetJobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
