@@ -32,15 +32,26 @@ it they stay, so one listing per poll interval says which waited jobs ended:
   handed back (``None``) to poll alone, remembered for ``PROBE_TTL``. A round that fails after the
   client's retries counts one error against each windowed wait's own budget.
 
+- **Audit.** "Not listed" is read as "running", which holds only if the history shows every job
+  a lone read shows. Modzy's history is filtered by submitter (``user``, ``accessKey``), and what
+  it shows by default of jobs that others submitted is not documented; a job the history never
+  lists would otherwise wait until its deadline. So every windowed job is also read alone at
+  least once per ``AUDIT_PERIOD``, spread evenly over the rounds (``N * poll / AUDIT_PERIOD``
+  reads per round). A job the audit finds terminal although the listing covered it is logged, once
+  per poller, as a history that does not show it.
+
 N waits thus cost one history request per interval (more only when more than ``PER_PAGE``
-terminated jobs were submitted since the oldest waited one), plus one read per new wait.
+terminated jobs were submitted since the oldest waited one), plus one read per new wait, plus the
+audit's ``N * poll_interval / AUDIT_PERIOD`` reads per interval.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -71,6 +82,9 @@ MAX_PAGES = 10
 #: Jobs read alone at once (first contacts, jobs out of the window); the pooled client has 32
 #: connections.
 ALONE_CONCURRENCY = 8
+#: Each windowed job is read alone at least this often (seconds), in case the history never lists
+#: it: at 10,000 waits and a 5 s poll, 167 reads per round, under 1 % of polling each job alone.
+AUDIT_PERIOD = 300.0
 
 
 class HistoryPoller(StatusPoller):
@@ -87,7 +101,13 @@ class HistoryPoller(StatusPoller):
         self._submitted: dict[str, datetime] = {}
         # Jobs read alone every round: no submit time, or out of the history's reach.
         self._alone: set[str] = set()
+        # Per windowed job, when it was last read alone (monotonic), oldest read first: the audit.
+        self._last_read: OrderedDict[str, float] = OrderedDict()
+        # Jobs the last listing covered without listing them (the audit checks its finds on these).
+        self._covered_unlisted: set[str] = set()
+        self._told_unlisted = False
         self.history_requests = 0  # for tests
+        self.audit_reads = 0  # for tests
         super().__init__(key, capabilities)
 
     @classmethod
@@ -112,6 +132,8 @@ class HistoryPoller(StatusPoller):
         if registration.job_id not in self._waits:
             self._submitted.pop(registration.job_id, None)
             self._alone.discard(registration.job_id)
+            self._last_read.pop(registration.job_id, None)
+            self._covered_unlisted.discard(registration.job_id)
 
     @property
     def windowed(self) -> list[str]:
@@ -146,15 +168,41 @@ class HistoryPoller(StatusPoller):
             if listed is not None:
                 self._take(windowed, *listed)
         # _read_all skips jobs whose waits have gone meanwhile.
-        await self._read_all([job_id for job_id in ids if job_id in self._alone and job_id not in just_read])
+        alone = [job_id for job_id in ids if job_id in self._alone and job_id not in just_read]
+        await self._read_all([*alone, *self._audit_due()])
+
+    def _audit_due(self) -> list[str]:
+        """The windowed jobs to read alone this round: those not read for ``AUDIT_PERIOD``, oldest
+        read first, at most this round's share (``N * poll / AUDIT_PERIOD``, at least one)."""
+        windowed = len(self._last_read)
+        if not windowed:
+            return []
+        share = max(1, math.ceil(windowed * self.key.poll_interval / AUDIT_PERIOD))
+        due_before = time.monotonic() - AUDIT_PERIOD
+        due: list[str] = []
+        left: list[str] = []  # out of the window since: read every round anyway, or gone
+        for job_id, read_at in self._last_read.items():  # oldest read first
+            if read_at > due_before or len(due) >= share:
+                break
+            if job_id in self._waits and job_id not in self._alone:
+                due.append(job_id)
+            else:
+                left.append(job_id)
+        for job_id in left:
+            del self._last_read[job_id]
+        self.audit_reads += len(due)
+        return due
 
     def _take(self, windowed: Sequence[str], entries: dict[str, HistoryEntry], boundary: datetime | None) -> None:
         """Apply a round's listing: terminal entries end their waits, covered jobs not listed are
         answered with their last known status; windowed jobs older than ``boundary`` (the listing
         did not reach them) are read alone from now on."""
         answered: dict[str, JobState] = {}
+        self._covered_unlisted = set()
         for job_id in windowed:
             entry = entries.get(job_id)
+            if entry is None and (boundary is None or self._submitted[job_id] > boundary):
+                self._covered_unlisted.add(job_id)
             if entry is not None:
                 state = entry.state
                 if state is not None and state.status.is_terminal:
@@ -247,7 +295,22 @@ class HistoryPoller(StatusPoller):
                 self._alone.add(job_id)
             else:
                 self._submitted[job_id] = submitted
-        self._apply({job_id: job.state})
+        if job_id in self._submitted and job_id not in self._alone:
+            self._last_read[job_id] = time.monotonic()
+            self._last_read.move_to_end(job_id)
+        state = job.state
+        if state.status.is_terminal and job_id in self._covered_unlisted and not self._told_unlisted:
+            self._told_unlisted = True
+            log.warning(
+                "connection %r: job %s is %s, yet the job history did not list it; the history may not "
+                "show jobs that other users submitted. Such jobs are found by a lone read at least every "
+                "%.0f s; status_mode=per_job finds them within a poll interval.",
+                self.key.conn_id,
+                job_id,
+                state.status.value,
+                AUDIT_PERIOD,
+            )
+        self._apply({job_id: state})
 
     def _no_history(self, error: JobWaitError) -> None:
         """The service has no job history: hand every wait back to poll alone."""

@@ -87,10 +87,11 @@ def _job_link_field(refs: tuple[str, ...], example: str) -> dict[str, dict[str, 
 _POLLING_FIELDS: dict[str, dict[str, Any]] = {
     "status_mode": _field(
         "Status polling mode",
-        "How the triggerer reads inference job statuses: auto (default: long-poll watch where the "
-        "service offers it, else batch status, else the job history, else one request per job), batch "
-        "(one request per batch_size jobs per poll interval, no watch), history (one job history "
-        "listing per poll interval, as real Modzy services offer), per_job (one request per job per poll).",
+        "How the triggerer reads job statuses: auto (default: long-poll watch where the service "
+        "offers it, else batch status, else the service's own job listing, else one request per job), "
+        "batch (one request per batch_size jobs per poll interval, no watch), history (one listing per "
+        "poll interval: Modzy's job history for inference jobs, TensorBay's job list per dataset for "
+        "dataset jobs), per_job (one request per job per poll).",
         # Only the real values, as Airflow's own SMTP auth_type: the form's dropdown shows every
         # enum entry (a None would be a "null" option), and clearing it saves null, read as auto.
         {"type": ["string", "null"], "enum": list(STATUS_MODES), "default": "auto"},
