@@ -88,6 +88,8 @@ SAMPLES: dict[str, Any] = {
     "task": "wordcount",
     "parameters": {"text": "a b"},
     "ref": COMPUTE_REF,
+    "status": "terminated",
+    "start_date": datetime(2026, 11, 29, 12, 0, tzinfo=UTC),
 }
 #: Helpers that take or return a ``Call`` but are not factories of one request.
 # Combinators over a call (a parser after it, a header beside its answer), not calls of the contract.
@@ -159,6 +161,7 @@ CONTRACT_OK: dict[str, tuple[int, ...]] = {
     "inference.get_job": ANY_2XX,
     "inference.get_results": ANY_2XX,
     "inference.history": ANY_2XX,
+    "inference.history_entries": ANY_2XX,
     "inference.list_models": ANY_2XX,
     "inference.submit_job": ANY_2XX,
     "inference.watch": (200,),
@@ -326,6 +329,7 @@ VALID_RESPONSES: dict[str, tuple[int, dict[str, str], Any]] = {
     "inference.get_job": (200, {}, _JOB),
     "inference.get_results": (200, {}, _INFERENCE_RESULTS),
     "inference.history": (200, {}, [_JOB]),
+    "inference.history_entries": (200, {}, [_JOB]),
     "inference.list_models": (200, {}, [{"modelId": "echo", "latestVersion": "1.0", "versions": ["1.0"]}]),
     "inference.submit_job": (200, {}, {**_JOB, "status": "SUBMITTED"}),
     "inference.watch": (200, {}, {"jobs": [_JOB]}),
