@@ -15,10 +15,27 @@ Airflow's ``TriggerRunner.create_triggers``, which deserialises each trigger and
 - ``http_sensor``: ``HttpSensorTrigger`` (apache-airflow-providers-http) polling the service's [ext]
   ``GET /api/jobs/{id}/done``, which answers 404 until the job is terminal.
 
+Two more modes run only when asked for, against a second reference service in the ``real`` profile
+(no [ext] endpoint, a rate limit: ``--rate-limit``, default the profile's 200 requests/s per key):
+
+- ``history``: ``JobTrigger``, ``status_mode=auto``: the batch probe meets a 404, so the waits go to
+  the ``HistoryPoller`` (``client/coalesce_history.py``): one read per wait at first contact, then
+  one job-history listing per poll interval for all of them. The jobs end in four terminal
+  statuses (``COMPLETED``, ``FAILED``, ``TIMEDOUT``, ``CANCELED``, in turn);
+- ``dataset_list``: ``JobTrigger(job_kind="dataset")`` on a TensorBay connection, ``status_mode=auto``:
+  N squashAndMerge jobs spread over 10 fresh datasets (cloned through the service's test control),
+  kept queuing by the create body's ``test`` member; one ``DatasetListPoller`` per dataset
+  (``client/coalesce_datasets.py``) reads each job once, then lists the dataset's jobs once per
+  interval (one page per 128 jobs). The jobs end by TensorBay's own ``abort`` (rate-limited too).
+
+In these two modes the ramp lasts until every wait's first-contact read is done (its job is in its
+poller's window), and the steady window starts a poll interval after that.
+
 Each scenario: submit N long jobs; start the triggers; once every wait is up, measure a *steady*
 window (no job changes); then end the jobs through the service's test control
 ``POST /api/_test/finish``: a sample of up to 200 one by one, spread evenly over ``--end-window``
-seconds (for detection latency), then, a poll interval later, the rest at once, 500 per request.
+seconds (for detection latency), then, a poll interval later, the rest at once, 500 per request
+(``dataset_list``: ``abort`` one job per request, 16 at once).
 
 Measured in the triggerer process over the steady window: CPU (``time.process_time``) per
 wait-poll and in cores, RSS added per wait (``/proc/self/status``, against the RSS before the
@@ -26,9 +43,12 @@ triggers were created), event-loop lag (a coroutine sleeping 50 ms and noting ho
 wait-poll is net of the idle process (the lag sampler included), measured for 3 s before the
 triggers are created;
 by the service (``/api/_test/stats``): requests per second and TCP connections opened (distinct
-client ports); per sampled job: detection latency from its ``finished_at`` in the service database
-to the moment ``run_trigger`` queued the trigger's event. Every wait, every child process and the
-whole run are bounded (``--max-seconds``).
+client ports; ``dataset_list``: requests only, counted by the fault-injection middleware, which
+sees every request); per sampled job: detection latency from its ``finished_at`` in the service
+database (``inference_jobs``; dataset jobs: ``tb_jobs``, whole seconds, so the later of it and the
+moment the abort was sent) to the moment ``run_trigger`` queued the trigger's event. Each
+``JobTrigger`` event's status is checked against the job's status in the database. Every wait,
+every child process and the whole run are bounded (``--max-seconds``).
 """
 
 from __future__ import annotations
@@ -36,6 +56,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import gc
 import json
 import math
@@ -47,6 +68,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,13 +76,40 @@ from typing import Any
 API_KEY = "benchpub.bench-secret-not-for-production"
 JOBS_CONN = "bench_jobs"
 HTTP_CONN = "bench_http"
+DATASETS_CONN = "bench_datasets"
 MODES = ("http_sensor", "per_job", "batch", "watch")
-#: Runs only when asked for (``--modes``): per-job polling on the adaptive schedule.
-EXTRA_MODES = ("per_job_adaptive",)
+#: Runs only when asked for (``--modes``): per-job polling on the adaptive schedule, and the two
+#: modes against the reference service's ``real`` profile (``REAL_MODES``).
+EXTRA_MODES = ("per_job_adaptive", "history", "dataset_list")
+#: Against a reference service in the ``real`` profile: what the real APIs offer, rate-limited.
+REAL_MODES = ("history", "dataset_list")
 PEERS = ("http_sensor", "per_job", "per_job_adaptive")
-STATUS_MODE = {"watch": "auto", "batch": "batch", "per_job": "per_job", "per_job_adaptive": "per_job"}
+#: This project's modes the peers are compared with (at equal N).
+OURS = ("batch", "watch", "history")
+STATUS_MODE = {
+    "watch": "auto",
+    "batch": "batch",
+    "per_job": "per_job",
+    "per_job_adaptive": "per_job",
+    "history": "auto",
+    "dataset_list": "auto",
+}
+#: The statuses the jobs of each mode end in (the finish control's ``status``, in turn).
+END_STATUSES = {"history": ("COMPLETED", "FAILED", "TIMEDOUT", "CANCELED")}
 LATENCY_SAMPLE = 200
 LAG_TICK = 0.05
+#: ``dataset_list``: the jobs are spread over this many fresh datasets, all of this type.
+DATASETS = 10
+DATASET_JOB_TYPE = "squashAndMerge"
+TENSORBAY_ROOT = "/gatewayv2/tensorbay-open-api/v1"
+#: Jobs per page of a TensorBay job list (the API's maximum, the poller's page).
+TENSORBAY_PAGE = 128
+#: Seconds a dataset job queues, then processes (each at most 600, the service's test-control bound):
+#: it ends by itself only 20 minutes after its creation.
+DATASET_JOB_S = 600.0
+#: The fault-injection control's key header (``jobwait_reference_service.faults.KEY_HEADER``; not
+#: imported, to keep the service's modules out of the triggerer process).
+TEST_KEY_HEADER = "X-Test-Key"
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -81,25 +130,49 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-def service_stats(base_url: str) -> dict[str, Any]:
+def _seen(base_url: str) -> int:
+    """Every request the service saw, 429 answers of its rate limit included: the fault-injection
+    middleware (outermost; no rule set, so nothing is faulted) counts them all."""
+    request = urllib.request.Request(f"{base_url}/_test/faults", headers={TEST_KEY_HEADER: API_KEY})
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return int(json.load(resp)["stats"]["requests"])
+
+
+def service_stats(base_url: str, mode: str = "batch") -> dict[str, Any]:
+    """``total_requests``, ``connections`` (``None``: not counted), ``requests`` per route and, in
+    ``REAL_MODES``, ``seen`` (``_seen``).
+
+    Inference: the family's own stats (``/api/_test/stats``: requests its routes handled).
+    ``dataset_list``: the dataset family has none, so ``seen`` is the total.
+    """
+    if mode == "dataset_list":
+        seen = _seen(base_url)
+        return {"total_requests": seen, "connections": None, "requests": {}, "seen": seen}
     request = urllib.request.Request(f"{base_url}/api/_test/stats", headers={"Authorization": f"ApiKey {API_KEY}"})
     with urllib.request.urlopen(request, timeout=30) as resp:
         result: dict[str, Any] = json.load(resp)
-        return result
+    if mode in REAL_MODES:
+        result["seen"] = _seen(base_url)
+    return result
 
 
 # ---------------------------------------------------------------- the triggerer process
 
 
 class _StampedEvents(collections.deque):  # type: ignore[type-arg]
-    """``TriggerRunner.events`` that notes when each trigger's event was queued."""
+    """``TriggerRunner.events`` that notes when each trigger's event was queued, and how it ended
+    (``kind:status`` of a ``JobTrigger``'s outcome)."""
 
     def __init__(self, stamps: dict[int, float]) -> None:
         super().__init__()
         self.stamps = stamps
+        self.outcomes: dict[int, str | None] = {}
 
     def append(self, entry: Any) -> None:
         self.stamps.setdefault(entry.trigger_id, time.time())
+        payload = getattr(getattr(entry, "event", None), "payload", None)
+        outcome = f"{payload.get('kind')}:{payload.get('status')}" if isinstance(payload, dict) else None
+        self.outcomes.setdefault(entry.trigger_id, outcome)
         super().append(entry)
 
 
@@ -127,6 +200,10 @@ def _workloads(spec: dict[str, Any]) -> list[Any]:
                 "method": "GET",
                 "poke_interval": spec["poll"],
             }
+        elif spec["mode"] == "dataset_list":
+            ref = {"dataset_id": spec["dataset_of"][n - 1], "job_type": DATASET_JOB_TYPE}
+            trigger = JobTrigger(job_id, DATASETS_CONN, poll_interval=spec["poll"], job_kind="dataset", job_ref=ref)
+            classpath, kwargs = trigger.serialize()
         else:
             max_poll = spec.get("max_poll") if spec["mode"] == "per_job_adaptive" else None
             trigger = JobTrigger(job_id, JOBS_CONN, poll_interval=spec["poll"], max_poll_interval=max_poll)
@@ -149,15 +226,43 @@ def _gc_pauses(pauses: list[tuple[float, int, float]]) -> None:
     gc.callbacks.append(callback)
 
 
+def _first_contacted() -> int:
+    """Waits whose job the history and dataset-list pollers have read once (in their window)."""
+    from airflow_jobwait.client.coalesce import running_pollers
+    from airflow_jobwait.client.coalesce_history import HistoryPoller
+
+    return sum(len(p.windowed) for p in running_pollers() if isinstance(p, HistoryPoller))
+
+
+def _listings() -> int:
+    """Listing requests the history and dataset-list pollers have sent (their own counts)."""
+    from airflow_jobwait.client.coalesce import running_pollers
+    from airflow_jobwait.client.coalesce_datasets import DatasetListPoller
+    from airflow_jobwait.client.coalesce_history import HistoryPoller
+
+    return sum(
+        p.list_requests if isinstance(p, DatasetListPoller) else p.history_requests
+        for p in running_pollers()
+        if isinstance(p, HistoryPoller)
+    )
+
+
+def _route_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
+    routes = set(before.get("requests", {})) | set(after.get("requests", {}))
+    delta = {r: after.get("requests", {}).get(r, 0) - before.get("requests", {}).get(r, 0) for r in routes}
+    return {route: count for route, count in sorted(delta.items()) if count}
+
+
 async def _triggerer(spec: dict[str, Any]) -> dict[str, Any]:
     from airflow.jobs.triggerer_job_runner import TriggerRunner
 
     from airflow_jobwait.client.coalesce import running_pollers
+    from airflow_jobwait.client.coalesce_datasets import DatasetListPoller  # noqa: F401 - imported before the RSS baseline
 
-    n, poll = len(spec["job_ids"]), spec["poll"]
+    n, poll, mode = len(spec["job_ids"]), spec["poll"], spec["mode"]
     runner = TriggerRunner()
     stamps: dict[int, float] = {}
-    runner.events = _StampedEvents(stamps)
+    events = runner.events = _StampedEvents(stamps)
     lags: list[tuple[float, float]] = []
     sampler = asyncio.ensure_future(_lag_sampler(lags))
     pauses: list[tuple[float, int, float]] = []
@@ -168,36 +273,46 @@ async def _triggerer(spec: dict[str, Any]) -> dict[str, Any]:
     await asyncio.sleep(3.0)
     idle_cores = (time.process_time() - idle_cpu) / (time.time() - idle_wall)
     rss_before = rss_bytes()
+    stats_start = await asyncio.to_thread(service_stats, spec["base_url"], mode)
 
     started = time.time()
     runner.to_create.extend(workloads)
     del workloads
     await runner.create_triggers()
     created = time.time()
-    if spec["mode"] in ("watch", "batch"):
-        ramp_limit = time.time() + 120.0
+    ramp_limit = time.time() + spec["ramp_limit"]
+    if mode in ("watch", "batch"):
         while sum(p.waiting for p in running_pollers()) + len(stamps) < n and time.time() < ramp_limit:
             await asyncio.sleep(0.05)
+    elif mode in REAL_MODES:
+        # Registered is not enough: each wait's job is read once (first contact, rate-limited)
+        # before the listings cover it. Those reads are the ramp.
+        while _first_contacted() + len(stamps) < n and time.time() < ramp_limit:
+            await asyncio.sleep(0.1)
     ramp_done = time.time()
+    first_contacted = _first_contacted() if mode in REAL_MODES else None
+    stats_ramp = await asyncio.to_thread(service_stats, spec["base_url"], mode)
 
     # Steady window: from a poll interval after the ramp (everyone has polled at least once).
     window_start = ramp_done + poll
     window_end = window_start + spec["steady"]
     await asyncio.sleep(max(0.0, window_start - time.time()))
-    stats_before = await asyncio.to_thread(service_stats, spec["base_url"])
+    stats_before = await asyncio.to_thread(service_stats, spec["base_url"], mode)
+    listings_before = _listings()
     cpu_before, wall_before = time.process_time(), time.time()
     rss_peak = rss_bytes()
     while time.time() < window_end:
         await asyncio.sleep(min(1.0, max(0.0, window_end - time.time())))
         rss_peak = max(rss_peak, rss_bytes())
     cpu_after, wall_after = time.process_time(), time.time()
-    stats_after = await asyncio.to_thread(service_stats, spec["base_url"])
+    listings = _listings() - listings_before
+    stats_after = await asyncio.to_thread(service_stats, spec["base_url"], mode)
     window_lags = [lag for at, lag in lags if wall_before <= at <= wall_after]
     window_gc = [(gen, pause) for at, gen, pause in pauses if wall_before <= at <= wall_after]
 
     # Now the orchestrator ends the jobs; wait (bounded) for every trigger's event.
     Path(spec["phase_file"]).write_text(f"steady_done {time.time()}")
-    give_up = time.time() + spec["end_window"] + n / 2000 + 4 * poll + 60.0
+    give_up = time.time() + spec["end_window"] + n / 2000 + 4 * poll + 60.0 + spec["end_extra"]
     while len(stamps) < n and time.time() < give_up:
         await asyncio.sleep(0.1)
     resolved = len(stamps)
@@ -221,9 +336,18 @@ async def _triggerer(spec: dict[str, Any]) -> dict[str, Any]:
         "gc_full_collections": sum(1 for gen, _ in window_gc if gen == 2),
         "gc_max_pause": max((pause for _, pause in window_gc), default=0.0),
         "requests": stats_after["total_requests"] - stats_before["total_requests"],
-        "connections": stats_after["connections"] - stats_before["connections"],
+        "connections": None
+        if stats_after["connections"] is None
+        else stats_after["connections"] - stats_before["connections"],
+        "routes": _route_delta(stats_before, stats_after),
+        "ramp_requests": stats_ramp.get("seen", stats_ramp["total_requests"])
+        - stats_start.get("seen", stats_start["total_requests"]),
+        "ramp_routes": _route_delta(stats_start, stats_ramp),
+        "first_contacted": first_contacted,
+        "listings": listings if mode in REAL_MODES else None,
         "resolved": resolved,
         "event_at": {spec["job_ids"][tid - 1]: at for tid, at in stamps.items()},
+        "event_outcome": {spec["job_ids"][tid - 1]: outcome for tid, outcome in events.outcomes.items()},
     }
 
 
@@ -244,31 +368,75 @@ class Scenario:
     result: dict[str, Any] | None = None
     latencies: list[float] | None = None
     error: str | None = None
+    #: ``JobTrigger`` waits whose event carried the job's true terminal status (``None``: not checked).
+    true_status: int | None = None
+    #: Listing requests the mode's pollers should send per interval (``REAL_MODES``).
+    expected_listings: int | None = None
+
+
+async def _send_all(
+    base_url: str, calls: list[tuple[str, str, Any]], headers: dict[str, str], concurrency: int = 16
+) -> list[Any]:
+    """Send ``(method, path, json body)`` calls, ``concurrency`` at once; answers their JSON replies.
+
+    A 429 (the real profile's rate limit, answered before the request is handled) is sent again
+    after its ``Retry-After``; any other error status raises.
+    """
+    import aiohttp
+
+    replies: list[Any] = [None] * len(calls)
+    queue = collections.deque(range(len(calls)))
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while queue:
+            index = queue.popleft()
+            method, path, body = calls[index]
+            while True:
+                async with session.request(method, base_url + path, json=body, headers=headers) as resp:
+                    if resp.status == 429:
+                        await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
+                        continue
+                    resp.raise_for_status()
+                    replies[index] = await resp.json()
+                    break
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    return replies
 
 
 async def _submit(base_url: str, count: int, concurrency: int = 16) -> list[str]:
     """Submit ``count`` echo jobs that would run for an hour: the benchmark ends them itself."""
-    import aiohttp
-
-    ids: list[str] = [""] * count
-    headers = {"Authorization": f"ApiKey {API_KEY}"}
-    queue = collections.deque(range(count))
     body = {
         "model": {"identifier": "echo", "version": "1.0"},
         "input": {"type": "text", "sources": {"a": {"input.txt": "x"}}},
         "test": {"duration_s": 3600},
     }
+    headers = {"Authorization": f"ApiKey {API_KEY}"}
+    replies = await _send_all(base_url, [("POST", "/api/jobs", body)] * count, headers, concurrency)
+    return [reply["jobIdentifier"] for reply in replies]
 
-    async def worker(session: aiohttp.ClientSession) -> None:
-        while queue:
-            index = queue.popleft()
-            async with session.post(f"{base_url}/api/jobs", json=body, headers=headers) as resp:
-                resp.raise_for_status()
-                ids[index] = (await resp.json())["jobIdentifier"]
 
-    async with aiohttp.ClientSession() as session:
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-    return ids
+async def _submit_dataset_jobs(base_url: str, count: int, concurrency: int = 16) -> tuple[list[str], list[str]]:
+    """Clone ``DATASETS`` datasets (test control) and create ``count`` squashAndMerge jobs over them,
+    in turn, each queuing for ``DATASET_JOB_S``; answers the job ids and each job's dataset."""
+    headers = {"X-Token": API_KEY}
+    clones = [("POST", f"{TENSORBAY_ROOT}/_test/datasets", {"from": "demo-dataset"})] * DATASETS
+    datasets = [reply["datasetId"] for reply in await _send_all(base_url, clones, headers, 4)]
+    dataset_of = [datasets[index % DATASETS] for index in range(count)]
+    calls = []
+    for index, dataset_id in enumerate(dataset_of):
+        title = f"bench {index}"
+        arguments = {"title": title, "sourceBranchName": "feature", "targetBranchName": "main"}
+        body = {
+            "title": title,
+            "jobType": DATASET_JOB_TYPE,
+            "arguments": arguments,
+            "test": {"queuing_s": DATASET_JOB_S, "processing_s": DATASET_JOB_S},
+        }
+        calls.append(("POST", f"{TENSORBAY_ROOT}/datasets/{dataset_id}/jobs", body))
+    replies = await _send_all(base_url, calls, headers, concurrency)
+    return [reply["jobId"] for reply in replies], dataset_of
 
 
 def _sample(n: int) -> list[int]:
@@ -277,42 +445,129 @@ def _sample(n: int) -> list[int]:
     return sorted({int(i * n / sample) for i in range(sample)})
 
 
-def _end_jobs(base_url: str, job_ids: list[str], picked: list[int], window: float, poll: float) -> None:
+def _end_in_two_parts(
+    job_ids: list[str],
+    picked: list[int],
+    window: float,
+    poll: float,
+    end_one: Callable[[int, str], None],
+    end_rest: Callable[[list[str]], None],
+) -> None:
     """End the sample one by one, evenly over ``window`` seconds, then (a poll interval later, so the
-    sample's events are not queued behind theirs) the rest, 500 at a time."""
+    sample's events are not queued behind theirs) the rest."""
+    start = time.time()
+    for rank, index in enumerate(picked):
+        time.sleep(max(0.0, start + window * rank / len(picked) - time.time()))
+        end_one(rank, job_ids[index])
+    chosen = set(picked)
+    rest = [job_id for index, job_id in enumerate(job_ids) if index not in chosen]
+    time.sleep(max(0.0, start + window + poll + 1.0 - time.time()))
+    end_rest(rest)
+
+
+def _end_jobs(
+    base_url: str,
+    job_ids: list[str],
+    picked: list[int],
+    window: float,
+    poll: float,
+    statuses: tuple[str, ...] = ("COMPLETED",),
+) -> None:
+    """End inference jobs with the finish control (500 per request), in ``statuses`` in turn."""
     import requests
 
     with requests.Session() as session:
         session.headers["Authorization"] = f"ApiKey {API_KEY}"
 
-        def finish(ids: list[str]) -> None:
-            resp = session.post(f"{base_url}/api/_test/finish", json={"identifiers": ids}, timeout=60)
+        def finish(ids: list[str], status: str) -> None:
+            body = {"identifiers": ids, "status": status}
+            resp = session.post(f"{base_url}/api/_test/finish", json=body, timeout=60)
             resp.raise_for_status()
 
-        start = time.time()
-        for rank, index in enumerate(picked):
-            time.sleep(max(0.0, start + window * rank / len(picked) - time.time()))
-            finish([job_ids[index]])
-        chosen = set(picked)
-        rest = [job_id for index, job_id in enumerate(job_ids) if index not in chosen]
-        time.sleep(max(0.0, start + window + poll + 1.0 - time.time()))
-        for offset in range(0, len(rest), 500):
-            finish(rest[offset : offset + 500])
+        def rest(ids: list[str]) -> None:
+            for turn, status in enumerate(statuses):
+                group = ids[turn :: len(statuses)]
+                for offset in range(0, len(group), 500):
+                    finish(group[offset : offset + 500], status)
+
+        _end_in_two_parts(
+            job_ids, picked, window, poll, lambda rank, job_id: finish([job_id], statuses[rank % len(statuses)]), rest
+        )
 
 
-def _finished_at(db_path: Path, job_ids: list[str]) -> dict[str, float]:
+def _abort_dataset_jobs(
+    base_url: str, job_ids: list[str], dataset_of: list[str], picked: list[int], window: float, poll: float
+) -> dict[str, float]:
+    """End dataset jobs with TensorBay's ``abort`` (no test control ends them); answers when each
+    sampled job's abort was sent (its ``finished_at`` in the database is whole seconds)."""
+    import requests
+
+    dataset = dict(zip(job_ids, dataset_of, strict=True))
+    headers = {"X-Token": API_KEY}
+    sent: dict[str, float] = {}
+
+    def path(job_id: str) -> str:
+        return f"{TENSORBAY_ROOT}/datasets/{dataset[job_id]}/jobs/{job_id}/abort?jobType={DATASET_JOB_TYPE}"
+
+    with requests.Session() as session:
+        session.headers.update(headers)
+
+        def one(rank: int, job_id: str) -> None:
+            while True:
+                sent[job_id] = time.time()
+                resp = session.post(base_url + path(job_id), timeout=60)
+                if resp.status_code != 429:
+                    resp.raise_for_status()
+                    return
+                time.sleep(float(resp.headers.get("Retry-After", "1")))
+
+        def rest(ids: list[str]) -> None:
+            asyncio.run(_send_all(base_url, [("POST", path(job_id), None) for job_id in ids], headers))
+
+        _end_in_two_parts(job_ids, picked, window, poll, one, rest)
+    return sent
+
+
+def _job_rows(db_path: Path, mode: str, job_ids: list[str]) -> dict[str, tuple[float | None, str]]:
+    """``(finished_at, status)`` of each job, from the service database: inference jobs in
+    ``inference_jobs`` (``finished_at`` in float seconds), dataset jobs in ``tb_jobs`` (whole seconds)."""
+    query = (
+        "SELECT job_id, finished_at, status FROM tb_jobs WHERE job_id IN ({})"
+        if mode == "dataset_list"
+        else "SELECT id, finished_at, status FROM inference_jobs WHERE id IN ({})"
+    )
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
     try:
-        found: dict[str, float] = {}
+        found: dict[str, tuple[float | None, str]] = {}
         for start in range(0, len(job_ids), 500):
             chunk = job_ids[start : start + 500]
-            rows = conn.execute(
-                f"SELECT id, finished_at FROM inference_jobs WHERE id IN ({','.join('?' * len(chunk))})", chunk
-            )
-            found.update({row[0]: row[1] for row in rows if row[1] is not None})
+            rows = conn.execute(query.format(",".join("?" * len(chunk))), chunk)
+            found.update({row[0]: (row[1], row[2]) for row in rows})
         return found
     finally:
         conn.close()
+
+
+def _true_status(mode: str, rows: dict[str, tuple[float | None, str]], outcomes: dict[str, str | None]) -> int:
+    """Waits whose event said ``terminal`` with the common status of the job's native one."""
+    from airflow_jobwait.models.native_statuses import MODZY, TENSORBAY
+
+    table = TENSORBAY if mode == "dataset_list" else MODZY
+    return sum(
+        1
+        for job_id, (_, native) in rows.items()
+        if outcomes.get(job_id) == f"terminal:{table.to_common(native, job_id).value}"
+    )
+
+
+def _expected_listings(mode: str, dataset_of: list[str] | None) -> int | None:
+    """Listing requests per interval while no job ends: one history page; one list page per 128
+    jobs of each dataset (its list is read newest first, unfiltered, back to the oldest waited job)."""
+    if mode == "history":
+        return 1
+    if mode == "dataset_list" and dataset_of is not None:
+        return sum(math.ceil(count / TENSORBAY_PAGE) for count in collections.Counter(dataset_of).values())
+    return None
 
 
 def _child_env(base_url: str, mode: str, home: Path) -> dict[str, str]:
@@ -333,6 +588,15 @@ def _child_env(base_url: str, mode: str, home: Path) -> dict[str, str]:
                     "extra": {"status_mode": STATUS_MODE.get(mode, "auto")},
                 }
             ),
+            # TensorBay's API lives at the same base URL on the reference service (both profiles).
+            f"AIRFLOW_CONN_{DATASETS_CONN.upper()}": json.dumps(
+                {
+                    "conn_type": "tensorbay",
+                    "host": base_url,
+                    "password": API_KEY,
+                    "extra": {"status_mode": STATUS_MODE.get(mode, "auto")},
+                }
+            ),
             # HttpSensorTrigger's hook sends the connection's extra as request headers.
             f"AIRFLOW_CONN_{HTTP_CONN.upper()}": json.dumps(
                 {"conn_type": "http", "host": base_url, "extra": {"Authorization": f"ApiKey {API_KEY}"}}
@@ -342,7 +606,17 @@ def _child_env(base_url: str, mode: str, home: Path) -> dict[str, str]:
     return env
 
 
-def run_scenario(service: Any, scenario: Scenario, args: argparse.Namespace, workdir: Path) -> None:
+def _rate_bound(scenario: Scenario, rate_limit: float | None) -> float:
+    """Seconds the real profile's rate limit may add to a phase of N requests (ramp: N first-contact
+    reads; end: N aborts, or N lone reads after a capped history), with a margin."""
+    if scenario.mode not in REAL_MODES or rate_limit is None:
+        return 0.0
+    return 1.5 * scenario.n / rate_limit
+
+
+def run_scenario(
+    service: Any, scenario: Scenario, args: argparse.Namespace, workdir: Path, rate_limit: float | None = None
+) -> None:
     n, poll = scenario.n, args.poll
     out = workdir / f"{scenario.mode}-{n}.json"
     log = open(workdir / f"{scenario.mode}-{n}.log", "wb")  # noqa: SIM115 - handed to the child
@@ -356,41 +630,62 @@ def run_scenario(service: Any, scenario: Scenario, args: argparse.Namespace, wor
     )
     log.close()
     phase = workdir / f"{scenario.mode}-{n}.phase"
+    extra = _rate_bound(scenario, rate_limit)
+    ramp_limit = 120.0 + extra
     try:
         # The child boots (imports Airflow) while the jobs are submitted.
-        job_ids = asyncio.run(_submit(service.base_url, n))
+        dataset_of: list[str] | None = None
+        if scenario.mode == "dataset_list":
+            job_ids, dataset_of = asyncio.run(_submit_dataset_jobs(service.base_url, n))
+        else:
+            job_ids = asyncio.run(_submit(service.base_url, n))
+        scenario.expected_listings = _expected_listings(scenario.mode, dataset_of)
         picked = _sample(n)
         spec = {
             "mode": scenario.mode,
             "poll": poll,
             "max_poll": args.max_poll if args.max_poll is not None else 4 * poll,
             "job_ids": job_ids,
+            "dataset_of": dataset_of,
             "base_url": service.base_url,
             "steady": args.steady,
             "end_window": args.end_window,
             "phase_file": str(phase),
+            "ramp_limit": ramp_limit,
+            "end_extra": extra,
         }
         assert child.stdin is not None
         child.stdin.write((json.dumps(spec) + "\n").encode())
         child.stdin.close()
-        # Ramp (bounded by the child at 120 s) + a poll interval + the steady window.
-        limit = time.time() + 180.0 + poll + args.steady
+        # Ramp (bounded by the child) + a poll interval + the steady window.
+        limit = time.time() + ramp_limit + 60.0 + poll + args.steady
         while not phase.exists():
             if child.poll() is not None or time.time() > limit:
                 raise RuntimeError("the triggerer process did not reach the end of its steady window")
             time.sleep(0.05)
-        _end_jobs(service.base_url, job_ids, picked, args.end_window, poll)
-        child.wait(timeout=args.end_window + n / 2000 + 3 * poll + 120.0)
+        sent: dict[str, float] = {}
+        if dataset_of is not None:
+            sent = _abort_dataset_jobs(service.base_url, job_ids, dataset_of, picked, args.end_window, poll)
+        else:
+            statuses = END_STATUSES.get(scenario.mode, ("COMPLETED",))
+            _end_jobs(service.base_url, job_ids, picked, args.end_window, poll, statuses)
+        child.wait(timeout=args.end_window + n / 2000 + 3 * poll + 120.0 + extra)
         if child.returncode != 0:
             raise RuntimeError(f"triggerer process exited {child.returncode}; see {workdir}")
         result = json.loads(out.read_text())
-        finished = _finished_at(service.db_path, [job_ids[i] for i in picked])
+        rows = _job_rows(service.db_path, scenario.mode, job_ids)
+        # Dataset jobs' finished_at is whole seconds (rounded down): the abort's send time is a
+        # closer lower bound of the true end when later.
+        finished = {job_id: max(at, sent.get(job_id, at)) for job_id, (at, _) in rows.items() if at is not None}
         scenario.latencies = [
             result["event_at"][job_id] - finished[job_id]
             for job_id in (job_ids[i] for i in picked)
             if job_id in finished and job_id in result["event_at"]
         ]
+        if scenario.mode != "http_sensor":
+            scenario.true_status = _true_status(scenario.mode, rows, result["event_outcome"])
         result.pop("event_at")
+        result.pop("event_outcome")
         scenario.result = result
     except Exception as err:
         tail = (workdir / f"{scenario.mode}-{n}.log").read_text(errors="replace").splitlines()[-15:]
@@ -424,7 +719,7 @@ def metrics(scenario: Scenario, poll: float) -> dict[str, float | None]:
         "lag_p99_ms": None if r["lag_p99"] is None else 1000 * r["lag_p99"],
         "req_per_s": r["requests"] / r["window_s"],
         "req_per_interval_per_100": r["requests"] / (r["window_s"] / poll) / (r["n"] / 100),
-        "new_conns_per_wait_poll": r["connections"] / wait_polls,
+        "new_conns_per_wait_poll": None if r["connections"] is None else r["connections"] / wait_polls,
         "new_conns": r["connections"],
         "detect_p50_ms": None if not lat else 1000 * statistics.median(lat),
         "detect_p99_ms": None if not lat else 1000 * (percentile(lat, 99) or 0.0),
@@ -450,14 +745,47 @@ def report(scenarios: list[Scenario], poll: float, max_poll: float | None = None
             continue
         m = table[(s.n, s.mode)] = metrics(s, poll)
         r = s.result
+        conns = "-" if m["new_conns"] is None else f"{m['new_conns']:.0f} ({_fmt(m['new_conns_per_wait_poll'], 2)})"
+        wrong = (
+            ""
+            if s.true_status is None or s.true_status == r["resolved"]
+            else f" ({r['resolved'] - s.true_status:,} wrong status)"
+        )
         lines.append(
             f"| {s.n:,} | {s.mode} | {r['window_s']:.0f} | {_fmt(m['cpu_ms_per_wait_poll'], 3)} | "
             f"{_fmt(m['cores'], 3)} | {_fmt(m['rss_mb_added'], 1)} | {_fmt(m['rss_kib_per_wait'], 1)} | "
             f"{_fmt(m['lag_p50_ms'], 1)} | {_fmt(m['lag_p99_ms'], 1)} | {_fmt(m['req_per_s'], 1)} | "
             f"{_fmt(m['req_per_interval_per_100'], 2)} | "
-            f"{m['new_conns']:.0f} ({_fmt(m['new_conns_per_wait_poll'], 2)}) | "
-            f"{_fmt(m['detect_p50_ms'], 0)} | {_fmt(m['detect_p99_ms'], 0)} | {r['resolved']:,}/{s.n:,} |"
+            f"{conns} | {_fmt(m['detect_p50_ms'], 0)} | {_fmt(m['detect_p99_ms'], 0)} | "
+            f"{r['resolved']:,}/{s.n:,}{wrong} |"
         )
+    real = [s for s in scenarios if s.mode in REAL_MODES and s.result is not None]
+    if real:
+        lines += [
+            "",
+            "Real profile: ramp = creating the triggers + every wait's first-contact read (rate-limited; "
+            "ramp requests: all the service saw, 429 answers included); "
+            "listings = the pollers' own count of history pages (history) or job-list pages (dataset_list) "
+            "in the steady window, per poll interval, against the expected one page per interval (history) "
+            f"or per {TENSORBAY_PAGE} waits of each dataset (dataset_list); true status = events whose "
+            "status is the job's in the service database",
+            "",
+            "| N | mode | ramp s | of which creating s | first contacts | ramp requests | listings/interval | "
+            "expected | other requests in window | true status |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for s in real:
+            assert s.result is not None
+            r = s.result
+            intervals = r["window_s"] / poll
+            other = r["requests"] - (r["listings"] or 0)
+            lines.append(
+                f"| {s.n:,} | {s.mode} | {r['ramp_s']:.1f} | {r['create_s']:.1f} | "
+                f"{r['first_contacted'] or 0:,}/{s.n:,} | "
+                f"{r['ramp_requests']:,} | {_fmt((r['listings'] or 0) / intervals, 2)} | "
+                f"{s.expected_listings if s.expected_listings is not None else '-'} | {other:,} | "
+                f"{s.true_status if s.true_status is not None else 0:,}/{s.n:,} |"
+            )
     lines += [
         "",
         "Ratios, peer / this project (higher is better for this project):",
@@ -474,7 +802,7 @@ def report(scenarios: list[Scenario], poll: float, max_poll: float | None = None
     for (n, peer), pm in sorted(table.items()):
         if peer not in PEERS:
             continue
-        for ours in ("batch", "watch"):
+        for ours in OURS:
             om = table.get((n, ours))
             if om is None:
                 continue
@@ -505,6 +833,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steady", type=float, default=20.0, help="steady-state window, seconds (default 20)")
     parser.add_argument("--end-window", type=float, default=10.0, help="sampled jobs end over this many seconds")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="skip scenarios that would start later")
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=None,
+        help="requests per second per key of the real-profile service (history, dataset_list); default: the "
+        "profile's own (200)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the raw figures here")
     return parser.parse_args(argv)
 
@@ -527,18 +862,37 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(modes) - set(MODES + EXTRA_MODES)
     if unknown:
         raise SystemExit(f"unknown modes {sorted(unknown)}; known: {', '.join(MODES + EXTRA_MODES)}")
+    if args.rate_limit is not None and not args.rate_limit > 0:
+        raise SystemExit("--rate-limit must be a positive number of requests per second")
     scenarios = [Scenario(m, n) for n in sizes for m in modes if m not in PEERS or n <= args.peer_max]
-    with (
-        tempfile.TemporaryDirectory(prefix="jobwait-bench-") as tmp,
-        ServiceProcess(api_key=API_KEY, test_controls=True, db_path=Path(tmp) / "jobs.sqlite") as service,
-    ):
+    from jobwait_reference_service.config import REAL_RATE_LIMITS
+
+    rate_limit = args.rate_limit if args.rate_limit is not None else REAL_RATE_LIMITS["real"]
+    with tempfile.TemporaryDirectory(prefix="jobwait-bench-") as tmp, contextlib.ExitStack() as stack:
+        services: dict[str, Any] = {}
+
+        def service_for(mode: str) -> Any:
+            """The ``ext`` service, or (``REAL_MODES``) the ``real`` one; each started on first use."""
+            profile = "real" if mode in REAL_MODES else "ext"
+            if profile not in services:
+                services[profile] = stack.enter_context(
+                    ServiceProcess(
+                        api_key=API_KEY,
+                        test_controls=True,
+                        db_path=Path(tmp) / f"jobs-{profile}.sqlite",
+                        profile=profile,
+                        rate_limit=rate_limit if profile == "real" else None,
+                    )
+                )
+            return services[profile]
+
         for scenario in scenarios:
             if time.monotonic() - began > args.max_seconds:
                 scenario.error = f"skipped: --max-seconds {args.max_seconds:g} reached"
                 continue
             elapsed = time.monotonic() - began
             print(f"[{elapsed:5.0f}s] {scenario.mode} N={scenario.n:,} ...", file=sys.stderr, flush=True)
-            run_scenario(service, scenario, args, Path(tmp))
+            run_scenario(service_for(scenario.mode), scenario, args, Path(tmp), rate_limit)
             if scenario.error:
                 print(f"    {scenario.error}", file=sys.stderr, flush=True)
         print(f"[{time.monotonic() - began:5.0f}s] done", file=sys.stderr, flush=True)
@@ -553,6 +907,8 @@ def main(argv: list[str] | None = None) -> int:
                 "result": s.result,
                 "error": s.error,
                 "latencies": s.latencies,
+                "true_status": s.true_status,
+                "expected_listings": s.expected_listings,
                 "metrics": metrics(s, args.poll) if s.result else None,
             }
             for s in scenarios
