@@ -240,7 +240,9 @@ def report(scores: dict[str, ModuleScore], stale: list[str], minutes: float) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--module", action="append", help="mutate only this module (repeatable)")
-    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    # The tests mostly wait (poll intervals, a service's answers over HTTP): a mutant's run uses a
+    # few percent of a core, so several per core keep the cores busy.
+    parser.add_argument("--max-children", type=int, default=4 * (os.cpu_count() or 2))
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "mutation", help="where the report goes")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy (to inspect mutants)")
     args = parser.parse_args(argv)

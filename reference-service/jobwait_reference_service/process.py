@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -9,10 +10,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -67,6 +69,22 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """On Linux, a ``preexec_fn`` that has the kernel end the service when the process that started
+    it dies (``PR_SET_PDEATHSIG``): a test process killed outright (``make mutation`` kills the
+    forked child of a mutant that hangs) leaves no service behind. Only from the main thread: the
+    signal follows the thread that started the child, and the main thread lives as long as the
+    process."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def set_death_signal() -> None:
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return set_death_signal
 
 
 class ServiceProcess:
@@ -160,7 +178,9 @@ class ServiceProcess:
             env["JOBWAIT_OAUTH_CLIENT_SECRET"] = self.oauth_client_secret
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed by it
         try:
-            self._proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self._proc = subprocess.Popen(
+                args, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent()
+            )
         finally:
             log.close()
         self._wait_ready()
