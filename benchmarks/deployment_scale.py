@@ -260,6 +260,7 @@ def run_scenario(deployment: Deployment, scenario: Scenario, args: argparse.Name
     log(f"{scenario.n} jobs submitted in {figures['submit_s']:.0f} s")
 
     usage_start = Usage.take(deployment)
+    figures["triggerer_rss_before"] = usage_start.rss.get("triggerer-1", 0)
     run_id = deployment.airflow.trigger(scenario.dag_id, {"ids_file": str(ids_file)})
     triggered = time.time()
     figures["run_id"] = run_id
@@ -274,6 +275,8 @@ def run_scenario(deployment: Deployment, scenario: Scenario, args: argparse.Name
         deferred = states.get("deferred", 0)
         usage = Usage.take(deployment)
         rss_peak = max(rss_peak, usage.rss.get("triggerer-1", 0))
+        if "expanded_s" not in figures and sum(states.values()) >= scenario.n:
+            figures["expanded_s"] = time.time() - triggered
         if "all_deferred_s" not in figures and deferred >= scenario.n:
             figures["all_deferred_s"] = time.time() - triggered
         if deferred >= scenario.n and assigned >= scenario.n:
@@ -288,6 +291,7 @@ def run_scenario(deployment: Deployment, scenario: Scenario, args: argparse.Name
             break
         time.sleep(TICK)
     figures["ramp_cores"] = cores_between(usage_start, usage)
+    figures["ramp_cpu_s"] = {name: usage.cpu[name] - usage_start.cpu.get(name, 0.0) for name in usage.cpu}
     figures["deferred_reached"] = deferred
     figures["assigned_reached"] = assigned
     log(f"ramp: {deferred} deferred, {assigned} held by the triggerer after {time.time() - triggered:.0f} s")
@@ -298,8 +302,10 @@ def run_scenario(deployment: Deployment, scenario: Scenario, args: argparse.Name
         log(f"steady window done: triggerer {figures['steady']['cores']['triggerer-1']:.2f} cores")
 
     # End the jobs (all of them, whatever happened) and wait for the run.
-    picked = sorted({int(i * len(ids) / min(len(ids), LATENCY_SAMPLE)) for i in range(min(len(ids), LATENCY_SAMPLE))})
+    size = min(len(ids), args.sample)
+    picked = sorted({int(i * len(ids) / size) for i in range(size)})
     window = args.end_window if scenario.stopped is None else 0.0
+    usage_end_start = Usage.take(deployment)
     start = time.time()
     for rank, index in enumerate(picked):
         time.sleep(max(0.0, start + window * rank / len(picked) - time.time()))
@@ -307,8 +313,6 @@ def run_scenario(deployment: Deployment, scenario: Scenario, args: argparse.Name
     chosen = set(picked)
     rest = [job_id for index, job_id in enumerate(ids) if index not in chosen]
     time.sleep(max(0.0, start + window + args.poll + 1.0 - time.time()))
-    bulk_at = time.time()
-    usage_end_start = Usage.take(deployment)
     jobs.finish(rest)
     log(f"ended {len(picked)} sampled jobs over {window:g} s, then {len(rest)} at once")
 
@@ -321,7 +325,9 @@ def run_scenario(deployment: Deployment, scenario: Scenario, args: argparse.Name
             scenario.stopped = f"the run did not finish in time: {err}"
         deployment.airflow.request("PATCH", f"/dags/{scenario.dag_id}/dagRuns/{run_id}", json={"state": "failed"})
     figures["state"] = state
-    figures["end_cores"] = cores_between(usage_end_start, Usage.take(deployment))
+    usage_end = Usage.take(deployment)
+    figures["end_cores"] = cores_between(usage_end_start, usage_end)
+    figures["end_cpu_s"] = {name: usage_end.cpu[name] - usage_end_start.cpu.get(name, 0.0) for name in usage_end.cpu}
     figures["wall_s"] = time.time() - began
 
     # Latencies: TI end_date (REST API) - job finished_at (service DB), by map index = position in ids.
@@ -338,7 +344,15 @@ def run_scenario(deployment: Deployment, scenario: Scenario, args: argparse.Name
     figures["latency_sample_s"] = sample
     figures["latency_bulk_p50_s"] = percentile(bulk, 50)
     figures["latency_bulk_p99_s"] = percentile(bulk, 99)
-    figures["drain_s"] = max((success_at[i] - bulk_at for i in success_at), default=None)
+    # From the last job's end to the last task's success.
+    figures["drain_s"] = max(success_at.values()) - max(ended.values()) if success_at and ended else None
+    plan = deployment.postgres.query(
+        "SELECT extract(epoch FROM end_date - start_date) FROM task_instance "
+        "WHERE dag_id = %s AND run_id = %s AND task_id = 'plan'",
+        scenario.dag_id,
+        run_id,
+    )
+    figures["plan_task_s"] = float(plan[0][0]) if plan and plan[0][0] is not None else None
     log(f"run {state}: {len(success_at)}/{scenario.n} waits succeeded")
 
 
@@ -406,13 +420,15 @@ def report(scenarios: list[Scenario], args: argparse.Namespace, statements: bool
     lines = [
         f"One triggerer, LocalExecutor with {PARALLELISM} worker slots, poll interval {args.poll:g} s, "
         f"steady window {args.steady:g} s; latency = task success (TI end_date) - job end (service finished_at); "
-        f"sample: up to {LATENCY_SAMPLE} jobs ended one by one over {args.end_window:g} s; "
+        f"sample: up to {args.sample} jobs ended one by one over {args.end_window:g} s; "
         "bulk: the rest ended at once.",
         "",
-        "| wait with | N | outcome | ramp (all deferred + held) | triggerer cores | triggerer RSS MB (peak) "
+        "| wait with | N | outcome | ramp (all deferred + held) | ramp CPU s (all) | triggerer cores "
+        "| triggerer RSS MB before / steady (peak) "
         "| all components cores | DB commits/s | DB statements/s (triggerer) | DB exec ms/s (triggerer) "
-        "| service req/s | latency p50 / p99 s (sample) | latency p50 / p99 s (bulk) | last success after bulk end |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| service req/s | latency p50 / p99 s (sample) | latency p50 / p99 s (bulk) "
+        "| last success after last job end |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in scenarios:
         f = s.figures
@@ -421,12 +437,16 @@ def report(scenarios: list[Scenario], args: argparse.Namespace, statements: bool
         if s.stopped:
             outcome += f"; stopped: {s.stopped}"
         ramp = _f(f.get("ramp_s"), 0) + " s" if "ramp_s" in f else f"{f.get('deferred_reached', 0):,} deferred"
+        ramp_cpu = _f(sum(f.get("ramp_cpu_s", {}).values()), 0)
         sample = f.get("latency_sample_s") or []
         if steady:
             cores = steady["cores"]
             db = steady["db_per_s"]
             trig_cores = _f(cores.get("triggerer-1"), 2)
-            rss = f"{steady['rss'].get('triggerer-1', 0) / 1e6:,.0f} ({steady['triggerer_rss_peak'] / 1e6:,.0f})"
+            rss = (
+                f"{f['triggerer_rss_before'] / 1e6:,.0f} / {steady['rss'].get('triggerer-1', 0) / 1e6:,.0f} "
+                f"({steady['triggerer_rss_peak'] / 1e6:,.0f})"
+            )
             all_cores = _f(sum(cores.values()), 2)
             commits = _f(db.get("xact_commit"))
             calls = _with_triggerer(db, "calls") if statements else "-"
@@ -435,7 +455,8 @@ def report(scenarios: list[Scenario], args: argparse.Namespace, statements: bool
         else:
             trig_cores = rss = all_cores = commits = calls = exec_ms = req = "-"
         lines.append(
-            f"| {LABELS[s.mode]} | {s.n:,} | {outcome} | {ramp} | {trig_cores} | {rss} | {all_cores} | {commits} | "
+            f"| {LABELS[s.mode]} | {s.n:,} | {outcome} | {ramp} | {ramp_cpu} | {trig_cores} | {rss} | {all_cores} | "
+            f"{commits} | "
             f"{calls} | {exec_ms} | {req} | {_f(percentile(sample, 50), 2)} / {_f(percentile(sample, 99), 2)} | "
             f"{_f(f.get('latency_bulk_p50_s'), 2)} / {_f(f.get('latency_bulk_p99_s'), 2)} | "
             f"{_f(f.get('drain_s'), 0)} s |"
@@ -459,6 +480,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--steady", type=float, default=60.0, help="steady window, seconds (default 60)")
     parser.add_argument("--end-window", type=float, default=20.0, help="sampled jobs end over this long (s)")
+    parser.add_argument(
+        "--sample", type=int, default=LATENCY_SAMPLE, help=f"jobs ended one by one (default {LATENCY_SAMPLE})"
+    )
     parser.add_argument("--timeout", type=float, default=2400.0, help="bound on each scenario, seconds (default 2400)")
     parser.add_argument(
         "--select-per-loop",
