@@ -1,7 +1,7 @@
 """A whole deployment at scale: N mapped deferred waits in one triggerer, end to end.
 
 Run: ``python -m benchmarks.deployment_scale`` (defaults: ``--tasks 5000`` ``JobSensor`` waits,
-``--http-tasks 500`` ``HttpSensor(deferrable=True)`` waits, poll 5 s). Not part of ``make test``.
+``--http-tasks 1000`` ``HttpSensor(deferrable=True)`` waits, poll 5 s). Not part of ``make test``.
 
 Starts the e2e harness (``tests/e2e/harness.py``: private PostgreSQL with ``pg_stat_statements``,
 the reference service, API server, dag-processor, scheduler with LocalExecutor and 2 worker slots)
@@ -141,6 +141,16 @@ def db_counters(deployment: Deployment, statements: bool) -> dict[str, float]:
             found[f"{prefix}_exec_ms"] = found.get(f"{prefix}_exec_ms", 0.0) + float(exec_ms)
             found[f"{prefix}_rows"] = found.get(f"{prefix}_rows", 0.0) + float(rows)
     return found
+
+
+def triggerer_statements(deployment: Deployment) -> dict[str, tuple[float, str]]:
+    """``pg_stat_statements`` of the triggerer's role: ``{queryid: (calls, query)}``."""
+    rows = deployment.postgres.query(
+        "SELECT s.queryid::text, s.calls, left(s.query, 160) FROM pg_stat_statements s "
+        "JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = %s",
+        TRIGGERER_ROLE,
+    )
+    return {str(qid): (float(calls), str(query)) for qid, calls, query in rows}
 
 
 def rates(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
@@ -367,6 +377,7 @@ def measure_steady(
     """The steady window: CPU, RSS, DB and service load while N waits poll and nothing changes."""
     stats_before = jobs.stats()
     db_before = db_counters(deployment, statements)
+    top_before = triggerer_statements(deployment) if statements else {}
     usage_before = Usage.take(deployment)
     end = time.time() + args.steady
     usage = usage_before
@@ -375,6 +386,7 @@ def measure_steady(
         usage = Usage.take(deployment)
         rss_peak = max(rss_peak, usage.rss.get("triggerer-1", 0))
     db_after = db_counters(deployment, statements)
+    top_after = triggerer_statements(deployment) if statements else {}
     stats_after = jobs.stats()
     seconds = usage.t - usage_before.t
     scenario.figures["steady"] = {
@@ -383,6 +395,13 @@ def measure_steady(
         "rss": usage.rss,
         "triggerer_rss_peak": rss_peak,
         "db_per_s": rates(db_before, db_after, seconds),
+        "triggerer_top_statements_per_s": sorted(
+            (
+                ((calls - top_before.get(qid, (0.0, ""))[0]) / seconds, query)
+                for qid, (calls, query) in top_after.items()
+            ),
+            reverse=True,
+        )[:10],
         "service_req_per_s": (stats_after["total_requests"] - stats_before["total_requests"]) / seconds,
         "service_routes": {
             route: count - stats_before["requests"].get(route, 0) for route, count in stats_after["requests"].items()
@@ -470,7 +489,7 @@ def report(scenarios: list[Scenario], args: argparse.Namespace, statements: bool
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.deployment_scale", description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", default="5000", help="comma-separated N of the JobSensor runs (default 5000)")
-    parser.add_argument("--http-tasks", type=int, default=500, help="N of the HttpSensor run (default 500)")
+    parser.add_argument("--http-tasks", type=int, default=1000, help="N of the HttpSensor run (default 1000)")
     parser.add_argument("--modes", default="jobsensor,httpsensor", help="comma-separated of jobsensor, httpsensor")
     parser.add_argument("--poll", type=float, default=5.0, help="poll interval of every wait, seconds (default 5)")
     parser.add_argument(

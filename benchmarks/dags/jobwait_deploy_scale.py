@@ -13,9 +13,10 @@ worker. Airflow 3.3 builds a mapped task's ``start_trigger_args`` from the class
 the scheduler does not expand them per map index), so ``JobSensor.partial(start_from_trigger=True)
 .expand(...)`` alone would run every wait on a worker; and ``partial()`` refuses
 ``start_trigger_args``. So a subclass carries, as a class attribute, the ``start_trigger_args``
-an unmapped ``JobSensor`` builds, with a job id the triggerer renders per map index from an XCom
-that ``plan`` pushes for each index (key ``job_<index>``): one small XCom read per wait,
-whatever N.
+an unmapped ``JobSensor`` builds, with a job id the triggerer renders per map index from the
+XCom that ``plan`` pushes for each chunk of 100 ids (key ``jobs_<index // 100>``): one XCom read
+of 100 ids per wait, whatever N (a read of the whole list would cost O(N) per wait, and a push
+per id costs ``plan`` tens of milliseconds each).
 
 ``jobwait_bench_httpsensor``: ``HttpSensor(deferrable=True)`` on the service's [ext]
 ``GET /api/jobs/{id}/done`` (404 until the job is terminal), mapped over the same kind of list. It
@@ -40,8 +41,12 @@ POLL = float(os.environ.get("JOBWAIT_BENCH_POLL", "5"))
 CONN = os.environ.get("JOBWAIT_BENCH_CONN", "modzy_default")
 TIMEOUT = float(os.environ.get("JOBWAIT_BENCH_TIMEOUT", str(4 * 3600)))
 HTTP_CONN_ID = "jobwait_http"
-#: Rendered by the triggerer for each mapped wait: the id ``plan`` pushed for its map index.
-JOB_ID_TEMPLATE = "{{ ti.xcom_pull(task_ids='plan', key='job_' ~ ti.map_index, map_indexes=-1) }}"
+#: ``plan`` pushes the ids in chunks of this many, one XCom each (key ``jobs_<chunk>``).
+CHUNK = 100
+#: Rendered by the triggerer for each mapped wait: its id, from the chunk of its map index.
+JOB_ID_TEMPLATE = (
+    "{{ ti.xcom_pull(task_ids='plan', key='jobs_' ~ (ti.map_index // CHUNK), map_indexes=-1)[ti.map_index % CHUNK] }}"
+).replace("CHUNK", str(CHUNK))
 
 
 class MappedTriggerJobSensor(JobSensor):
@@ -84,10 +89,10 @@ with _dag("jobwait_bench_jobsensor"):
 
     @task
     def plan(params: dict[str, Any] | None = None, ti: Any = None) -> list[str]:
-        """The job ids, and one XCom per map index (``job_<index>``) for the triggerer to render."""
+        """The job ids, and the same in chunks (``jobs_<chunk>``) for the triggerer to render."""
         ids = _read_ids(params)
-        for index, job_id in enumerate(ids):
-            ti.xcom_push(key=f"job_{index}", value=job_id)
+        for chunk in range(0, len(ids), CHUNK):
+            ti.xcom_push(key=f"jobs_{chunk // CHUNK}", value=ids[chunk : chunk + CHUNK])
         return ids
 
     MappedTriggerJobSensor.partial(
