@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -183,9 +183,13 @@ def postgres_bindir() -> Path:
 
 
 class Postgres:
-    """A private cluster in ``root``: trust auth for user ``airflow``, loopback TCP only."""
+    """A private cluster in ``root``: trust auth for user ``airflow``, loopback TCP only.
 
-    def __init__(self, root: Path, logs: Path, lifetime: float) -> None:
+    ``settings``: more server settings (``-c name=value``), e.g.
+    ``{"shared_preload_libraries": "pg_stat_statements"}``.
+    """
+
+    def __init__(self, root: Path, logs: Path, lifetime: float, settings: Mapping[str, str] | None = None) -> None:
         self.root = root
         self.data = root / "pgdata"
         self.port = free_port()
@@ -214,6 +218,7 @@ class Postgres:
                 "full_page_writes=off",
                 "-c",
                 "shared_buffers=128MB",
+                *(arg for name, value in (settings or {}).items() for arg in ("-c", f"{name}={value}")),
             ],
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C", "LC_ALL": "C"},
             log=logs / "postgres.log",
@@ -271,6 +276,18 @@ class Postgres:
         finally:
             conn.close()
         return True
+
+    def execute(self, sql: str) -> None:
+        """Run a statement that returns no rows (``CREATE ROLE``, ``CREATE EXTENSION``), autocommit."""
+        import psycopg2
+
+        conn = psycopg2.connect(host=HOST, port=self.port, user="airflow", dbname="airflow", connect_timeout=5)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.close()
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Read the metadata DB directly (for what the REST API does not expose, e.g. trigger rows)."""
@@ -450,13 +467,47 @@ class Airflow:
 
 
 class Deployment:
-    """The whole deployment; ``start()`` then ``stop()`` (or use it as a context manager)."""
+    """The whole deployment; ``start()`` then ``stop()`` (or use it as a context manager).
 
-    dag_ids = ("jobwait_e2e_fanout", "jobwait_e2e_fanout_poke", "jobwait_e2e_retry", "jobwait_e2e_start_from_trigger")
+    The keyword-only knobs are for the benchmarks; their defaults are what the e2e tests run.
 
-    def __init__(self, lifetime: float = DEFAULT_LIFETIME, keep: bool = False) -> None:
+    :param triggerers: How many triggerers to start (``triggerer-1``, ``triggerer-2``, ...).
+    :param env: More environment for every Airflow process, applied last (e.g.
+        ``AIRFLOW__TRIGGERER__CAPACITY``); also seen by the DAG files when they are parsed.
+    :param dag_folders: More DAG bundles, ``{bundle name: folder}``, besides the examples and e2e ones.
+    :param dag_ids: The DAGs to wait for (parsed, then unpaused) before ``start()`` returns.
+    :param postgres_settings: More PostgreSQL server settings (see ``Postgres``).
+    :param triggerer_db_role: Connect the triggerers to the metadata DB as this role (created, a
+        member of ``airflow``), so that ``pg_stat_statements`` tells their statements apart.
+    """
+
+    dag_ids: Sequence[str] = (
+        "jobwait_e2e_fanout",
+        "jobwait_e2e_fanout_poke",
+        "jobwait_e2e_retry",
+        "jobwait_e2e_start_from_trigger",
+    )
+
+    def __init__(
+        self,
+        lifetime: float = DEFAULT_LIFETIME,
+        keep: bool = False,
+        *,
+        triggerers: int = 2,
+        env: Mapping[str, str] | None = None,
+        dag_folders: Mapping[str, Path] | None = None,
+        dag_ids: Sequence[str] | None = None,
+        postgres_settings: Mapping[str, str] | None = None,
+        triggerer_db_role: str | None = None,
+    ) -> None:
         self.lifetime = lifetime
         self.keep = keep
+        self.triggerers = triggerers
+        self.extra_env = dict(env or {})
+        self.dag_folders = dict(dag_folders or {})
+        if dag_ids is not None:
+            self.dag_ids = tuple(dag_ids)
+        self.triggerer_db_role = triggerer_db_role
         self.root = Path(tempfile.mkdtemp(prefix="jobwait-e2e-"))
         os.chmod(self.root, 0o755)  # the postgres user must reach its data folder below
         self.logs = self.root / "logs"
@@ -464,7 +515,7 @@ class Deployment:
         self.home = self.root / "airflow"
         self.home.mkdir()
         self.started_at = time.monotonic()
-        self.postgres = Postgres(self.root / "pg", self.logs, lifetime)
+        self.postgres = Postgres(self.root / "pg", self.logs, lifetime, postgres_settings)
         self.service_port = free_port()
         self.api_port = free_port()
         self.password = secrets.token_urlsafe(16)
@@ -492,6 +543,14 @@ class Deployment:
                 "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
                 "kwargs": {"path": str(E2E_DAGS)},
             },
+            *(
+                {
+                    "name": name,
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {"path": str(folder)},
+                }
+                for name, folder in self.dag_folders.items()
+            ),
         ]
         if not hasattr(self, "_secrets"):
             self._secrets = {
@@ -572,6 +631,7 @@ class Deployment:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        env.update(self.extra_env)
         return env
 
     def _proc(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Proc:
@@ -629,12 +689,14 @@ class Deployment:
         if migrate.returncode != 0:
             log = tail(self.logs / "db-migrate.log")
             raise HarnessError(f"airflow db migrate failed ({migrate.returncode}):\n{log}")
+        if self.triggerer_db_role:
+            self.postgres.execute(f'CREATE ROLE "{self.triggerer_db_role}" LOGIN IN ROLE airflow')
         wait_for("the job service", lambda: requests.get(f"{self.service.base_url}/healthz", timeout=2).ok, 30)
         self._proc("api-server", [*airflow, "api-server", "--host", HOST, "--port", str(self.api_port), "-w", "1"])
         self._proc("dag-processor", [*airflow, "dag-processor"])
         self._proc("scheduler", [*airflow, "scheduler", "--skip-serve-logs"])
-        self.start_triggerer("triggerer-1")
-        self.start_triggerer("triggerer-2")
+        for number in range(1, self.triggerers + 1):
+            self.start_triggerer(f"triggerer-{number}")
         wait_for("the API server", self._api_ready, 120)
         for dag_id in self.dag_ids:
             self.airflow.wait_dag(dag_id, timeout=180, check=self.check_alive)
@@ -662,7 +724,12 @@ class Deployment:
     def start_triggerer(self, name: str) -> None:
         """Start a triggerer and learn its TriggererJob id (the ``trigger.triggerer_id`` it writes)."""
         known = {row[0] for row in self._triggerer_jobs()}
-        self._proc(name, [sys.executable, "-m", "airflow", "triggerer", "--skip-serve-logs"])
+        env = self.airflow_env()
+        if self.triggerer_db_role:
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = self.postgres.url.replace(
+                "//airflow@", f"//{self.triggerer_db_role}@", 1
+            )
+        self._proc(name, [sys.executable, "-m", "airflow", "triggerer", "--skip-serve-logs"], env)
 
         def new_job() -> int | None:
             self.procs[name].check_alive()
@@ -680,8 +747,13 @@ class Deployment:
             proc.check_alive()
 
     def stop(self) -> None:
-        order = ["scheduler", "triggerer-1", "triggerer-2", "dag-processor", "api-server", "service", "postgres"]
-        for name in sorted(self.procs, key=lambda n: order.index(n) if n in order else -1):
+        order = ["scheduler", "triggerer", "dag-processor", "api-server", "service", "postgres"]
+
+        def rank(name: str) -> int:
+            kind = "triggerer" if name.startswith("triggerer-") else name
+            return order.index(kind) if kind in order else -1
+
+        for name in sorted(self.procs, key=rank):
             self.procs[name].stop()
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
