@@ -11,7 +11,7 @@ from sqlalchemy import select
 from airflow_jobwait.client import inference as api
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.models import JobStatus
-from tests._compat import DagBag
+from tests._compat import AIRFLOW_V_3_3_PLUS, DagBag
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,3 +107,15 @@ def test_mapped_submit_and_wait(behaviour_dags: dict[str, DAG]) -> None:
         *[("submit", i, "success") for i in range(3)],
         *[("wait", i, "success") for i in range(3)],
     ]
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="before 3.3 start_from_trigger is ignored")
+@pytest.mark.usefixtures("airflow_db", "jobwait_conn")
+def test_a_mapped_start_from_trigger_wait_that_reaches_a_worker_says_so(
+    behaviour_dags: dict[str, DAG], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dag_run = behaviour_dags["jobwait_test_mapped_start_from_trigger"].test()
+    states = sorted((ti.task_id, ti.map_index, str(ti.state)) for ti in dag_run.get_task_instances())
+    # The wait still works, from a worker.
+    assert states == [("submit", 0, "success"), ("wait", 0, "success")]
+    assert "runs on a worker although start_from_trigger=True" in capsys.readouterr().out

@@ -104,6 +104,18 @@ class JobSensor(JobWaitMixin, BaseSensorOperator):
             )
 
     def execute(self, context: Context) -> Any:
+        if getattr(self, "start_from_trigger", False) and getattr(self, "start_trigger_args", None) is not None:
+            # A start_from_trigger task never reaches a worker; one that does was not started from
+            # the triggerer. Airflow <= 3.3.2 does that to mapped tasks: a mapped operator takes
+            # start_trigger_args only from partial() (which refuses them) or the class, never from
+            # __init__ where this sensor builds them. The wait still works, on a worker then deferred.
+            self.log.warning(
+                "task %s runs on a worker although start_from_trigger=True: Airflow did not start it "
+                "from the triggerer (mapped tasks, .expand(), never are up to Airflow 3.3.2); it "
+                "waits the usual way, deferring from here. See docs/deployment-scale.md for a "
+                "subclass that starts mapped waits in the triggerer.",
+                self.task_id,
+            )
         self.push_link(context, self.job_id)
         if not self.deferrable:
             return super().execute(context)

@@ -115,6 +115,16 @@ with dag("jobwait_test_mapped"):
 
     collect(mapped_wait.output)
 
+# Mapped and start_from_trigger: Airflow <= 3.3.2 starts mapped tasks on a worker all the same.
+with dag("jobwait_test_mapped_start_from_trigger"):
+    JobSensor.partial(task_id="wait", poll_interval=0.3, timeout=60, start_from_trigger=True).expand(
+        job_id=SubmitJobOperator.partial(
+            task_id="submit", model_id="wordcount", extra_body={"test": {"duration_s": 1.0}}
+        )
+        .expand(inputs=[{"a": {"input.txt": "one"}}])
+        .output
+    )
+
 
 # A job that fails on every try: each retry replaces the failed job with a new one.
 with dag("jobwait_test_failed_job_is_resubmitted", retries=1):
