@@ -145,9 +145,10 @@ def write_config(workdir: Path, modules: list[str], tests: list[str]) -> None:
         # The e2e and soak suites are not selected; -p no:cacheprovider keeps the copy clean.
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
         'also_copy = ["reference-service", "dags_examples"]\n'
-        # A mutant that hangs (a wait that never ends) is cut at 3x its tests' own time plus 10 s
-        # rather than mutmut's 15x: the HTTP tests take seconds each, 15x made one hang cost minutes.
-        "timeout_multiplier = 3.0\n"
+        # A mutant that hangs (a wait that never ends) is cut at 4x (its tests' own time + 10 s),
+        # wall-clock, rather than mutmut's 15x: the HTTP tests take seconds each, 15x made one hang
+        # cost minutes. Timeouts are re-run with fewer at once (recheck_timeouts).
+        "timeout_multiplier = 4.0\n"
         "timeout_constant = 10.0\n"
     )
     with (workdir / "pyproject.toml").open("a", encoding="utf-8") as out:
@@ -161,6 +162,20 @@ def mutmut(workdir: Path, *args: str, capture: bool = False) -> str:
         [sys.executable, "-m", "mutmut", *args], cwd=workdir, check=True, text=True, capture_output=capture
     )
     return done.stdout if capture else ""
+
+
+def recheck_timeouts(workdir: Path, modules: list[str]) -> None:
+    """Run the mutants that timed out again, one per core: mutmut's timeout is wall-clock, so a
+    mutant whose tests only lacked CPU among the others would count as caught. The second verdict
+    stands (a mutant that hangs times out again)."""
+    timed_out = [
+        match["name"]
+        for row in mutmut(workdir, "results", "--all", "true", capture=True).splitlines()
+        if (match := _RESULT_LINE.match(row)) and match["status"] == "timeout" and module_of(match["name"]) in modules
+    ]
+    if timed_out:
+        print(f"re-running the {len(timed_out)} mutants that timed out, {os.cpu_count() or 2} at once", flush=True)
+        mutmut(workdir, "run", "--max-children", str(os.cpu_count() or 2), *timed_out)
 
 
 def load_equivalents() -> dict[str, dict[str, str]]:
@@ -240,9 +255,10 @@ def report(scores: dict[str, ModuleScore], stale: list[str], minutes: float) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--module", action="append", help="mutate only this module (repeatable)")
-    # The tests mostly wait (poll intervals, a service's answers over HTTP): a mutant's run uses a
-    # few percent of a core, so several per core keep the cores busy.
-    parser.add_argument("--max-children", type=int, default=4 * (os.cpu_count() or 2))
+    # Many tests mostly wait (poll intervals, a service's answers over HTTP), so two mutants per
+    # core keep the cores busy; more made mutants time out for want of CPU (mutmut's timeout is
+    # wall-clock), which the re-run below then has to undo.
+    parser.add_argument("--max-children", type=int, default=2 * (os.cpu_count() or 2))
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "mutation", help="where the report goes")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy (to inspect mutants)")
     args = parser.parse_args(argv)
@@ -259,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         copy_tracked_files(workdir)
         write_config(workdir, modules, tests)
         mutmut(workdir, "run", "--max-children", str(args.max_children))
+        recheck_timeouts(workdir, modules)
         scores, stale = score(workdir, modules)
         text, ok = report(scores, stale, (time.monotonic() - began) / 60)
     finally:
