@@ -63,6 +63,7 @@ GROUPS: tuple[Group, ...] = (
             "tests/test_job_trigger.py",
             "tests/test_wait_outcomes.py",
             "tests/test_socket_faults.py",
+            "tests/test_wait_deadlines.py",
         ),
     ),
     Group(
@@ -162,6 +163,21 @@ def mutmut(workdir: Path, *args: str, capture: bool = False) -> str:
         [sys.executable, "-m", "mutmut", *args], cwd=workdir, check=True, text=True, capture_output=capture
     )
     return done.stdout if capture else ""
+
+
+def migrated_template(workdir: Path) -> Path:
+    """One migrated SQLite metadata DB that every mutant's test session copies
+    (``tests/conftest.py`` ``airflow_db``) instead of running ``airflow db migrate`` itself."""
+    home = workdir / ".airflow-db-template"
+    home.mkdir()
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+    }
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, env=env, capture_output=True)
+    return home / "airflow.db"
 
 
 def recheck_timeouts(workdir: Path, modules: list[str]) -> None:
@@ -274,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         copy_tracked_files(workdir)
         write_config(workdir, modules, tests)
+        os.environ["JOBWAIT_TEST_AIRFLOW_DB_TEMPLATE"] = str(migrated_template(workdir))
         mutmut(workdir, "run", "--max-children", str(args.max_children))
         recheck_timeouts(workdir, modules)
         scores, stale = score(workdir, modules)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,9 +56,17 @@ def service() -> Iterator[ServiceProcess]:
         yield proc
 
 
+#: A metadata DB already migrated by the same Airflow (``make mutation`` migrates one for the
+#: thousands of short sessions it runs; ``airflow db migrate`` costs seconds of CPU each time).
+_DB_TEMPLATE = os.environ.get("JOBWAIT_TEST_AIRFLOW_DB_TEMPLATE")
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
-    """Migrate the session's SQLite metadata DB once."""
+    """Migrate the session's SQLite metadata DB once (or copy the migrated template)."""
+    if _DB_TEMPLATE:
+        shutil.copyfile(_DB_TEMPLATE, _AIRFLOW_HOME / "airflow.db")
+        return _AIRFLOW_HOME
     done = subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True, env=os.environ.copy()
     )

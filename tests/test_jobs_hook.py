@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import UTC, datetime
 
 import pytest
 from jobwait_reference_service.faults_client import FaultControl
 from jobwait_reference_service.process import ServiceProcess
 
+from airflow_jobwait.client import inference as api
 from airflow_jobwait.exceptions import Conflict, InvalidResponse, NotFound, Unauthorized
 from airflow_jobwait.hooks import JobsHook
+from airflow_jobwait.hooks.base import JobWaitHook
 from airflow_jobwait.models import JobInput, JobStatus, ModelRef, SubmitJobRequest
 from tests.conftest import CONN_ID, connection_json
 
@@ -156,3 +160,33 @@ def test_blocking_wait_survives_transient_faults_and_stops_on_permanent_ones(
         outcome = hook.wait_for_job(slow.job_identifier, poll_interval=0.2, timeout=60)
     assert outcome.kind == "error" and "403" in outcome.message
     hook.cancel_job(slow.job_identifier)
+
+
+async def test_async_results_and_cancel(hook: JobsHook) -> None:
+    """``aget_results`` and ``acancel_job``: the triggerer's side of the same calls (Modzy §1)."""
+    done = await asyncio.to_thread(hook.submit_job, request("wordcount", {"a": {"input.txt": "one two"}}))
+    outcome = await asyncio.to_thread(hook.wait_for_job, done.job_identifier, 0.2, 30)
+    assert outcome.status is JobStatus.COMPLETED
+    results = await hook.aget_results(done.job_identifier)
+    assert results.finished and results.get_source_outputs("a")["results.json"] == {"words": 2}
+    running = await asyncio.to_thread(hook.submit_job, request(duration_s=30))
+    canceled = await hook.acancel_job(running.job_identifier)
+    assert canceled.job_identifier == running.job_identifier and canceled.status is JobStatus.CANCELED
+    with pytest.raises(Conflict):
+        await hook.acancel_job(running.job_identifier)
+
+
+async def test_acall_dated_gives_the_services_date(hook: JobsHook) -> None:
+    """The answer and the service's ``Date`` (RFC 9110 §6.6.1, whole seconds) of one response."""
+    submitted = await asyncio.to_thread(hook.submit_job, request())
+    before = datetime.now(UTC).replace(microsecond=0)
+    job, date = await hook.acall_dated(api.get_job(submitted.job_identifier))
+    after = datetime.now(UTC)
+    assert job.status in (JobStatus.SUBMITTED, JobStatus.IN_PROGRESS, JobStatus.COMPLETED)
+    assert date is not None and date.tzinfo is not None
+    assert before <= date <= after
+
+
+def test_a_hook_without_a_connection_check_says_so(hook: JobsHook) -> None:
+    with pytest.raises(NotImplementedError, match="JobWaitHook has no connection check"):
+        JobWaitHook.check_connection(JobWaitHook.__new__(JobWaitHook))
