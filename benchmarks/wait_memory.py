@@ -23,6 +23,7 @@ import asyncio
 import collections
 import gc
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,11 @@ def _short(frame: tracemalloc.Frame) -> str:
     return f"{'/'.join(parts[-2:])}:{frame.lineno}"
 
 
+def spec_depth() -> int:
+    """Frames shown per allocation site (``WAIT_MEMORY_DEPTH``, default 6)."""
+    return int(os.environ.get("WAIT_MEMORY_DEPTH", "6"))
+
+
 def analyse(snapshot: tracemalloc.Snapshot, n: int, top: int) -> str:
     """The report of one snapshot over ``n`` waits."""
     snapshot = snapshot.filter_traces(
@@ -88,7 +94,7 @@ def analyse(snapshot: tracemalloc.Snapshot, n: int, top: int) -> str:
     lines += ["", f"top {top} allocation sites:"]
     for stat in stats[:top]:
         frames = list(reversed(stat.traceback))
-        trail = " <- ".join(_short(f) for f in frames[:6])
+        trail = " <- ".join(_short(f) for f in frames[: spec_depth()])
         lines.append(f"  {stat.size / 1024 / n:7.3f} KiB/wait  {stat.count / n:6.2f} blocks/wait  {trail}")
     return "\n".join(lines)
 
