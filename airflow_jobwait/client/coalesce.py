@@ -213,6 +213,10 @@ class _LoopState:
 
 _states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
 
+# The context of callbacks that read no context variable (the loop runs one callback at a time,
+# so one context serves them all).
+_NO_CONTEXT = contextvars.Context()
+
 
 def _detached_context() -> contextvars.Context:
     """The running context without structlog's bound variables, for the poller's task.
@@ -299,8 +303,9 @@ async def _wait_in(
                 ticker.due = aio.time() + ticker.interval
                 ticker.tick()
             registration.wake = aio.create_future()
-            # The tick's timer rouses the wait as a notice would.
-            timer = None if ticker is None else aio.call_at(ticker.due, registration.rouse)
+            # The tick's timer rouses the wait as a notice would. It needs no context variables:
+            # a shared empty context spares each timer a copy of this one.
+            timer = None if ticker is None else aio.call_at(ticker.due, registration.rouse, context=_NO_CONTEXT)
             try:
                 await registration.wake
             finally:
