@@ -49,6 +49,7 @@ from airflow_jobwait.client.coalesce import (
     PROBE_TTL,
     BatchMissing,
     NoticeCallback,
+    Ticker,
     _Capabilities,
     _loop_state,
     _PollerKey,
@@ -94,11 +95,14 @@ async def wait_dataset_coalesced(
     wait_loop: WaitLoop,
     mode: str = "auto",
     on_notice: NoticeCallback | None = None,
+    ticker: Ticker | None = None,
 ) -> WaitOutcome | None:
     """Wait for a dataset job through the loop's shared list poller for its dataset and job type.
 
     :param mode: The connection's ``status_mode``: ``auto`` and ``history`` use the job list; any
         other answers ``None`` at once.
+    :param on_notice: As ``wait_coalesced``'s.
+    :param ticker: As ``wait_coalesced``'s.
     :return: How the wait ended, or ``None`` when it must poll its job alone (same ``wait_loop``).
     """
     if mode not in MODES:
@@ -106,7 +110,7 @@ async def wait_dataset_coalesced(
     poller = DatasetListPoller.for_group(conn_id, config, wait_loop.poll_interval, dataset_id, job_type)
     if poller is None:
         return None
-    return await _wait_in(poller, job_id, wait_loop, on_notice)
+    return await _wait_in(poller, job_id, wait_loop, on_notice, ticker)
 
 
 class DatasetListPoller(HistoryPoller):

@@ -50,7 +50,8 @@ class AuthScheme:
         return {self.header: f"{self.prefix}{api_key}"} if api_key else {}
 
 
-@dataclass(frozen=True)
+# Slots: a wait polling alone keeps its status request (and its Call) for its whole life.
+@dataclass(frozen=True, slots=True)
 class HttpRequest:
     """One HTTP request, without the credential (the transport adds it from its config).
 
@@ -85,7 +86,8 @@ class HttpResponse:
         return self.headers.get(name.lower())
 
 
-@dataclass(frozen=True)
+# Slots: a wait polling alone keeps its status Call, and the Calls it wraps, for its whole life.
+@dataclass(frozen=True, slots=True)
 class Call(Generic[T]):
     """A request and the function that turns its response into a value (or raises)."""
 

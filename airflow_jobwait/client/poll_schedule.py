@@ -71,7 +71,8 @@ def check_started(started: float | None) -> float | None:
     return float(started)
 
 
-@dataclass
+# Slots: one per wait (in its WaitLoop), 10,000 at a time in a triggerer.
+@dataclass(slots=True)
 class PollSchedule:
     """The delay before each poll of one job.
 

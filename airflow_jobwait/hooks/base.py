@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -42,6 +43,19 @@ T = TypeVar("T")
 #: A create whose answer was lost is adopted only if no other one like it was made this long before
 #: it (or since): under concurrent creates of the same kind, a lookup cannot tell them apart.
 LOOKUP_QUIET = timedelta(seconds=120)
+
+
+_S = TypeVar("_S")
+# Equal settings read by many waits of one connection, shared: a wait keeps its connection's
+# settings for its whole life (for a fallback to polling alone), and 10,000 copies of the same
+# frozen values would cost ~0.3 KiB a wait. Weak: nothing outlives its last wait.
+_SHARED: weakref.WeakValueDictionary[Any, Any] = weakref.WeakValueDictionary()
+
+
+def _shared(value: _S) -> _S:
+    """The one object equal to ``value`` that is in use (``value`` itself if none): frozen values only."""
+    shared: _S = _SHARED.setdefault(value, value)
+    return shared
 
 
 class JobWaitHook(BaseHook):
@@ -118,7 +132,8 @@ class JobWaitHook(BaseHook):
         """Client settings and status-polling extras of the connection, in one non-blocking read."""
         conn = await get_async_connection(self.jobwait_conn_id, self)
         extra = await get_async_extra_dejson(conn)
-        return client_config(self.connection_type, self._fields(conn, extra)), status_polling(conn.conn_id, extra)
+        config = client_config(self.connection_type, self._fields(conn, extra))
+        return _shared(config), _shared(status_polling(conn.conn_id, extra))
 
     @cached_property
     def client(self) -> SyncClient:

@@ -36,7 +36,8 @@ class JobStatus(str, Enum):
 _TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.TIMEDOUT, JobStatus.CANCELED, JobStatus.FAILED})
 
 
-@dataclass(frozen=True)
+# Slots: the pollers keep one per waited job (the last status known, the last told), 10,000 at a time.
+@dataclass(frozen=True, slots=True)
 class JobState:
     """A job's status in the common vocabulary, with what the kind adds.
 

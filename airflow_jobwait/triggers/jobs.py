@@ -7,7 +7,7 @@ import inspect
 import math
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
@@ -16,7 +16,7 @@ from airflow.utils.state import TaskInstanceState
 from asgiref.sync import sync_to_async
 
 from airflow_jobwait.client.async_transport import AsyncClient
-from airflow_jobwait.client.coalesce import BatchMissing, Notice, NoticeCallback, PollFailed, wait_coalesced
+from airflow_jobwait.client.coalesce import BatchMissing, Notice, PollFailed, wait_coalesced
 from airflow_jobwait.client.coalesce_datasets import wait_dataset_coalesced
 from airflow_jobwait.client.http import Call
 from airflow_jobwait.client.job_kinds import (
@@ -44,12 +44,60 @@ STATE_TIMEOUT = 20.0  # the triggerer's first state request can take seconds (it
 _KILLS: set[asyncio.Future[None]] = set()
 
 
-@dataclass
-class _Progress:
-    """What a coalesced wait's progress lines tell: when it started, the last status learned."""
+class _CoalescedWait:
+    """A coalesced wait's side of its shared poller: what it does with each notice (``__call__``,
+    a ``NoticeCallback``) and its progress lines (``tick``, a ``Ticker``), both run by the wait's
+    own coroutine, so every line goes to its task log.
 
-    started: float
-    state: JobState | None = None
+    One small object per wait (slots), where a closure with its cells, a progress record and a
+    reporter task of its own cost ~2 KiB a wait.
+
+    :param started: When the wait started (``time.monotonic()``), for the progress lines.
+    :param mode: The connection's ``status_mode`` (which fallback a missing endpoint leads to).
+    """
+
+    __slots__ = ("due", "interval", "loop", "mode", "started", "state", "trigger")
+
+    def __init__(self, trigger: JobTrigger, loop: WaitLoop, mode: str, started: float) -> None:
+        self.trigger = trigger
+        self.loop = loop
+        self.mode = mode
+        self.started = started
+        #: The last status learned, for the progress lines.
+        self.state: JobState | None = None
+        # Lines come from a clock of their own: the shared poller tells of a status only when it
+        # learns one, which a held watch does once per long-poll (~24 s at the default timeout),
+        # whatever the progress_interval.
+        self.interval = trigger.progress_interval
+        self.due = asyncio.get_running_loop().time() + self.interval
+
+    def __call__(self, notice: Notice) -> None:
+        trigger = self.trigger
+        if isinstance(notice, JobState):
+            self.state = notice  # for the progress lines
+            trigger._log_status_note(self.loop, notice)
+        elif isinstance(notice, Retry):
+            trigger._log_retry(notice)
+        elif isinstance(notice, PollFailed):
+            trigger._log_poll_failure(notice.error)
+        elif isinstance(notice, BatchMissing):
+            # In auto mode a service without batch status is tried through its job history next.
+            then = "asking the job history" if self.mode == "auto" and notice.endpoint == "batch status" else "alone"
+            trigger.log.info(
+                "connection %r has no %s endpoint (%s): polling job %s %s",
+                trigger.conn_id,
+                notice.endpoint,
+                notice.error,
+                trigger.job_id,
+                then,
+            )
+
+    def tick(self) -> None:
+        """One line per ``progress_interval`` from the last status the poller learned. No request
+        of its own: at 10,000 waits one extra request per wait per interval would outnumber the
+        coalesced polls many times over."""
+        if self.state is not None:
+            self.trigger.log.info("%s", self.trigger.progress_line(self.state, time.monotonic() - self.started))
 
 
 def _is_template(value: object) -> bool:
@@ -130,6 +178,13 @@ class JobTrigger(BaseTrigger):
         if started is None and self.max_poll_interval is not None:
             started = time.time()
         self.started = started
+        # Set by the triggerer on every trigger it creates, right after this; named here so every
+        # instance has them in its class's shared attribute table. Added later to an instance made
+        # after others of its class (the triggerer_scale benchmark makes N to serialize them
+        # first), each new name turns the instance's attributes into a dict of its own: ~0.6 KiB
+        # more per trigger (CPython's split-table dicts).
+        self.triggerer_job_id: int | None = None
+        self.timeout_after: datetime | None = None
 
     @property
     def hook(self) -> JobWaitHook:
@@ -195,32 +250,24 @@ class JobTrigger(BaseTrigger):
         started = time.monotonic()
         config, polling = await self.hook.asettings()
         if self.job_kind in ("inference", "dataset") and polling.mode != "per_job":
-            progress = _Progress(started)
-            # Lines come from a clock of their own: the shared poller tells of a status only when
-            # it learns one, which a held watch does once per long-poll (~24 s at the default
-            # timeout), whatever the progress_interval. A child task of this trigger's, so its
-            # lines go to this wait's task log.
-            reporter = asyncio.create_task(self._report_progress(progress), name=f"jobwait-progress-{self.job_id}")
-            on_notice = self._on_notice(loop, progress, polling.mode)
-            try:
-                if self.job_kind == "dataset":
-                    # One job list per dataset and job type (client/coalesce_datasets.py).
-                    outcome = await wait_dataset_coalesced(
-                        self.conn_id,
-                        config,
-                        self.job_ref["dataset_id"],
-                        self.job_ref["job_type"],
-                        self.job_id,
-                        loop,
-                        polling.mode,
-                        on_notice,
-                    )
-                else:
-                    outcome = await wait_coalesced(
-                        self.conn_id, config, self.job_id, loop, polling.mode, polling.batch_size, on_notice
-                    )
-            finally:
-                reporter.cancel()
+            side = _CoalescedWait(self, loop, polling.mode, started)
+            if self.job_kind == "dataset":
+                # One job list per dataset and job type (client/coalesce_datasets.py).
+                outcome = await wait_dataset_coalesced(
+                    self.conn_id,
+                    config,
+                    self.job_ref["dataset_id"],
+                    self.job_ref["job_type"],
+                    self.job_id,
+                    loop,
+                    polling.mode,
+                    side,
+                    side,
+                )
+            else:
+                outcome = await wait_coalesced(
+                    self.conn_id, config, self.job_id, loop, polling.mode, polling.batch_size, side, side
+                )
             if outcome is not None:
                 return outcome
             # The service has no batch status endpoint: carry on alone, same deadline and budget.
@@ -255,33 +302,6 @@ class JobTrigger(BaseTrigger):
                 return step
             await asyncio.sleep(step)
 
-    def _on_notice(self, loop: WaitLoop, progress: _Progress, mode: str = "auto") -> NoticeCallback:
-        """What this wait does with what the shared poller learned for it. ``wait_coalesced``
-        calls it from this trigger's coroutine, so every line goes to this wait's task log: the
-        same lines as when the job is polled alone (``_poll_alone``)."""
-
-        def on_notice(notice: Notice) -> None:
-            if isinstance(notice, JobState):
-                progress.state = notice  # for the progress lines
-                self._log_status_note(loop, notice)
-            elif isinstance(notice, Retry):
-                self._log_retry(notice)
-            elif isinstance(notice, PollFailed):
-                self._log_poll_failure(notice.error)
-            elif isinstance(notice, BatchMissing):
-                # In auto mode a service without batch status is tried through its job history next.
-                then = "asking the job history" if mode == "auto" and notice.endpoint == "batch status" else "alone"
-                self.log.info(
-                    "connection %r has no %s endpoint (%s): polling job %s %s",
-                    self.conn_id,
-                    notice.endpoint,
-                    notice.error,
-                    self.job_id,
-                    then,
-                )
-
-        return on_notice
-
     def _log_status_note(self, loop: WaitLoop, state: JobState) -> None:
         """A native status beyond our contract: say how it was read, once as it appears."""
         if text := loop.note_once(state):
@@ -294,15 +314,6 @@ class JobTrigger(BaseTrigger):
     def _log_poll_failure(self, error: JobWaitError) -> None:
         """A poll of this job failed after its retries (counted against the wait's error budget)."""
         self.log.warning("poll of job %s failed: %s", self.job_id, error)
-
-    async def _report_progress(self, progress: _Progress) -> None:
-        """One line per ``progress_interval`` from the last status the poller learned. No request
-        of its own: at 10,000 waits one extra request per wait per interval would outnumber the
-        coalesced polls many times over."""
-        while True:
-            await asyncio.sleep(self.progress_interval)
-            if progress.state is not None:
-                self.log.info("%s", self.progress_line(progress.state, time.monotonic() - progress.started))
 
     def progress_line(self, state: JobState, elapsed: float, inputs: str | None = None) -> str:
         """``inference job X is IN_PROGRESS after 24s (40% done; 2 completed, 0 failed of 4 inputs)``.
