@@ -53,8 +53,12 @@ _SHARED: weakref.WeakValueDictionary[Any, Any] = weakref.WeakValueDictionary()
 
 
 def _shared(value: _S) -> _S:
-    """The one object equal to ``value`` that is in use (``value`` itself if none): frozen values only."""
-    shared: _S = _SHARED.setdefault(value, value)
+    """The one object equal to ``value`` that is in use (``value`` itself if none): frozen
+    dataclasses only. Keyed by the field values, not the object: a key is held strongly, so the
+    object as its own key would never be let go."""
+    assert dataclasses.is_dataclass(value) and not isinstance(value, type)
+    key = (type(value), *(getattr(value, f.name) for f in dataclasses.fields(value)))
+    shared: _S = _SHARED.setdefault(key, value)
     return shared
 
 
