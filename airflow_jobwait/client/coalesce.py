@@ -512,9 +512,14 @@ class StatusPoller:
             )
         self.capabilities.batch = False
         self.capabilities.batch_missing_since = time.monotonic()
+        self._hand_back(BatchMissing(error))
+
+    def _hand_back(self, missing: BatchMissing) -> None:
+        """The endpoint this poller relies on is missing: every wait goes back (``None``) to poll
+        its job alone, told why."""
         for waits in list(self._waits.values()):
             for registration in list(waits):
-                registration.tell(BatchMissing(error))
+                registration.tell(missing)
                 self._resolve(registration, None)
 
     # ---- the poller task ------------------------------------------------------------------

@@ -145,21 +145,10 @@ class DatasetListPoller(HistoryPoller):
         assert isinstance(poller, DatasetListPoller)
         return poller
 
-    async def _round(self, ids: Sequence[str], full_round: bool) -> None:
-        """First reads for new jobs; on a full round, one listing, then the lone reads."""
-        first = [job_id for job_id in ids if job_id not in self._submitted and job_id not in self._alone]
-        await self._read_all(first)
-        if not full_round:
-            return
-        just_read = set(first)
-        windowed = [job_id for job_id in self.windowed if job_id not in just_read]
-        recheck: list[str] = []
-        if windowed:
-            listed = await self._list(windowed)
-            if listed is not None:
-                recheck = self._take_listing(windowed, *listed)
-        alone = [job_id for job_id in ids if job_id in self._alone and job_id not in just_read]
-        await self._read_all([*alone, *recheck])
+    async def _listing(self, windowed: Sequence[str]) -> list[str]:
+        """One listing of the group (paged), applied; answers the jobs it could not tell about."""
+        listed = await self._list(windowed)
+        return [] if listed is None else self._take_listing(windowed, *listed)
 
     def _take_listing(self, windowed: Sequence[str], entries: dict[str, DatasetJob], boundary: int | None) -> list[str]:
         """Apply a round's listing; answer the windowed jobs to read alone this round.
@@ -264,7 +253,4 @@ class DatasetListPoller(HistoryPoller):
         if not (isinstance(error, ApiError) and getattr(error, "code", None) == "ResourceNotExist"):
             self.capabilities.dataset_list = False
             self.capabilities.dataset_list_missing_since = time.monotonic()
-        for waits in list(self._waits.values()):
-            for registration in list(waits):
-                registration.tell(BatchMissing(error, endpoint="job list"))
-                self._resolve(registration, None)
+        self._hand_back(BatchMissing(error, endpoint="job list"))

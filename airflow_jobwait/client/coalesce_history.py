@@ -155,21 +155,26 @@ class HistoryPoller(StatusPoller):
             self._client = None
 
     async def _round(self, ids: Sequence[str], full_round: bool) -> None:
-        """First reads for new jobs; on a full round, one history listing, then the lone reads."""
+        """First reads for new jobs; on a full round, one listing (``_listing``), then the lone reads."""
         first = [job_id for job_id in ids if job_id not in self._submitted and job_id not in self._alone]
         await self._read_all(first)
         if not full_round:
             return
         just_read = set(first)
         windowed = [job_id for job_id in self.windowed if job_id not in just_read]
-        if windowed:
-            # None: failed (one error against each windowed wait) or no history (all handed back).
-            listed = await self._list_terminated(windowed)
-            if listed is not None:
-                self._take(windowed, *listed)
+        recheck = await self._listing(windowed) if windowed else []
         # _read_all skips jobs whose waits have gone meanwhile.
         alone = [job_id for job_id in ids if job_id in self._alone and job_id not in just_read]
-        await self._read_all([*alone, *self._audit_due()])
+        await self._read_all([*alone, *recheck])
+
+    async def _listing(self, windowed: Sequence[str]) -> list[str]:
+        """This round's listing, applied to the windowed jobs; answers the windowed jobs to read
+        alone this round besides those out of the window (here: the audit's share)."""
+        # None: failed (one error against each windowed wait) or no history (all handed back).
+        listed = await self._list_terminated(windowed)
+        if listed is not None:
+            self._take(windowed, *listed)
+        return self._audit_due()
 
     def _audit_due(self) -> list[str]:
         """The windowed jobs to read alone this round: those not read for ``AUDIT_PERIOD``, oldest
@@ -322,7 +327,4 @@ class HistoryPoller(StatusPoller):
             )
         self.capabilities.history = False
         self.capabilities.history_missing_since = time.monotonic()
-        for waits in list(self._waits.values()):
-            for registration in list(waits):
-                registration.tell(BatchMissing(error, endpoint="job history"))
-                self._resolve(registration, None)
+        self._hand_back(BatchMissing(error, endpoint="job history"))
