@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -23,8 +23,9 @@ from airflow_jobwait.client.pool import active_clients
 from airflow_jobwait.exceptions import Conflict
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.hooks.connection import status_polling
-from airflow_jobwait.models import JobInput, JobStatus, ModelRef, SubmitJobRequest, WaitOutcome
+from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.triggers import JobTrigger
+from tests._pollers import delta, outcome_of, submit_many, until
 from tests.conftest import CONN_ID, connection_json
 
 LIMIT = 30.0  # bound of every wait in this file; no assertion is about time
@@ -43,19 +44,6 @@ async def astats(service: ServiceProcess) -> dict[str, Any]:
     return await asyncio.to_thread(stats, service)
 
 
-def delta(before: dict[str, Any], after: dict[str, Any], route: str) -> int:
-    return int(after["requests"].get(route, 0) - before["requests"].get(route, 0))
-
-
-def submit_many(hook: JobsHook, count: int, duration_s: float) -> list[str]:
-    body = SubmitJobRequest(
-        model=ModelRef(identifier="echo", version="1.0"),
-        input=JobInput(sources={"a": {"input.txt": "hi"}}),
-        test={"duration_s": duration_s},
-    )
-    return [hook.submit_job(body).job_identifier for _ in range(count)]
-
-
 def cancel_all(hook: JobsHook, job_ids: list[str]) -> None:
     for job_id in job_ids:
         with contextlib.suppress(Conflict):  # already terminal: fine
@@ -65,22 +53,6 @@ def cancel_all(hook: JobsHook, job_ids: list[str]) -> None:
 def use_conn(monkeypatch: pytest.MonkeyPatch, service: ServiceProcess, **extra: object) -> str:
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(service, **extra))
     return CONN_ID
-
-
-async def until(condition: Callable[[], bool], limit: float = LIMIT) -> None:
-    """Yield to the loop until ``condition`` holds (bounded, so a bug fails instead of hanging)."""
-
-    async def spin() -> None:
-        while not condition():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(spin(), limit)
-
-
-async def outcome_of(trigger: JobTrigger) -> WaitOutcome:
-    events = [event async for event in trigger.run()]
-    assert len(events) == 1
-    return WaitOutcome.model_validate(events[0].payload)
 
 
 def only_poller() -> StatusPoller:

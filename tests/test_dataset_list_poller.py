@@ -20,7 +20,7 @@ from jobwait_reference_service.faults_client import FaultControl
 from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.client import coalesce_datasets, datasets
-from airflow_jobwait.client.coalesce import Notice, PollFailed, running_pollers
+from airflow_jobwait.client.coalesce import Notice, running_pollers
 from airflow_jobwait.client.coalesce_datasets import DatasetListPoller, wait_dataset_coalesced
 from airflow_jobwait.client.http import Call, HttpResponse
 from airflow_jobwait.client.job_kinds import _dataset_state
@@ -32,6 +32,7 @@ from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.models.datasets import DatasetJob, DatasetJobList
 from airflow_jobwait.triggers import JobTrigger
 from tests import reference_datasets as reference
+from tests._pollers import failures, outcome_of, until
 from tests.conftest import API_KEY, TENSORBAY_CONN, connection_json
 
 LIMIT = 60.0  # bound of every wait in this file; no assertion is about time
@@ -85,20 +86,6 @@ async def fired(faults: FaultControl) -> list[int]:
 def trigger(conn_id: str, dataset: str, job_id: str) -> JobTrigger:
     ref = {"dataset_id": dataset, "job_type": TYPE}
     return JobTrigger(job_id, conn_id, poll_interval=POLL, job_kind="dataset", job_ref=ref)
-
-
-async def outcome_of(trigger: JobTrigger) -> WaitOutcome:
-    events = [event async for event in trigger.run()]
-    assert len(events) == 1
-    return WaitOutcome.model_validate(events[0].payload)
-
-
-async def until(condition: Any, limit: float = LIMIT) -> None:
-    async def spin() -> None:
-        while not condition():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(spin(), limit)
 
 
 def list_pollers() -> dict[str, DatasetListPoller]:
@@ -317,10 +304,6 @@ def wait_with_budget(
     return asyncio.ensure_future(
         wait_dataset_coalesced(conn_id, config, dataset, TYPE, job_id, loop, "history", notices.append)
     )
-
-
-def failures(notices: list[Notice]) -> list[PollFailed]:
-    return [n for n in notices if isinstance(n, PollFailed)]
 
 
 async def abort_running(hook: DatasetJobsHook, dataset: str, job_ids: list[str]) -> None:

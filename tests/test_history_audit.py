@@ -24,17 +24,13 @@ from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.models import JobStatus
 from airflow_jobwait.models.inference import HistoryEntry
 from airflow_jobwait.triggers import JobTrigger
+from tests._pollers import LIMIT, delta, outcome_of, submit_many, until
 from tests.test_history_poller import (  # noqa: F401 - fixtures
-    LIMIT,
     astats,
-    delta,
     finish,
     history_poller,
     hook,
-    outcome_of,
     real_service,
-    submit_many,
-    until,
     use_mode,
 )
 

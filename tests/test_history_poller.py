@@ -18,15 +18,16 @@ from jobwait_reference_service.faults_client import FaultControl
 from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.client import coalesce_history, inference
-from airflow_jobwait.client.coalesce import Notice, PollFailed, running_pollers, wait_coalesced
+from airflow_jobwait.client.coalesce import Notice, running_pollers, wait_coalesced
 from airflow_jobwait.client.coalesce_history import HistoryPoller
 from airflow_jobwait.client.http import HttpResponse
 from airflow_jobwait.client.pool import active_clients
 from airflow_jobwait.client.wait_loop import WaitLoop
 from airflow_jobwait.exceptions import InvalidResponse
 from airflow_jobwait.hooks import JobsHook
-from airflow_jobwait.models import JobInput, JobStatus, ModelRef, SubmitJobRequest, WaitOutcome
+from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.triggers import JobTrigger
+from tests._pollers import delta, failures, outcome_of, submit_many, until
 from tests.conftest import API_KEY, CONN_ID, connection_json
 
 LIMIT = 60.0  # bound of every wait in this file; no assertion is about time
@@ -67,36 +68,9 @@ async def astats(service: ServiceProcess) -> dict[str, Any]:
     return dict(await asyncio.to_thread(_api, service, "GET", "/_test/stats"))
 
 
-def delta(before: dict[str, Any], after: dict[str, Any], route: str) -> int:
-    return int(after["requests"].get(route, 0) - before["requests"].get(route, 0))
-
-
 async def finish(service: ServiceProcess, job_ids: list[str], status: str) -> None:
     if job_ids:
         await asyncio.to_thread(_api, service, "POST", "/_test/finish", {"identifiers": job_ids, "status": status})
-
-
-def submit_many(hook: JobsHook, count: int, duration_s: float) -> list[str]:
-    body = SubmitJobRequest(
-        model=ModelRef(identifier="echo", version="1.0"),
-        input=JobInput(sources={"a": {"input.txt": "hi"}}),
-        test={"duration_s": duration_s},
-    )
-    return [hook.submit_job(body).job_identifier for _ in range(count)]
-
-
-async def outcome_of(trigger: JobTrigger) -> WaitOutcome:
-    events = [event async for event in trigger.run()]
-    assert len(events) == 1
-    return WaitOutcome.model_validate(events[0].payload)
-
-
-async def until(condition: Any, limit: float = LIMIT) -> None:
-    async def spin() -> None:
-        while not condition():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(spin(), limit)
 
 
 def history_poller() -> HistoryPoller:
@@ -292,10 +266,6 @@ def wait_with_budget(
     config = JobsHook(conn_id).client_config
     loop = WaitLoop(job_id, POLL, deadline, max_consecutive_errors=budget)
     return asyncio.ensure_future(wait_coalesced(conn_id, config, job_id, loop, "history", on_notice=notices.append))
-
-
-def failures(notices: list[Notice]) -> list[PollFailed]:
-    return [n for n in notices if isinstance(n, PollFailed)]
 
 
 async def per_job_outcome(hook: JobsHook, job_id: str) -> WaitOutcome | None:
