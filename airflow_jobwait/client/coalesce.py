@@ -195,6 +195,13 @@ class _Capabilities:
         setattr(self, endpoint, True)
         self.invalid.pop(endpoint, None)
 
+    def lost(self, endpoint: str) -> bool:
+        """Remember that the service lacks ``endpoint`` (for ``PROBE_TTL``); was that news?"""
+        news = getattr(self, endpoint) is not False
+        setattr(self, endpoint, False)
+        setattr(self, f"{endpoint}_missing_since", time.monotonic())
+        return news
+
 
 @dataclass(frozen=True)
 class _PollerKey:
@@ -504,15 +511,19 @@ class StatusPoller:
 
     def _fall_back(self, error: JobWaitError) -> None:
         """The service has no batch status endpoint: hand every wait back to poll alone."""
-        if self.capabilities.batch is not False:
+        self._endpoint_missing("batch", BatchMissing(error))
+
+    def _endpoint_missing(self, capability: str, missing: BatchMissing) -> None:
+        """The service lacks the endpoint this poller relies on: say so once per connection,
+        remember it, and hand every wait back to poll alone."""
+        if self.capabilities.lost(capability):
             log.warning(
-                "connection %r: no batch status endpoint (%s); waits poll their jobs one by one",
+                "connection %r: no %s endpoint (%s); waits poll their jobs one by one",
                 self.key.conn_id,
-                error,
+                missing.endpoint,
+                missing.error,
             )
-        self.capabilities.batch = False
-        self.capabilities.batch_missing_since = time.monotonic()
-        self._hand_back(BatchMissing(error))
+        self._hand_back(missing)
 
     def _hand_back(self, missing: BatchMissing) -> None:
         """The endpoint this poller relies on is missing: every wait goes back (``None``) to poll
@@ -682,8 +693,7 @@ class StatusPoller:
                 except JobWaitError as err:
                     if self.capabilities.missing("watch", err):
                         log.info("connection %r: no watch endpoint (%s); batch polling only", self.key.conn_id, err)
-                        self.capabilities.watch = False
-                        self.capabilities.watch_missing_since = time.monotonic()
+                        self.capabilities.lost("watch")
                     else:
                         log.warning("watch of %d jobs on %r failed: %s", len(members), self.key.conn_id, err)
                         self._fail(members, err)

@@ -251,6 +251,5 @@ class DatasetListPoller(HistoryPoller):
             "connection %r: no job list of %s (%s); waits poll alone", self.key.conn_id, self.group.dataset_id, error
         )
         if not (isinstance(error, ApiError) and getattr(error, "code", None) == "ResourceNotExist"):
-            self.capabilities.dataset_list = False
-            self.capabilities.dataset_list_missing_since = time.monotonic()
+            self.capabilities.lost("dataset_list")
         self._hand_back(BatchMissing(error, endpoint="job list"))

@@ -319,12 +319,4 @@ class HistoryPoller(StatusPoller):
 
     def _no_history(self, error: JobWaitError) -> None:
         """The service has no job history: hand every wait back to poll alone."""
-        if self.capabilities.history is not False:
-            log.warning(
-                "connection %r: no job history endpoint (%s); waits poll their jobs one by one",
-                self.key.conn_id,
-                error,
-            )
-        self.capabilities.history = False
-        self.capabilities.history_missing_since = time.monotonic()
-        self._hand_back(BatchMissing(error, endpoint="job history"))
+        self._endpoint_missing("history", BatchMissing(error, endpoint="job history"))
