@@ -541,13 +541,17 @@ class StatusPoller:
                 self._client = client
                 while True:
                     ids, full_round = await self._next_batch()
-                    if ids:
-                        await self._poll(ids)
+                    await self._round(ids, full_round)
                     self.rounds += full_round
-                    if self._watch_enabled():
-                        self._arm_watches(full_round)
         finally:
             self._client = None
+
+    async def _round(self, ids: Sequence[str], full_round: bool) -> None:
+        """Ask about ``ids`` (all the waits' jobs on a full round, else only new ones)."""
+        if ids:
+            await self._poll(ids)
+        if self._watch_enabled():
+            self._arm_watches(full_round)
 
     async def _next_batch(self) -> tuple[list[str], bool]:
         """Sleep until the next round (or new waits); return the ids to ask about and whether

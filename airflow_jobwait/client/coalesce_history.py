@@ -66,7 +66,6 @@ from airflow_jobwait.client.coalesce import (
     _PollerKey,
 )
 from airflow_jobwait.client.http import ClientConfig
-from airflow_jobwait.client.pool import leased_client
 from airflow_jobwait.exceptions import JobWaitError
 from airflow_jobwait.models.inference import HistoryEntry, as_utc
 from airflow_jobwait.models.status import JobState
@@ -142,20 +141,10 @@ class HistoryPoller(StatusPoller):
 
     # ---- the poller task ------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        try:
-            async with leased_client(self.key.conn_id, self.key.config) as client:
-                self._client = client
-                while True:
-                    ids, full_round = await self._next_batch()
-                    if ids:
-                        await self._round(ids, full_round)
-                    self.rounds += full_round
-        finally:
-            self._client = None
-
     async def _round(self, ids: Sequence[str], full_round: bool) -> None:
         """First reads for new jobs; on a full round, one listing (``_listing``), then the lone reads."""
+        if not ids:
+            return
         first = [job_id for job_id in ids if job_id not in self._submitted and job_id not in self._alone]
         await self._read_all(first)
         if not full_round:
