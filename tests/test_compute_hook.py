@@ -60,7 +60,9 @@ def test_submit_status_typed_results(hook: ComputeHook) -> None:
     assert status.status == "succeeded" and status.progress == 100
     assert hook.get_results(ref) == {"words": 3}
     assert hook.get_results(ref, WordCount) == WordCount(words=3)
-    with pytest.raises(InvalidResponse, match="do not fit Wrong: field 'sentences'") as info:
+    with pytest.raises(
+        InvalidResponse, match=f"results of compute job {ref.job_id} do not fit Wrong: field 'sentences'"
+    ) as info:
         hook.get_results(ref, Wrong)
     assert info.value.field == "sentences"
     assert hook.call(results_call("compute", ref.job_id, ref.job_ref)) == {"words": 3}

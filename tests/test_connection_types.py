@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from airflow.models.connection import Connection
+from jobwait_reference_service.faults_client import FaultControl
 from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.client import inference
@@ -35,6 +36,7 @@ from airflow_jobwait.hooks.connection import (
     ConnectionFields,
     base_url_of,
     client_config,
+    connection_type_named,
     status_polling,
 )
 from airflow_jobwait.provider_info import get_provider_info
@@ -459,3 +461,65 @@ async def test_a_host_without_scheme_says_https_was_assumed(service: ServiceProc
     assert "TLS" in str(caught.value)
     # A Host with its scheme gets no such hint.
     assert not client_config(MODZY, ConnectionFields("m", host=f"https://{bare}", password="k")).scheme_assumed
+
+
+# ---- the Test button: what each kind of answer means -------------------------------------------
+
+
+@pytest.mark.usefixtures("jobwait_conn")
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        # The status comes from the service (its fault layer); the advice is per status class.
+        ({"kind": "status", "status": 403}, "Modzy answered 403 on /api/models: the credential works but may not"),
+        ({"kind": "status", "status": 503}, "Modzy is reachable but failed the check for now"),
+        ({"kind": "status", "status": 429}, "Modzy is reachable but failed the check for now"),
+        ({"kind": "status", "status": 400}, "Modzy refused the check: "),
+        ({"kind": "status", "status": 404}, "Modzy answered 404 on /api/models: is Host the service's base URL?"),
+        ({"kind": "invalid_json"}, "the answer is not Modzy's API ("),
+    ],
+    ids=["403", "503", "429", "400", "404", "not-json"],
+)
+def test_test_button_says_what_the_answer_means(
+    fault: dict[str, Any], said: str, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faults = FaultControl(service.base_url, service.api_key)
+    with faults.injected([{**fault, "path_prefix": "/api/models"}]):
+        ok, message = JobsHook(MODZY_CONN, retry=None).test_connection()
+    assert not ok
+    assert said in message, message
+    if fault.get("status") == 404:
+        assert message.endswith("It looks like https://app.modzy.com/api")
+
+
+@pytest.mark.usefixtures("jobwait_conn")
+@pytest.mark.parametrize(
+    ("conn_type", "field"),
+    [
+        ("modzy", "check the connection's Password."),
+        ("tensorbay", "check the connection's Password."),
+        # Evo's Password holds a client secret (with Login as the client ID) or an access token.
+        ("evo", "check the connection's Password (client secret or access token)."),
+    ],
+)
+def test_a_refused_credential_names_the_field_that_holds_it(
+    conn_type: str, field: str, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn_id, path = FAMILIES[conn_type]
+    extra = {"org_id": ORG} if conn_type == "evo" else {}
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}", _conn(conn_type, conn_id, service.base_url + path, "wrong", **extra)
+    )
+    ok, message = HOOKS[conn_type](conn_id).test_connection()
+    assert not ok and message.endswith(field), message
+
+
+def test_connection_types_are_found_by_their_id() -> None:
+    """What the extra links look a task's connection up by (``Connection.conn_type``)."""
+    assert [connection_type_named(c) for c in ("modzy", "tensorbay", "evo", "chime_results")] == [
+        MODZY,
+        TENSORBAY,
+        EVO,
+        CHIME_RESULTS,
+    ]
+    assert connection_type_named("http") is None and connection_type_named(None) is None

@@ -20,6 +20,7 @@ from jobwait_reference_service.faults_client import FaultControl
 from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.client import inference as api
+from airflow_jobwait.client.datasets import MAX_PAGE
 from airflow_jobwait.exceptions import Conflict, ServerError, TransportError
 from airflow_jobwait.hooks import DatasetJobsHook, JobsHook, ResultsHook
 from airflow_jobwait.models import JobInput, ModelRef, SubmitJobRequest
@@ -143,7 +144,11 @@ def test_a_dataset_job_whose_answer_was_lost_is_found(
 
 
 def test_a_deposit_whose_answer_was_lost_is_read_back_not_sent_again(
-    jobwait_conn: str, service: ServiceProcess, faults: FaultControl, monkeypatch: pytest.MonkeyPatch
+    jobwait_conn: str,
+    service: ServiceProcess,
+    faults: FaultControl,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     hook = ResultsHook(set_connection(monkeypatch, service, "chime_results", timeout=1))
     pipeline = f"lost-{uuid.uuid4().hex[:8]}"
@@ -152,6 +157,7 @@ def test_a_deposit_whose_answer_was_lost_is_read_back_not_sent_again(
     with faults.injected([rule]):
         # Sent again, the deposit would be refused (409: the ids exist); read back, it succeeded.
         assert hook.deposit(works) == {pipeline: True}
+    assert "deposit of 2 work(s): the answer was lost" in capsys.readouterr().out
     assert [w.id for w in hook.view(pipeline, {})] == [w["id"] for w in works]
 
 
@@ -165,3 +171,71 @@ def test_a_deposit_of_ids_held_by_other_works_is_still_refused(
     refused_once = [{"kind": "status", "status": 503, "count": 1, "path_prefix": "/workflow/results"}]
     with faults.injected(refused_once), pytest.raises(Conflict, match=f"{pipeline}-1"):
         hook.deposit(mine)  # read back: another work under the id, so sent again, and refused
+
+
+# ---- which dataset jobs a lost create may have made (DatasetJobsHook.find_created) --------------
+
+
+@pytest.fixture
+def datasets(
+    jobwait_conn: str, service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> tuple[DatasetJobsHook, str]:
+    hook = DatasetJobsHook(set_connection(monkeypatch, service, "tensorbay", timeout=1))
+    return hook, hook.call(reference.clone_dataset())
+
+
+def squash(title: str, strategy: str = "abort") -> dict[str, Any]:
+    """What a squash-and-merge create sends as its arguments (as the tensorbay SDK sends them)."""
+    return DatasetJobsHook.squash_arguments(title, "feature", "main", strategy).to_wire()
+
+
+def test_a_dataset_job_made_before_the_create_is_not_taken_for_it(datasets: tuple[DatasetJobsHook, str]) -> None:
+    """Adopted only if made no earlier than the create on the service's clock (its ``Date``, a
+    second's resolution; ``createdAt`` in whole seconds)."""
+    hook, dataset = datasets
+    job = hook.create_job(dataset, "made before", "squashAndMerge", squash("made before"))
+    wanted = {"title": "made before", "arguments": squash("made before"), "description": None}
+    time.sleep(2.5)  # at least: the job is then two whole seconds older than a create sent now
+    assert hook.find_created(dataset, "squashAndMerge", wanted, age=0.0) is None
+    found = hook.find_created(dataset, "squashAndMerge", wanted, age=60.0)  # a create sent a minute ago
+    assert found is not None and found.job_id == job.job_id
+
+
+def test_dataset_jobs_unlike_the_create_are_not_candidates(datasets: tuple[DatasetJobsHook, str]) -> None:
+    """Candidates have the create's job type, title, arguments and (when sent) description."""
+    hook, dataset = datasets
+    mine = hook.create_job(dataset, "mine", "squashAndMerge", squash("mine"), description="nightly")
+    hook.create_job(dataset, "other title", "squashAndMerge", squash("mine"), description="nightly")
+    hook.create_job(dataset, "mine", "squashAndMerge", squash("mine", strategy="override"), description="nightly")
+    hook.create_job(dataset, "mine", "squashAndMerge", squash("mine"), description="weekly")
+    wanted = {"title": "mine", "arguments": squash("mine"), "description": "nightly"}
+    found = hook.find_created(dataset, "squashAndMerge", wanted, age=60.0)
+    assert found is not None and found.job_id == mine.job_id
+    # Sent without a description, any description matches: three candidates, none adopted.
+    assert hook.find_created(dataset, "squashAndMerge", {**wanted, "description": None}, age=60.0) is None
+
+
+def test_two_dataset_jobs_like_the_create_are_neither_taken(
+    datasets: tuple[DatasetJobsHook, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    hook, dataset = datasets
+    first = hook.create_job(dataset, "twin", "squashAndMerge", squash("twin"))
+    second = hook.create_job(dataset, "twin", "squashAndMerge", squash("twin"))
+    wanted = {"title": "twin", "arguments": squash("twin"), "description": None}
+    assert hook.find_created(dataset, "squashAndMerge", wanted, age=60.0) is None
+    said = capsys.readouterr().out
+    assert f"2 squashAndMerge jobs of dataset {dataset} with the same title and arguments" in said
+    assert first.job_id in said and second.job_id in said
+
+
+def test_a_dataset_job_past_the_first_page_is_found(datasets: tuple[DatasetJobsHook, str]) -> None:
+    """The list is newest first, 128 a page (TensorBay's limit): a create followed by more than a
+    page of others is on the second page."""
+    hook, dataset = datasets
+    mine = hook.create_job(dataset, "paged", "squashAndMerge", squash("paged"))
+    for n in range(MAX_PAGE):
+        hook.create_job(dataset, f"later {n}", "squashAndMerge", squash(f"later {n}"))
+    assert hook.list_jobs(dataset, "squashAndMerge").total_count == MAX_PAGE + 1
+    wanted = {"title": "paged", "arguments": squash("paged"), "description": None}
+    found = hook.find_created(dataset, "squashAndMerge", wanted, age=60.0)
+    assert found is not None and found.job_id == mine.job_id

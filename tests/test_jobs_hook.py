@@ -14,7 +14,8 @@ from airflow_jobwait.client import inference as api
 from airflow_jobwait.exceptions import Conflict, InvalidResponse, NotFound, Unauthorized
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.hooks.base import JobWaitHook
-from airflow_jobwait.models import JobInput, JobStatus, ModelRef, SubmitJobRequest
+from airflow_jobwait.hooks.jobs import _may_have_created
+from airflow_jobwait.models import Job, JobInput, JobStatus, ModelRef, SubmitJobRequest
 from tests.conftest import CONN_ID, connection_json
 
 
@@ -191,3 +192,61 @@ async def test_acall_dated_gives_the_services_date(hook: JobsHook) -> None:
 def test_a_hook_without_a_connection_check_says_so(hook: JobsHook) -> None:
     with pytest.raises(NotImplementedError, match="JobWaitHook has no connection check"):
         JobWaitHook.check_connection(JobWaitHook.__new__(JobWaitHook))
+
+
+# ---- which history entries a lost submit may have made (find_submitted's filter) ---------------
+
+LOST = SubmitJobRequest(
+    model=ModelRef(identifier="ed542963de", version="1.0.1"),
+    input=JobInput(sources={"a": {"input.txt": "x"}, "b": {"input.txt": "y"}}),
+)
+SINCE = datetime(2026, 1, 1, 11, 0, tzinfo=UTC)
+
+
+def history_entry(**fields: object) -> Job:
+    """A Modzy history entry (the Job schema of modzy-js's ``blockUntilComplete`` seed: every field
+    required there, ``submittedAt`` an RFC 3339 date-time)."""
+    entry: dict[str, object] = {
+        "jobIdentifier": "0b5f2a3e-1c53-4a6a-9a7e-2c1f3f0d7d10",
+        "status": "SUBMITTED",
+        "model": {"identifier": "ed542963de", "version": "1.0.1"},
+        "totalInputs": 2,
+        "accessKey": "pubkey",
+        "explain": False,
+        "jobType": "batch",
+        "accountIdentifier": "acct",
+        "jobInputs": {"identifier": ["b", "a"]},
+        "submittedAt": "2026-01-01T11:00:05.000+0000",
+        "imageClassificationModel": False,
+    }
+    entry.update(fields)
+    return Job.model_validate({k: v for k, v in entry.items() if v is not None})
+
+
+@pytest.mark.parametrize(
+    ("fields", "may"),
+    [
+        ({}, True),  # everything as sent, source keys in another order
+        ({"model": {"identifier": "ed542963de", "version": "2.0.0"}}, False),
+        ({"model": {"identifier": "other", "version": "1.0.1"}}, False),
+        ({"model": None}, True),  # a field the entry leaves out rules nothing out
+        ({"accessKey": "another"}, False),
+        ({"accessKey": None}, True),
+        ({"explain": True}, False),
+        ({"explain": None}, True),
+        ({"jobInputs": {"identifier": ["a"]}}, False),
+        ({"jobInputs": None}, True),
+        ({"submittedAt": "2026-01-01T10:59:59.999+0000"}, False),  # before the window
+        ({"submittedAt": "2026-01-01T11:00:00.000Z"}, True),  # at its start: in it
+        ({"submittedAt": "2026-01-01T12:30:00.000+0200"}, False),  # 10:30 UTC
+        ({"submittedAt": "2026-01-01T06:30:00.000-0500"}, True),  # 11:30 UTC
+        ({"submittedAt": None}, True),
+    ],
+)
+def test_what_a_lost_submit_may_have_created(fields: dict[str, object], may: bool) -> None:
+    assert _may_have_created(LOST, history_entry(**fields), SINCE, "pubkey") is may
+
+
+def test_without_a_key_id_any_access_key_may_be_the_submits() -> None:
+    """A key without ``<public id>.`` has no id the history shows: the access key cannot rule out."""
+    assert _may_have_created(LOST, history_entry(accessKey="another"), SINCE, None) is True

@@ -124,6 +124,8 @@ def test_helpers_past_the_default_view_limit(hook: ResultsHook, pipeline: str) -
     assert hook.deposit(works) == {pipeline: True}
     ids = [w["id"] for w in works]
     assert [w.id for w in hook.get_by_event(pipeline, 7)] == ids
+    assert [w.id for w in hook.view(pipeline, {})] == ids[:100]
+    assert [w.id for w in hook.get_by_id(pipeline, ids)] == ids  # workflow-core get_by_id: limit=-1
     assert [w.id for w in hook.get_by_count(pipeline)] == ids[:10]
     assert hook.lock(pipeline, ids) is True
     assert hook.get_locked_count(pipeline) == 101
