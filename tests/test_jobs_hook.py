@@ -250,3 +250,14 @@ def test_what_a_lost_submit_may_have_created(fields: dict[str, object], may: boo
 def test_without_a_key_id_any_access_key_may_be_the_submits() -> None:
     """A key without ``<public id>.`` has no id the history shows: the access key cannot rule out."""
     assert _may_have_created(LOST, history_entry(accessKey="another"), SINCE, None) is True
+
+
+def test_the_service_time_of_a_request_is_its_date_less_its_age_and_a_second(hook: JobsHook) -> None:
+    """What the lost-create lookups compare ``submittedAt``/``createdAt`` against: the service's
+    last ``Date`` (RFC 9110, whole seconds), less the request's age and one second for the
+    header's resolution; without any answer yet, nothing."""
+    fresh = JobsHook(hook.jobwait_conn_id)
+    assert fresh.service_time_of(3.0) is None
+    fresh.client.call(api.list_models())
+    last = fresh.client.last_server_time
+    assert last is not None and fresh.service_time_of(3.0) == last - timedelta(seconds=4)
