@@ -10,10 +10,14 @@ request out, the client never hears of it), ``truncate`` (the answer is cut: car
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from jobwait_reference_service.faults_client import FaultControl
@@ -21,10 +25,12 @@ from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.client import inference as api
 from airflow_jobwait.client.datasets import MAX_PAGE
-from airflow_jobwait.exceptions import Conflict, ServerError, TransportError
+from airflow_jobwait.client.retry import RetryPolicy
+from airflow_jobwait.exceptions import Conflict, RateLimited, ServerError, TransportError
 from airflow_jobwait.hooks import DatasetJobsHook, JobsHook, ResultsHook
 from airflow_jobwait.models import JobInput, ModelRef, SubmitJobRequest
 from tests import reference_datasets as reference
+from tests._scripted_service import ScriptedService, scripted_service
 from tests.conftest import set_connection
 
 SUBMIT = {"path_prefix": "/api/jobs", "methods": ["POST"]}
@@ -79,6 +85,28 @@ def test_a_submit_the_service_never_carried_out_is_sent_again(hook: JobsHook, fa
         job = hook.submit_job(request(source))
         assert control.stats()["injected"]["status"] == 2
     assert jobs_with_source(hook, source) == [job.job_identifier]
+
+
+def test_a_submit_refused_for_its_rate_is_raised_without_a_lookup(
+    hook: JobsHook, faults: FaultControl, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 429 says nothing was done (RFC 6585): the client retries it; once its policy gives up,
+    the refusal is raised as it is, with no history lookup (there is nothing to find)."""
+    hook = JobsHook(retry=RetryPolicy(max_attempts=2, base_delay=0.01))
+    source = f"throttled-{uuid.uuid4().hex[:8]}"
+    # The delay rule on the history only counts requests there.
+    rules: list[dict[str, Any]] = [
+        {"kind": "status", "status": 429, "retry_after": 0, **SUBMIT},
+        {"kind": "delay", "delay_s": 0.01, **HISTORY},
+    ]
+    with faults.injected(rules) as control, pytest.raises(RateLimited):
+        try:
+            hook.submit_job(request(source))
+        finally:
+            injected = control.stats()["injected"]
+    assert injected.get("status") == 2 and injected.get("delay", 0) == 0
+    assert jobs_with_source(hook, source) == []
+    assert "the answer was lost" not in capsys.readouterr().out
 
 
 def test_when_the_lookup_fails_the_submit_is_not_sent_again(hook: JobsHook, faults: FaultControl) -> None:
@@ -242,3 +270,94 @@ def test_a_dataset_job_past_the_first_page_is_found(datasets: tuple[DatasetJobsH
     wanted = {"title": "paged", "arguments": squash("paged"), "description": None}
     found = hook.find_created(dataset, "squashAndMerge", wanted, age=60.0)
     assert found is not None and found.job_id == mine.job_id
+
+
+# ---- what the Modzy lookup asks the history (a scripted service records it) --------------------
+
+HISTORY_PATH = "/api/jobs/history"
+ECHO = SubmitJobRequest(model=ModelRef(identifier="ed542963de", version="1.0.1"), input=JobInput(sources={"a": {}}))
+
+
+def listed(job_id: str, submitted: datetime, access_key: str = "pubid", source: str = "a") -> dict[str, Any]:
+    """A history entry as Modzy answers it (modzy-js ``blockUntilComplete`` seed's Job schema)."""
+    return {
+        "jobIdentifier": job_id,
+        "status": "SUBMITTED",
+        "model": {"identifier": "ed542963de", "version": "1.0.1"},
+        "totalInputs": 1,
+        "accessKey": access_key,
+        "explain": False,
+        "jobType": "batch",
+        "accountIdentifier": "acct",
+        "jobInputs": {"identifier": [source]},
+        "submittedAt": submitted.isoformat(timespec="milliseconds"),
+        "imageClassificationModel": False,
+    }
+
+
+@pytest.fixture
+def history(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[JobsHook, ScriptedService]]:
+    """A Modzy connection whose key is ``<public id>.<secret>``, as Modzy issues them."""
+    with scripted_service() as scripted:
+        conn = {"conn_type": "modzy", "host": scripted.base_url, "password": "pubid.s3cret"}
+        monkeypatch.setenv("AIRFLOW_CONN_SCRIPTED_MODZY", json.dumps(conn))
+        yield JobsHook("scripted_modzy", retry=None), scripted
+
+
+def test_the_lookup_asks_the_history_for_this_key_model_and_window(
+    history: tuple[JobsHook, ScriptedService],
+) -> None:
+    """As the Modzy SDK's ``get_history`` filters (``accessKey`` = the key's public id, ``model``,
+    ``startDate``), 100 a page, newest first, until a short page; candidates from every page."""
+    hook, scripted = history
+    now = datetime.now(UTC)
+    page_1 = [listed("mine", now - timedelta(seconds=5))]
+    page_1 += [listed(f"unlike-{n}", now, source="b") for n in range(99)]
+    page_1[50] = listed("another-key", now - timedelta(seconds=5), access_key="otherid")
+    scripted.play("GET", HISTORY_PATH, page_1, [listed("unlike-last", now, source="b")])
+    before = datetime.now(UTC)
+    found = hook.find_submitted(ECHO, age=30.0)
+    after = datetime.now(UTC)
+    assert found is not None and found.job_identifier == "mine"
+    queries = [query for _, path, query in scripted.seen if path == HISTORY_PATH]
+    assert [q["page"] for q in queries] == ["1", "2"]  # the second page was short: no third
+    for query in queries:
+        start = datetime.fromisoformat(query.pop("startDate"))
+        # The window opens at the submit (age 30 s ago) less 300 s for clock skew, on our clock.
+        assert before - timedelta(seconds=330, milliseconds=1) <= start <= after - timedelta(seconds=330)
+        assert query == {"status": "all", "per-page": "100", "model": "ed542963de", "accessKey": "pubid", "page": ANY}
+
+
+def test_the_lookup_stops_at_a_job_older_than_its_window(history: tuple[JobsHook, ScriptedService]) -> None:
+    hook, scripted = history
+    now = datetime.now(UTC)
+    page = [listed("mine", now - timedelta(seconds=5))]
+    page += [listed(f"unlike-{n}", now, source="b") for n in range(98)]
+    page.append(listed("long-ago", now - timedelta(hours=1), source="b"))
+    scripted.play("GET", HISTORY_PATH, page)
+    found = hook.find_submitted(ECHO, age=30.0)
+    assert found is not None and found.job_identifier == "mine"
+    assert len(scripted.seen) == 1  # a full page, but it reached past the window: no second one
+
+
+def test_the_lookup_reads_at_most_ten_pages(history: tuple[JobsHook, ScriptedService]) -> None:
+    hook, scripted = history
+    now = datetime.now(UTC)
+    scripted.play("GET", HISTORY_PATH, [listed(f"unlike-{n}", now, source="b") for n in range(100)])
+    assert hook.find_submitted(ECHO, age=30.0) is None
+    assert [query["page"] for _, _, query in scripted.seen] == [str(n) for n in range(1, 11)]
+
+
+def test_a_job_submitted_before_the_lost_submit_is_not_taken_for_it(
+    history: tuple[JobsHook, ScriptedService], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On the service's clock (its ``Date``), the lost submit went out 30 s ago: a like job
+    submitted 90 s ago is someone else's (in the quiet window, so it also blocks adoption)."""
+    hook, scripted = history
+    now = datetime.now(UTC)
+    scripted.play("GET", HISTORY_PATH, [listed("earlier", now - timedelta(seconds=90))])
+    assert hook.find_submitted(ECHO, age=30.0) is None
+    assert (
+        "1 jobs of model ed542963de with the same source keys, submitted with this key within 120s of the lost "
+        "create (earlier): cannot tell which one, if any, the lost create made"
+    ) in capsys.readouterr().out
