@@ -211,14 +211,24 @@ def still_equivalent(workdir: Path, name: str, line: str) -> bool:
     return line.strip() in added
 
 
-def score(workdir: Path, modules: list[str]) -> tuple[dict[str, ModuleScore], list[str]]:
-    """Per-module verdicts, and the equivalents that no longer hold."""
+def score(
+    workdir: Path, modules: list[str], previous: dict[str, dict[str, str]] | None = None
+) -> tuple[dict[str, ModuleScore], list[str]]:
+    """Per-module verdicts, and the equivalents that no longer hold.
+
+    :param previous: A previous run's verdicts (``--rerun-survivors-of``): where this run did not
+        check a mutant, its caught verdict from then stands.
+    """
     scores = {module: ModuleScore(module) for module in modules}
     for row in mutmut(workdir, "results", "--all", "true", capture=True).splitlines():
         if match := _RESULT_LINE.match(row):
             module = module_of(match["name"])
             if module in scores:
-                scores[module].statuses[match["name"]] = match["status"]
+                status = match["status"]
+                before = (previous or {}).get(module, {}).get(match["name"])
+                if status == "not checked" and before in _CAUGHT:
+                    status = before
+                scores[module].statuses[match["name"]] = status
     stale = []
     for name, entry in load_equivalents().items():
         owner = scores.get(module_of(name))
@@ -271,12 +281,21 @@ def report(scores: dict[str, ModuleScore], stale: list[str], minutes: float) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--module", action="append", help="mutate only this module (repeatable)")
-    # Many tests mostly wait (poll intervals, a service's answers over HTTP), so two mutants per
-    # core keep the cores busy; more made mutants time out for want of CPU (mutmut's timeout is
-    # wall-clock), which the re-run below then has to undo.
-    parser.add_argument("--max-children", type=int, default=2 * (os.cpu_count() or 2))
+    # Most tests wait (poll intervals, a service's answers over HTTP): with the Airflow DB copied
+    # rather than migrated per session, 5 mutants per core still left the load average under 2 on
+    # 2 cores (run 4, docs/mutation.md). Those that time out for want of CPU (mutmut's timeout is
+    # wall-clock) run again one per core (recheck_timeouts).
+    parser.add_argument("--max-children", type=int, default=5 * (os.cpu_count() or 2))
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "mutation", help="where the report goes")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy (to inspect mutants)")
+    parser.add_argument(
+        "--rerun-survivors-of",
+        nargs=2,
+        metavar=("VERDICTS", "COMMIT"),
+        help="a previous run's verdicts.json and the commit it ran on: when the scored modules are "
+        "unchanged since (only tests changed), its caught mutants keep their verdict and only the "
+        "rest run again",
+    )
     args = parser.parse_args(argv)
 
     groups = [g for g in GROUPS if not args.module or set(args.module) & set(g.modules)]
@@ -284,6 +303,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.module and set(args.module) - set(modules):
         parser.error(f"--module: not a scored module: {sorted(set(args.module) - set(modules))}")
     tests = sorted({t for g in groups for t in g.tests})
+    previous: dict[str, dict[str, str]] | None = None
+    if args.rerun_survivors_of:
+        verdicts, commit = args.rerun_survivors_of
+        # Adding tests can only catch more mutants; changed code would make the old verdicts stale.
+        changed = subprocess.run(["git", "diff", "--quiet", commit, "HEAD", "--", *modules], cwd=ROOT).returncode
+        if changed:
+            parser.error(f"--rerun-survivors-of: the scored modules changed since {commit}: run them all")
+        previous = json.loads(Path(verdicts).read_text("utf-8"))
 
     workdir = Path(tempfile.mkdtemp(prefix="jobwait-mutation-"))
     began = time.monotonic()
@@ -291,9 +318,15 @@ def main(argv: list[str] | None = None) -> int:
         copy_tracked_files(workdir)
         write_config(workdir, modules, tests)
         os.environ["JOBWAIT_TEST_AIRFLOW_DB_TEMPLATE"] = str(migrated_template(workdir))
-        mutmut(workdir, "run", "--max-children", str(args.max_children))
+        if previous is None:
+            mutmut(workdir, "run", "--max-children", str(args.max_children))
+        else:
+            again = [n for m in modules for n, status in previous.get(m, {}).items() if status not in _CAUGHT]
+            print(f"re-running the {len(again)} mutants the previous run did not catch", flush=True)
+            if again:
+                mutmut(workdir, "run", "--max-children", str(args.max_children), *again)
         recheck_timeouts(workdir, modules)
-        scores, stale = score(workdir, modules)
+        scores, stale = score(workdir, modules, previous)
         text, ok = report(scores, stale, (time.monotonic() - began) / 60)
     finally:
         if args.keep:
