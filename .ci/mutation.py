@@ -180,18 +180,24 @@ def migrated_template(workdir: Path) -> Path:
     return home / "airflow.db"
 
 
-def recheck_timeouts(workdir: Path, modules: list[str]) -> None:
-    """Run the mutants that timed out again, one per core: mutmut's timeout is wall-clock, so a
-    mutant whose tests only lacked CPU among the others would count as caught. The second verdict
-    stands (a mutant that hangs times out again)."""
+def recheck_timeouts(workdir: Path, modules: list[str], max_children: int) -> None:
+    """Run the mutants that timed out again: mutmut's timeout is wall-clock, so a mutant whose
+    tests only lacked CPU among the others would count as caught. The second verdict stands (a
+    mutant that hangs times out again).
+
+    A mutant that hangs waits without using the CPU, and most timeouts are such hangs, so the
+    re-run still runs several at once: a quarter of them, at most ``max_children`` and at least one
+    per core, so that the few that really compute are not short of CPU again.
+    """
     timed_out = [
         match["name"]
         for row in mutmut(workdir, "results", "--all", "true", capture=True).splitlines()
         if (match := _RESULT_LINE.match(row)) and match["status"] == "timeout" and module_of(match["name"]) in modules
     ]
     if timed_out:
-        print(f"re-running the {len(timed_out)} mutants that timed out, {os.cpu_count() or 2} at once", flush=True)
-        mutmut(workdir, "run", "--max-children", str(os.cpu_count() or 2), *timed_out)
+        at_once = max(os.cpu_count() or 2, min(max_children, len(timed_out) // 4))
+        print(f"re-running the {len(timed_out)} mutants that timed out, {at_once} at once", flush=True)
+        mutmut(workdir, "run", "--max-children", str(at_once), *timed_out)
 
 
 def load_equivalents() -> dict[str, dict[str, str]]:
@@ -284,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     # Most tests wait (poll intervals, a service's answers over HTTP): with the Airflow DB copied
     # rather than migrated per session, 5 mutants per core still left the load average under 2 on
     # 2 cores (run 4, docs/mutation.md). Those that time out for want of CPU (mutmut's timeout is
-    # wall-clock) run again one per core (recheck_timeouts).
+    # wall-clock) run again with fewer at once (recheck_timeouts).
     parser.add_argument("--max-children", type=int, default=5 * (os.cpu_count() or 2))
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "mutation", help="where the report goes")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy (to inspect mutants)")
@@ -325,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"re-running the {len(again)} mutants the previous run did not catch", flush=True)
             if again:
                 mutmut(workdir, "run", "--max-children", str(args.max_children), *again)
-        recheck_timeouts(workdir, modules)
+        recheck_timeouts(workdir, modules, args.max_children)
         scores, stale = score(workdir, modules, previous)
         text, ok = report(scores, stale, (time.monotonic() - began) / 60)
     finally:
