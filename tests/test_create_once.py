@@ -254,8 +254,8 @@ def test_dataset_jobs_like_the_create_are_none_of_them_taken(
     assert hook.find_created(dataset, "squashAndMerge", wanted, age=60.0) is None
     newest_ten = ", ".join(reversed(made[1:]))
     assert (
-        f"11 squashAndMerge jobs of dataset {dataset} with the same title and arguments within 120s of the lost "
-        f"create ({newest_ten}): cannot tell which one, if any, the lost create made"
+        f"] 11 squashAndMerge jobs of dataset {dataset} with the same title and arguments within 120s of the lost "
+        f"create ({newest_ten}): cannot tell which one, if any, the lost create made ["
     ) in capsys.readouterr().out
 
 
@@ -328,6 +328,20 @@ def test_the_lookup_asks_the_history_for_this_key_model_and_window(
         assert query == {"status": "all", "per-page": "100", "model": "ed542963de", "accessKey": "pubid", "page": ANY}
 
 
+def test_a_key_without_a_public_id_is_not_sent_as_one(
+    history: tuple[JobsHook, ScriptedService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a Modzy key's part before the dot is its public id: a key without one is never put in
+    the query (it would be the secret itself)."""
+    _, scripted = history
+    conn = {"conn_type": "modzy", "host": scripted.base_url, "password": "nodotsecret"}
+    monkeypatch.setenv("AIRFLOW_CONN_SCRIPTED_MODZY", json.dumps(conn))
+    scripted.play("GET", HISTORY_PATH, [])
+    assert JobsHook("scripted_modzy", retry=None).find_submitted(ECHO, age=30.0) is None
+    ((_, _, query),) = scripted.seen
+    assert "accessKey" not in query and "nodotsecret" not in json.dumps(query)
+
+
 def test_the_lookup_stops_at_a_job_older_than_its_window(history: tuple[JobsHook, ScriptedService]) -> None:
     hook, scripted = history
     now = datetime.now(UTC)
@@ -358,6 +372,73 @@ def test_a_job_submitted_before_the_lost_submit_is_not_taken_for_it(
     scripted.play("GET", HISTORY_PATH, [listed("earlier", now - timedelta(seconds=90))])
     assert hook.find_submitted(ECHO, age=30.0) is None
     assert (
-        "1 jobs of model ed542963de with the same source keys, submitted with this key within 120s of the lost "
-        "create (earlier): cannot tell which one, if any, the lost create made"
+        "] 1 jobs of model ed542963de with the same source keys, submitted with this key within 120s of the lost "
+        "create (earlier): cannot tell which one, if any, the lost create made ["
     ) in capsys.readouterr().out
+
+
+# ---- what the TensorBay lookup reads (a scripted service answers the job list) ----------------
+
+JOBS_PATH = "/gatewayv2/tensorbay-open-api/v1/datasets/ds-1/jobs"
+
+
+def dataset_job(job_id: str, created: int | None, title: str = "mine") -> dict[str, Any]:
+    """A job list entry as TensorBay answers it (tensorbay 1.24.2 ``client/job.py``: ``createdAt``
+    in Unix seconds)."""
+    entry: dict[str, Any] = {
+        "jobId": job_id,
+        "title": title,
+        "jobType": "squashAndMerge",
+        "arguments": squash(title),
+        "status": "QUEUING",
+        "errorMessage": "",
+        "description": "",
+    }
+    if created is not None:
+        entry["createdAt"] = created
+    return entry
+
+
+@pytest.fixture
+def job_list(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[DatasetJobsHook, ScriptedService]]:
+    with scripted_service() as scripted:
+        conn = {"conn_type": "tensorbay", "host": scripted.base_url, "password": "ACCESSKEY-scripted"}
+        monkeypatch.setenv("AIRFLOW_CONN_SCRIPTED_TENSORBAY", json.dumps(conn))
+        yield DatasetJobsHook("scripted_tensorbay", retry=None), scripted
+
+
+def page(jobs: list[dict[str, Any]], offset: int, total: int) -> dict[str, Any]:
+    return {"jobs": jobs, "offset": offset, "recordSize": len(jobs), "totalCount": total}
+
+
+def test_dataset_jobs_older_than_the_quiet_window_are_not_candidates_and_end_the_listing(
+    job_list: tuple[DatasetJobsHook, ScriptedService],
+) -> None:
+    """Newest first: a job made more than ``LOOKUP_QUIET`` (120 s) before the create is neither a
+    candidate nor followed by anything newer, so the listing stops there."""
+    hook, scripted = job_list
+    now = int(time.time())
+    first = [dataset_job("mine", now - 5)] + [dataset_job(f"other-{n}", now, title="other") for n in range(126)]
+    first.append(dataset_job("like-but-old", now - 3600))
+    scripted.play("GET", JOBS_PATH, page(first, 0, 300))
+    found = hook.find_created("ds-1", "squashAndMerge", WANTED, age=30.0)
+    assert found is not None and found.job_id == "mine"
+    assert len(scripted.seen) == 1  # a full page of 300, but it reached past the window
+
+
+def test_a_dataset_job_without_created_at_may_be_the_creates(job_list: tuple[DatasetJobsHook, ScriptedService]) -> None:
+    """A field the service leaves out rules nothing out; the listing ends at its ``totalCount``."""
+    hook, scripted = job_list
+    now = int(time.time())
+    scripted.play(
+        "GET",
+        JOBS_PATH,
+        page([dataset_job(f"other-{n}", now, title="other") for n in range(128)], 0, 129),
+        page([dataset_job("mine", None)], 128, 129),
+    )
+    found = hook.find_created("ds-1", "squashAndMerge", WANTED, age=30.0)
+    assert found is not None and found.job_id == "mine"
+    assert [query["offset"] for _, _, query in scripted.seen] == ["0", "128"]  # no third, empty page
+
+
+WANTED = {"title": "mine", "arguments": squash("mine"), "description": None}

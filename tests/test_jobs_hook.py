@@ -241,6 +241,9 @@ def history_entry(**fields: object) -> Job:
         ({"submittedAt": "2026-01-01T12:30:00.000+0200"}, False),  # 10:30 UTC
         ({"submittedAt": "2026-01-01T06:30:00.000-0500"}, True),  # 11:30 UTC
         ({"submittedAt": None}, True),
+        # Without an offset, UTC (docs/jobs-api.md §1, history: "naive = UTC").
+        ({"submittedAt": "2026-01-01T10:59:59.000"}, False),
+        ({"submittedAt": "2026-01-01T11:00:01.000"}, True),
     ],
 )
 def test_what_a_lost_submit_may_have_created(fields: dict[str, object], may: bool) -> None:
