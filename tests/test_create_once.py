@@ -223,7 +223,10 @@ def test_a_dataset_job_made_before_the_create_is_not_taken_for_it(datasets: tupl
     hook, dataset = datasets
     job = hook.create_job(dataset, "made before", "squashAndMerge", squash("made before"))
     wanted = {"title": "made before", "arguments": squash("made before"), "description": None}
-    time.sleep(2.5)  # at least: the job is then two whole seconds older than a create sent now
+    # The job is then at least 4 s older than a create sent now: the lookup allows a second for the
+    # Date header's resolution, and uvicorn refreshes its Date once per main-loop tick (about a
+    # second, more on a busy machine), so a shorter gap can still read as the same second.
+    time.sleep(4.0)
     assert hook.find_created(dataset, "squashAndMerge", wanted, age=0.0) is None
     found = hook.find_created(dataset, "squashAndMerge", wanted, age=60.0)  # a create sent a minute ago
     assert found is not None and found.job_id == job.job_id
