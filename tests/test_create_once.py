@@ -298,12 +298,18 @@ def listed(job_id: str, submitted: datetime, access_key: str = "pubid", source: 
     }
 
 
+def scripted_connection(monkeypatch: pytest.MonkeyPatch, conn_type: str, password: str) -> Iterator[ScriptedService]:
+    """A scripted service behind the connection ``scripted_<conn_type>``."""
+    with scripted_service() as scripted:
+        conn = {"conn_type": conn_type, "host": scripted.base_url, "password": password}
+        monkeypatch.setenv(f"AIRFLOW_CONN_SCRIPTED_{conn_type.upper()}", json.dumps(conn))
+        yield scripted
+
+
 @pytest.fixture
 def history(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[JobsHook, ScriptedService]]:
     """A Modzy connection whose key is ``<public id>.<secret>``, as Modzy issues them."""
-    with scripted_service() as scripted:
-        conn = {"conn_type": "modzy", "host": scripted.base_url, "password": "pubid.s3cret"}
-        monkeypatch.setenv("AIRFLOW_CONN_SCRIPTED_MODZY", json.dumps(conn))
+    for scripted in scripted_connection(monkeypatch, "modzy", "pubid.s3cret"):
         yield JobsHook("scripted_modzy", retry=None), scripted
 
 
@@ -404,9 +410,7 @@ def dataset_job(job_id: str, created: int | None, title: str = "mine") -> dict[s
 
 @pytest.fixture
 def job_list(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[DatasetJobsHook, ScriptedService]]:
-    with scripted_service() as scripted:
-        conn = {"conn_type": "tensorbay", "host": scripted.base_url, "password": "ACCESSKEY-scripted"}
-        monkeypatch.setenv("AIRFLOW_CONN_SCRIPTED_TENSORBAY", json.dumps(conn))
+    for scripted in scripted_connection(monkeypatch, "tensorbay", "ACCESSKEY-scripted"):
         yield DatasetJobsHook("scripted_tensorbay", retry=None), scripted
 
 
