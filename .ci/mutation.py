@@ -10,7 +10,7 @@ in ``.ci/mutation-equivalents.toml`` with the mutated line and why. A listed mut
 longer shows that line (the code moved on) counts as a survivor again, so the list cannot go stale
 silently.
 
-Run: ``make mutation`` (95 minutes on 2 cores in the last full run), or ``.venv-mutation/bin/python
+Run: ``make mutation`` (see docs/mutation.md for its duration), or ``.venv-mutation/bin/python
 .ci/mutation.py --module airflow_jobwait/client/retry.py`` for one module.
 """
 
@@ -31,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENTS_FILE = ROOT / ".ci" / "mutation-equivalents.toml"
+#: pytest's options for each mutant's tests (see write_config).
+PYTEST_ARGS = ["-p", "no:cacheprovider", "-q", "-p", "mutation_order", "--timeout", "60"]
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,11 @@ def write_config(workdir: Path, modules: list[str], tests: list[str]) -> None:
         f"only_mutate = {json.dumps(modules)}\n"
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
         # The e2e and soak suites are not selected; -p no:cacheprovider keeps the copy clean.
-        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+        # mutation_order (.ci/mutation_order.py): each mutant's tests fastest first, a file's together.
+        # --timeout: a test that a mutant made hang fails after 60 s (6x the slowest of the selected
+        # tests, 10 s) instead of holding its mutant until mutmut's own timeout (4x its whole
+        # selection's time: many minutes for a mutant that every test reaches).
+        f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS)}\n"
         'also_copy = ["reference-service", "dags_examples"]\n'
         # A mutant that hangs (a wait that never ends) is cut at 4x (its tests' own time + 10 s),
         # wall-clock, rather than mutmut's 15x: the HTTP tests take seconds each, 15x made one hang
@@ -158,9 +164,15 @@ def write_config(workdir: Path, modules: list[str], tests: list[str]) -> None:
 
 def mutmut(workdir: Path, *args: str, capture: bool = False) -> str:
     """Run mutmut in the copy (``make mutation``'s venv has the provider's entry points and the
-    reference service installed)."""
+    reference service installed; the copy's ``.ci`` holds the ``mutation_order`` plugin)."""
+    path = os.pathsep.join(filter(None, [str(workdir / ".ci"), os.environ.get("PYTHONPATH")]))
     done = subprocess.run(
-        [sys.executable, "-m", "mutmut", *args], cwd=workdir, check=True, text=True, capture_output=capture
+        [sys.executable, "-m", "mutmut", *args],
+        cwd=workdir,
+        check=True,
+        text=True,
+        capture_output=capture,
+        env={**os.environ, "PYTHONPATH": path},
     )
     return done.stdout if capture else ""
 
@@ -313,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rerun_survivors_of:
         verdicts, commit = args.rerun_survivors_of
         # Adding tests can only catch more mutants; changed code would make the old verdicts stale.
-        changed = subprocess.run(["git", "diff", "--quiet", commit, "HEAD", "--", *modules], cwd=ROOT).returncode
+        # The working tree, not HEAD: the copy that is mutated is the checkout as it is now.
+        changed = subprocess.run(["git", "diff", "--quiet", commit, "--", *modules], cwd=ROOT).returncode
         if changed:
             parser.error(f"--rerun-survivors-of: the scored modules changed since {commit}: run them all")
         previous = json.loads(Path(verdicts).read_text("utf-8"))
