@@ -23,13 +23,13 @@ from airflow_jobwait.client import coalesce_datasets, datasets
 from airflow_jobwait.client.coalesce import Notice, running_pollers
 from airflow_jobwait.client.coalesce_datasets import DatasetListPoller, wait_dataset_coalesced
 from airflow_jobwait.client.http import Call, HttpResponse
-from airflow_jobwait.client.job_kinds import _dataset_state
+from airflow_jobwait.client.job_kinds import dataset_state
 from airflow_jobwait.client.pool import active_clients
 from airflow_jobwait.client.wait_loop import WaitLoop
 from airflow_jobwait.exceptions import JobWaitError, NotFound
 from airflow_jobwait.hooks.datasets import DatasetJobsHook
 from airflow_jobwait.models import JobStatus, WaitOutcome
-from airflow_jobwait.models.datasets import DatasetJob, DatasetJobList
+from airflow_jobwait.models.datasets import DatasetJob, DatasetJobSummaryList
 from airflow_jobwait.triggers import JobTrigger
 from tests import reference_datasets as reference
 from tests._pollers import failures, outcome_of, until
@@ -94,7 +94,7 @@ def list_pollers() -> dict[str, DatasetListPoller]:
 
 async def per_job_outcome(hook: DatasetJobsHook, dataset: str, job_id: str) -> WaitOutcome | None:
     job = await asyncio.to_thread(hook.get_job, dataset, job_id, TYPE)
-    return WaitLoop(job_id, POLL).on_state(_dataset_state(job))
+    return WaitLoop(job_id, POLL).on_state(dataset_state(job))
 
 
 async def test_dataset_waits_cost_one_list_request_per_dataset_per_round_and_end_with_their_true_statuses(
@@ -171,12 +171,12 @@ async def test_dataset_waits_cost_one_list_request_per_dataset_per_round_and_end
 
 
 def _without_error_message(original: Any) -> Any:
-    """``datasets.list_jobs`` whose entries lack ``errorMessage``, as a service may list them."""
+    """``datasets.list_job_summaries`` whose entries lack ``errorMessage``, as a service may list them."""
 
-    def list_jobs(*args: Any, **kwargs: Any) -> Call[DatasetJobList]:
+    def list_job_summaries(*args: Any, **kwargs: Any) -> Call[DatasetJobSummaryList]:
         call = original(*args, **kwargs)
 
-        def parse(response: HttpResponse) -> DatasetJobList:
+        def parse(response: HttpResponse) -> DatasetJobSummaryList:
             body = json.loads(response.body)
             for job in body.get("jobs", []):
                 job.pop("errorMessage", None)
@@ -184,13 +184,15 @@ def _without_error_message(original: Any) -> Any:
 
         return Call(call.request, parse)
 
-    return list_jobs
+    return list_job_summaries
 
 
 async def test_a_failed_entry_without_its_error_message_is_read_alone(
     hook: DatasetJobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(coalesce_datasets.datasets, "list_jobs", _without_error_message(datasets.list_jobs))
+    monkeypatch.setattr(
+        coalesce_datasets.datasets, "list_job_summaries", _without_error_message(datasets.list_job_summaries)
+    )
     dataset = await asyncio.to_thread(hook.call, reference.clone_dataset())
     (failing,) = await asyncio.to_thread(create, hook, dataset, FAILING)
     (slow,) = await asyncio.to_thread(create, hook, dataset, SLOW)
@@ -489,7 +491,7 @@ async def test_a_deleted_datasets_waits_poll_alone_and_other_datasets_keep_the_l
     # Handed back and polled alone, the wait ends as the per-job path does: the read's 404 is
     # not transient (WaitLoop.on_error after the status the wait last learnt).
     expected = WaitLoop(gone, POLL)
-    expected.on_state(_dataset_state(job))
+    expected.on_state(dataset_state(job))
     assert outcome == expected.on_error(alone.value)
     assert outcome.kind == "error" and "404" in outcome.message and "ResourceNotExist" in outcome.message
     # The deleted dataset: its first contact, then the one read alone (and this test's own two
@@ -503,8 +505,9 @@ async def test_a_deleted_datasets_waits_poll_alone_and_other_datasets_keep_the_l
     assert running_pollers() == [] and active_clients() == 0
 
 
-def _without_created_at(original: Any, job_id: str) -> Any:
-    """``datasets.get_job`` whose answer for ``job_id`` lacks ``createdAt``, as a service may send it."""
+def _without_created_at(original: Any, job_id: str, created_at: int | None = None) -> Any:
+    """``datasets.get_job`` whose answer for ``job_id`` lacks ``createdAt``, as a service may send it
+    (or has ``created_at`` there instead)."""
 
     def get_job(dataset_id: str, wanted: str, job_type: str) -> Call[DatasetJob]:
         call = original(dataset_id, wanted, job_type)
@@ -515,6 +518,8 @@ def _without_created_at(original: Any, job_id: str) -> Any:
             body = json.loads(response.body) if response.status == 200 else None
             if isinstance(body, dict):
                 body.pop("createdAt", None)
+                if created_at is not None:
+                    body["createdAt"] = created_at
                 response = HttpResponse(response.status, response.headers, json.dumps(body).encode())
             return call.parse(response)
 
@@ -564,4 +569,34 @@ async def test_a_job_read_without_created_at_is_read_alone_every_round(
     assert 2 <= after[2] - before[2] <= 4
     assert got_bare == await per_job_outcome(hook, dataset, bare) and got_bare.status is JobStatus.CANCELED
     assert got_dated == await per_job_outcome(hook, dataset, dated) and got_dated.status is JobStatus.CANCELED
+    assert running_pollers() == [] and active_clients() == 0
+
+
+async def test_a_lone_read_the_poller_cannot_take_fails_that_wait_only(
+    hook: DatasetJobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A createdAt past any date Python holds (the year 33658): taking the read fails that wait at
+    # once, as any bug in reading a job does; the poller goes on for the dataset's other waits.
+    dataset = await asyncio.to_thread(hook.call, reference.clone_dataset())
+    odd, kept = await asyncio.to_thread(create, hook, dataset, SLOW, 2)
+    monkeypatch.setattr(coalesce_datasets.datasets, "get_job", _without_created_at(datasets.get_job, odd, 10**12))
+    conn_id = use_mode(monkeypatch, real_service, "history")
+    tasks = {j: asyncio.ensure_future(outcome_of(trigger(conn_id, dataset, j))) for j in (odd, kept)}
+    try:
+        got_odd = await asyncio.wait_for(tasks[odd], LIMIT)
+        await until(lambda: dataset in list_pollers() and list_pollers()[dataset].windowed == [kept])
+        poller = list_pollers()[dataset]
+        await until(lambda after=poller.rounds + 2: poller.rounds >= after)
+        assert not tasks[kept].done()
+        await asyncio.to_thread(hook.abort, dataset, kept, TYPE)
+        got_kept = await asyncio.wait_for(tasks[kept], LIMIT)
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        await abort_running(hook, dataset, [odd, kept])
+    assert got_odd.kind == "error" and got_odd.job_id == odd
+    assert got_odd.message.startswith(f"polling job {odd} failed: status poll failed: ")
+    assert "out of range" in got_odd.message
+    assert got_kept == await per_job_outcome(hook, dataset, kept) and got_kept.status is JobStatus.CANCELED
     assert running_pollers() == [] and active_clients() == 0

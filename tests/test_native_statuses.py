@@ -186,6 +186,7 @@ def test_tensorbay_sends_job_type_on_every_job_call() -> None:
     calls = [
         datasets.get_job("ds", "j1", "basicSearch"),
         datasets.list_jobs("ds", "basicSearch"),
+        datasets.list_job_summaries("ds", "basicSearch"),
         datasets.retry_job("ds", "j1", "basicSearch"),
         datasets.abort_job("ds", "j1", "basicSearch"),
         datasets.delete_job("ds", "j1", "basicSearch"),

@@ -31,15 +31,15 @@ from pydantic.alias_generators import to_camel
 from pytest_mock import MockerFixture
 
 import airflow_jobwait.client as client_package
+from airflow_jobwait.client import datasets, inference
 from airflow_jobwait.client import http as http_module
-from airflow_jobwait.client import inference
 from airflow_jobwait.client.http import Call, HttpResponse
 from airflow_jobwait.client.job_kinds import _KINDS
 from airflow_jobwait.client.retry import RetryPolicy
 from airflow_jobwait.exceptions import ApiError, InvalidResponse, JobError, JobPendingError, RateLimited
 from airflow_jobwait.models import InputResult, Job, JobResults, SubmitJobRequest
 from airflow_jobwait.models.compute import ComputeError, ComputeJobRef, ComputeResults, ComputeStatus
-from airflow_jobwait.models.datasets import DatasetJob, DatasetJobList, Draft, DraftList
+from airflow_jobwait.models.datasets import DatasetJob, DatasetJobList, DatasetJobSummary, Draft, DraftList
 from airflow_jobwait.models.results_store import ResultsStoreInfo, Work
 
 PROPERTY = settings(
@@ -153,6 +153,7 @@ CONTRACT_OK: dict[str, tuple[int, ...]] = {
     "datasets.get_job": (200, 201),
     "datasets.get_user": (200, 201),
     "datasets.list_drafts": (200, 201),
+    "datasets.list_job_summaries": (200, 201),
     "datasets.list_jobs": (200, 201),
     "datasets.retry_job": (200, 201),
     "inference.batch_status": (200,),
@@ -266,6 +267,42 @@ _DATASET_JOB = {
     "result": {"draftNumber": 2},
     "arguments": {},
 }
+#: A job-list page as TensorBay sends it: docs/jobs-api.md §2 ("list": jobs, each with its own
+#: jobType, offset, recordSize, totalCount), every key tensorbay 1.24.2 reads of an entry
+#: (client/job.py Job.from_response_body) and of the page (client/version.py _generate_jobs).
+_LISTED_JOBS = {
+    "jobs": [
+        {
+            "title": "merge feature",
+            "jobId": JOB,
+            "jobType": "squashAndMerge",
+            "arguments": {"title": "t", "sourceBranchName": "feature", "targetBranchName": "main", "strategy": "abort"},
+            "createdAt": 1764417600,
+            "startedAt": 1764417601,
+            "finishedAt": 1764417605,
+            "status": "FAILED",
+            "errorMessage": "merge conflict on a.txt",
+            "result": None,
+            "description": "",
+        },
+        {
+            "title": "search",
+            "jobId": "other-job",
+            "jobType": "basicSearch",
+            "arguments": {},
+            "createdAt": 1764417500,
+            "startedAt": None,
+            "finishedAt": None,
+            "status": "QUEUING",
+            "errorMessage": "",
+            "result": None,
+            "description": "",
+        },
+    ],
+    "offset": 0,
+    "recordSize": 2,
+    "totalCount": 2,
+}
 _ERROR = {"status": 500, "type": "about:blank", "title": "Boom", "detail": "it broke"}
 VALID_DOCS: list[Any] = [
     _JOB,
@@ -300,6 +337,7 @@ VALID_DOCS: list[Any] = [
     7,
     {"datasetId": "copy"},
     {"code": "ResourceNotExist", "message": "gone"},
+    _LISTED_JOBS,
 ]
 
 
@@ -321,6 +359,7 @@ VALID_RESPONSES: dict[str, tuple[int, dict[str, str], Any]] = {
     "datasets.get_job": (200, {}, _DATASET_JOB),
     "datasets.get_user": (200, {}, {"nickname": "ada"}),
     "datasets.list_drafts": (200, {}, _DRAFTS),
+    "datasets.list_job_summaries": (200, {}, _LISTED_JOBS),
     "datasets.list_jobs": (200, {}, {"jobs": [_DATASET_JOB], "offset": 0, "recordSize": 1, "totalCount": 1}),
     "datasets.retry_job": (200, {}, b""),
     "inference.batch_status": (200, {}, {"jobs": [_JOB]}),
@@ -375,9 +414,10 @@ def _containers(doc: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[An
 
 
 @st.composite
-def mutated_docs(draw: st.DrawFn) -> Any:
-    """A valid payload with up to three values replaced by arbitrary JSON, or dropped."""
-    doc = copy.deepcopy(draw(st.sampled_from(VALID_DOCS)))
+def mutated_docs(draw: st.DrawFn, docs: list[Any] | None = None) -> Any:
+    """A valid payload (of ``docs``, default ``VALID_DOCS``) with up to three values replaced by
+    arbitrary JSON, or dropped."""
+    doc = copy.deepcopy(draw(st.sampled_from(docs or VALID_DOCS)))
     for _ in range(draw(st.integers(0, 3))):
         spots = list(_containers(doc))
         if not spots:
@@ -489,6 +529,90 @@ def test_success_status_parses_or_raises_invalid_response(name: str) -> None:
             call.parse(HttpResponse(status, extra, body))
 
     check()
+
+
+# ---- the job list's summaries: each entry read as the whole list reads it ------------------------
+
+LIST_JOBS = datasets.list_jobs("demo-dataset", "squashAndMerge")
+LIST_SUMMARIES = datasets.list_job_summaries("demo-dataset", "squashAndMerge")
+#: What a summary reads of an entry, in both spellings.
+SUMMARY_KEYS = {name for field in DatasetJobSummary.model_fields for name in (field, to_camel(field))}
+_LISTINGS = [_LISTED_JOBS, VALID_RESPONSES["datasets.list_jobs"][2]]
+
+
+def _read_entries(call: Call[Any], body: bytes) -> Any:
+    """Per entry, what a wait reads of it (``errorMessage`` given or defaulted told apart); or the error."""
+    try:
+        page = call.parse(HttpResponse(200, {}, body))
+    except InvalidResponse as err:
+        return err
+    return [
+        (j.job_id, j.created_at, j.status, j.error_message, "error_message" in j.model_fields_set) for j in page.jobs
+    ]
+
+
+def _summary_field(field: str) -> bool:
+    """The field is one a summary reads (or the page or an entry as a whole)."""
+    parts = field.split(".")
+    return field == "<root>" or (parts[0] == "jobs" and (len(parts) <= 2 or parts[2] in SUMMARY_KEYS))
+
+
+@PROPERTY
+@given(body=st.one_of(mutated_docs(_LISTINGS).map(_dumps), bodies))
+def test_the_job_list_summaries_read_each_entry_as_the_whole_list_reads_it(body: bytes) -> None:
+    whole, summaries = _read_entries(LIST_JOBS, body), _read_entries(LIST_SUMMARIES, body)
+    if not isinstance(whole, InvalidResponse):
+        assert summaries == whole
+    elif whole.field is None:  # not JSON: the same error, word for word
+        assert isinstance(summaries, InvalidResponse) and str(summaries) == str(whole)
+    elif _summary_field(whole.field):
+        assert isinstance(summaries, InvalidResponse) and summaries.field == whole.field
+    else:  # only what a summary skips is malformed
+        assert not isinstance(summaries, InvalidResponse), summaries
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # JSON only to the standard library (or not at all): pydantic's parser refuses these, the
+        # summaries take decode_json's way.
+        b'\xef\xbb\xbf{"jobs": [{"jobId": "j1", "status": "QUEUING"}]}',
+        '{"jobs": [{"jobId": "j1", "status": "QUEUING"}]}'.encode("utf-16"),
+        b'{"jobs": [{"jobId": "\\ud800", "status": "QUEUING"}]}',
+        b'{"jobs": [{"jobId": "j1", "createdAt": NaN}]}',
+        b'{"jobs": [{"jobId": "j1", "arguments": {"x": NaN}, "status": "FAILED"}]}',
+        b'{"jobs": [{"jobId": "j1", "arguments": {"x": ' + b"[" * 500 + b"]" * 500 + b"}}]}",
+        b'{"jobs": []} trailing',
+        b"\xff\xfe",
+        b"",
+        # Repeated keys: the last one counts, as json.loads has it.
+        b'{"jobs": [{"jobId": "j1", "status": "QUEUING", "status": "FAILED", "errorMessage": "x"}]}',
+        b'{"jobs": [{"jobId": "j1"}], "jobs": []}',
+    ],
+)
+def test_the_job_list_summaries_take_what_the_standard_library_takes(body: bytes) -> None:
+    whole, summaries = _read_entries(LIST_JOBS, body), _read_entries(LIST_SUMMARIES, body)
+    if isinstance(whole, InvalidResponse):
+        assert isinstance(summaries, InvalidResponse) and str(summaries) == str(whole)
+    else:
+        assert summaries == whole
+
+
+def test_a_malformed_job_list_entry_is_named_and_the_rest_of_a_job_is_not_read() -> None:
+    entry = {"jobId": "j1", "createdAt": 1764417600, "status": "QUEUING", "errorMessage": ""}
+    with pytest.raises(InvalidResponse) as info:
+        LIST_SUMMARIES.parse(
+            HttpResponse(200, {}, _dumps({"jobs": [entry, {"jobId": "j2", "createdAt": "yesterday"}]}))
+        )
+    assert info.value.field == "jobs.1.createdAt"
+    assert str(info.value).startswith("job list of dataset demo-dataset is invalid at field 'jobs.1.createdAt': ")
+    # What a wait does not read may be anything: not checked, not kept.
+    odd = {**entry, "title": 5, "arguments": [1], "result": "none", "results": {"x": [1, {}]}, "more": None}
+    page = LIST_SUMMARIES.parse(HttpResponse(200, {}, _dumps({"jobs": [odd], "totalCount": "many", "x": 1})))
+    assert [(j.job_id, j.created_at, j.status, j.error_message) for j in page.jobs] == [
+        ("j1", 1764417600, "QUEUING", "")
+    ]
+    assert page.jobs[0].model_extra is None and page.model_extra is None
 
 
 _DIGITS = re.compile(r"[0-9]+")

@@ -16,9 +16,13 @@ of the other pollers (``client/coalesce.py``, ``client/coalesce_history.py``):
   every waited job among the newest ``PER_PAGE``. Pages are read until an entry created more than
   ``MARGIN_S`` before the oldest windowed job (newest first: nothing older follows), a short page,
   or ``MAX_PAGES``.
-- **Outcome.** A listed entry is a whole ``DatasetJob``: its status ends the wait (or is told, if
-  running) exactly as a per-job read would, failure reason (``errorMessage``) included. A
-  ``FAILED`` entry without ``errorMessage``, or an entry without ``status``, is read alone.
+- **Outcome.** A listed entry carries what a per-job read tells a wait: its status ends the wait
+  (or is told, if running) exactly as a per-job read would, failure reason (``errorMessage``)
+  included. A ``FAILED`` entry without ``errorMessage``, or an entry without ``status``, is read
+  alone. Each entry is read for that only (``datasets.list_job_summaries``: ``jobId``,
+  ``createdAt``, ``status``, ``errorMessage``, parsed straight from the body; the rest of the job
+  is skipped unread, and only these fields can make a page garbled): every waited job is listed
+  again each round, and parsing whole jobs was most of a round's cost.
 - **Not listed.** A windowed job the listing reached past and did not list (deleted, or skipped
   by a deletion shifting the offsets) is read alone that round. When ``MAX_PAGES`` pages did not
   reach back to it (entries newest first, checked), it leaves the window for good and is read
@@ -55,13 +59,13 @@ from airflow_jobwait.client.coalesce import (
     _PollerKey,
     _wait_in,
 )
-from airflow_jobwait.client.coalesce_history import HistoryPoller
-from airflow_jobwait.client.http import ClientConfig
-from airflow_jobwait.client.job_kinds import _dataset_state
+from airflow_jobwait.client.coalesce_history import HistoryPoller, LoneRead
+from airflow_jobwait.client.http import Call, ClientConfig
+from airflow_jobwait.client.job_kinds import dataset_state, then
 from airflow_jobwait.client.wait_loop import WaitLoop
 from airflow_jobwait.exceptions import ApiError, JobWaitError
 from airflow_jobwait.models import WaitOutcome
-from airflow_jobwait.models.datasets import DatasetJob
+from airflow_jobwait.models.datasets import DatasetJob, DatasetJobSummary
 from airflow_jobwait.models.status import JobState, JobStatus
 
 log = logging.getLogger(__name__)
@@ -120,6 +124,7 @@ class DatasetListPoller(HistoryPoller):
     """
 
     MODES = ("dataset_list",)
+    NOUN = "dataset job"
 
     def __init__(self, key: _GroupKey, capabilities: _Capabilities) -> None:
         self.group = key
@@ -150,7 +155,9 @@ class DatasetListPoller(HistoryPoller):
         listed = await self._list(windowed)
         return [] if listed is None else self._take_listing(windowed, *listed)
 
-    def _take_listing(self, windowed: Sequence[str], entries: dict[str, DatasetJob], boundary: int | None) -> list[str]:
+    def _take_listing(
+        self, windowed: Sequence[str], entries: dict[str, DatasetJobSummary], boundary: int | None
+    ) -> list[str]:
         """Apply a round's listing; answer the windowed jobs to read alone this round.
 
         :param boundary: ``None`` when every windowed job was covered, else the ``createdAt`` at
@@ -170,7 +177,15 @@ class DatasetListPoller(HistoryPoller):
             if entry.status is None:
                 recheck.append(job_id)
                 continue
-            state = _dataset_state(entry)
+            known = self._known.get(job_id)
+            if (
+                known is not None
+                and known.native_status == entry.status
+                and known.message == (entry.error_message or None)
+            ):
+                state = known  # what dataset_state would answer again (most entries, most rounds)
+            else:
+                state = dataset_state(entry)
             if state.status is JobStatus.FAILED and "error_message" not in entry.model_fields_set:
                 # The entry lacks the failure reason a per-job read carries.
                 recheck.append(job_id)
@@ -180,7 +195,7 @@ class DatasetListPoller(HistoryPoller):
             self._apply(states)
         return recheck
 
-    async def _list(self, windowed: Sequence[str]) -> tuple[dict[str, DatasetJob], int | None] | None:
+    async def _list(self, windowed: Sequence[str]) -> tuple[dict[str, DatasetJobSummary], int | None] | None:
         """Page through the group's jobs, newest first, back to the oldest windowed one.
 
         :return: The entries by job id and the coverage boundary (see ``_take_listing``); ``None``
@@ -188,11 +203,11 @@ class DatasetListPoller(HistoryPoller):
         """
         assert self._client is not None
         oldest = min(int(self._submitted[job_id].timestamp()) for job_id in windowed)
-        entries: dict[str, DatasetJob] = {}
+        entries: dict[str, DatasetJobSummary] = {}
         previous: int | None = None
         newest_first = True
         for page in range(MAX_PAGES):
-            call = datasets.list_jobs(self.group.dataset_id, self.group.job_type, None, page * PER_PAGE, PER_PAGE)
+            call = datasets.list_job_summaries(self.group.dataset_id, self.group.job_type, page * PER_PAGE, PER_PAGE)
             try:
                 self.list_requests += 1
                 listed = await self._client.call(call, on_retry=self._retry_teller(windowed))
@@ -223,26 +238,12 @@ class DatasetListPoller(HistoryPoller):
         # Not in order: nothing unlisted can be said to be covered.
         return entries, 2**62
 
-    async def _read_alone(self, job_id: str) -> None:
-        """``GET …/jobs/{id}``: its status, and its ``createdAt`` (which puts it in the window)."""
-        assert self._client is not None
-        call = datasets.get_job(self.group.dataset_id, job_id, self.group.job_type)
-        try:
-            job = await self._client.call(call, on_retry=self._retry_teller([job_id]))
-            state = _dataset_state(job)
-        except JobWaitError as err:
-            self._fail([job_id], err)
-            return
-        except Exception as err:  # a bug must end this wait with an error, not kill the poller
-            log.exception("status of dataset job %s on %r failed", job_id, self.key.conn_id)
-            self._fail([job_id], JobWaitError(f"status poll failed: {err!r}"))
-            return
-        if job_id not in self._submitted and job_id not in self._alone:
-            if job.created_at is None:
-                self._alone.add(job_id)
-            else:
-                self._submitted[job_id] = datetime.fromtimestamp(job.created_at, UTC)
-        self._apply({job_id: state})
+    def _lone_read(self, job_id: str) -> Call[LoneRead]:
+        """``GET …/jobs/{id}``: its status, and its ``createdAt``."""
+        return then(datasets.get_job(self.group.dataset_id, job_id, self.group.job_type), _status_and_created)
+
+    def _audit_read(self, job_id: str, state: JobState) -> None:
+        """No audit: a job the list covered and did not show is read alone that very round."""
 
     def _no_list(self, error: JobWaitError) -> None:
         """No job list here: hand this group's waits back to poll alone. A dataset that does not
@@ -253,3 +254,7 @@ class DatasetListPoller(HistoryPoller):
         if not (isinstance(error, ApiError) and getattr(error, "code", None) == "ResourceNotExist"):
             self.capabilities.lost("dataset_list")
         self._hand_back(BatchMissing(error, endpoint="job list"))
+
+
+def _status_and_created(job: DatasetJob) -> LoneRead:
+    return dataset_state(job), None if job.created_at is None else datetime.fromtimestamp(job.created_at, UTC)

@@ -65,9 +65,10 @@ from airflow_jobwait.client.coalesce import (
     _loop_state,
     _PollerKey,
 )
-from airflow_jobwait.client.http import ClientConfig
+from airflow_jobwait.client.http import Call, ClientConfig
+from airflow_jobwait.client.job_kinds import then
 from airflow_jobwait.exceptions import JobWaitError
-from airflow_jobwait.models.inference import HistoryEntry, as_utc
+from airflow_jobwait.models.inference import HistoryEntry, Job, as_utc
 from airflow_jobwait.models.status import JobState
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,10 @@ MAX_PAGES = 10
 #: Jobs read alone at once (first contacts, jobs out of the window); the pooled client has 32
 #: connections.
 ALONE_CONCURRENCY = 8
+#: What a lone read answers: the job's status, and when the service took it (aware UTC; ``None``
+#: when the reply does not say).
+LoneRead = tuple[JobState, datetime | None]
+
 #: Each windowed job is read alone at least this often (seconds), in case the history never lists
 #: it: at 10,000 waits and a 5 s poll, 167 reads per round, under 1 % of polling each job alone.
 AUDIT_PERIOD = 300.0
@@ -94,6 +99,8 @@ class HistoryPoller(StatusPoller):
     """
 
     MODES = ("history",)
+    #: What the log calls the jobs of this family.
+    NOUN = "job"
 
     def __init__(self, key: _PollerKey, capabilities: _Capabilities) -> None:
         # Per job: when the service took it (aware UTC), once a first read told.
@@ -271,28 +278,37 @@ class HistoryPoller(StatusPoller):
 
         await asyncio.gather(*(one(job_id) for job_id in job_ids))
 
+    def _lone_read(self, job_id: str) -> Call[LoneRead]:
+        """``GET /api/jobs/{id}``: its status, and its ``submittedAt``."""
+        return then(inference.get_job(job_id), _status_and_submitted)
+
     async def _read_alone(self, job_id: str) -> None:
-        """``GET /api/jobs/{id}``: its status, and its submit time (which puts it in the window)."""
+        """Read one job alone (``_lone_read``, the family's call): its status, and its submit time,
+        which puts it in the window (a job without one is read alone every round)."""
         assert self._client is not None
         try:
-            job = await self._client.call(inference.get_job(job_id), on_retry=self._retry_teller([job_id]))
+            state, submitted = await self._client.call(self._lone_read(job_id), on_retry=self._retry_teller([job_id]))
         except JobWaitError as err:
             self._fail([job_id], err)
             return
         except Exception as err:  # a bug must end this wait with an error, not kill the poller
-            log.exception("status of job %s on %r failed", job_id, self.key.conn_id)
+            log.exception("status of %s %s on %r failed", self.NOUN, job_id, self.key.conn_id)
             self._fail([job_id], JobWaitError(f"status poll failed: {err!r}"))
             return
         if job_id not in self._submitted and job_id not in self._alone:
-            submitted = as_utc(job.submitted_at)
             if submitted is None:
                 self._alone.add(job_id)
             else:
                 self._submitted[job_id] = submitted
+        self._audit_read(job_id, state)
+        self._apply({job_id: state})
+
+    def _audit_read(self, job_id: str, state: JobState) -> None:
+        """The audit's part of a lone read: when the job was last read alone, and a terminal job
+        the last listing covered without listing (the history does not show it; said once)."""
         if job_id in self._submitted and job_id not in self._alone:
             self._last_read[job_id] = time.monotonic()
             self._last_read.move_to_end(job_id)
-        state = job.state
         if state.status.is_terminal and job_id in self._covered_unlisted and not self._told_unlisted:
             self._told_unlisted = True
             log.warning(
@@ -304,8 +320,11 @@ class HistoryPoller(StatusPoller):
                 state.status.value,
                 AUDIT_PERIOD,
             )
-        self._apply({job_id: state})
 
     def _no_history(self, error: JobWaitError) -> None:
         """The service has no job history: hand every wait back to poll alone."""
         self._endpoint_missing("history", BatchMissing(error, endpoint="job history"))
+
+
+def _status_and_submitted(job: Job) -> LoneRead:
+    return job.state, as_utc(job.submitted_at)

@@ -14,10 +14,17 @@ from airflow_jobwait.client.http import (
     expect,
     path_segment,
     validate,
+    validate_json,
 )
 from airflow_jobwait.exceptions import ApiError, InvalidResponse
 from airflow_jobwait.models.base import with_extra_fields
-from airflow_jobwait.models.datasets import DATASET_JOB_STATUSES, DatasetJob, DatasetJobList, DraftList
+from airflow_jobwait.models.datasets import (
+    DATASET_JOB_STATUSES,
+    DatasetJob,
+    DatasetJobList,
+    DatasetJobSummaryList,
+    DraftList,
+)
 
 AUTH = AuthScheme("X-Token")
 API_ROOT = "/gatewayv2/tensorbay-open-api/v1"
@@ -169,16 +176,20 @@ def get_user() -> Call[str]:
     return Call(request, parse)
 
 
-def list_jobs(
-    dataset_id: str, job_type: str, status: str | None = None, offset: int = 0, limit: int = MAX_PAGE
-) -> Call[DatasetJobList]:
-    """``GET /datasets/{id}/jobs``: newest first, filtered by type and native status."""
+def _list_request(dataset_id: str, job_type: str, status: str | None, offset: int, limit: int) -> HttpRequest:
     params = _type_param(job_type)
     if status is not None:
         if status not in DATASET_JOB_STATUSES:
             raise ValueError(f"status must be one of {', '.join(DATASET_JOB_STATUSES)}, got {status!r}")
         params += (("status", status),)
-    request = HttpRequest("GET", f"{_dataset(dataset_id)}/jobs", AUTH, params=params + _page(offset, limit))
+    return HttpRequest("GET", f"{_dataset(dataset_id)}/jobs", AUTH, params=params + _page(offset, limit))
+
+
+def list_jobs(
+    dataset_id: str, job_type: str, status: str | None = None, offset: int = 0, limit: int = MAX_PAGE
+) -> Call[DatasetJobList]:
+    """``GET /datasets/{id}/jobs``: newest first, filtered by type and native status."""
+    request = _list_request(dataset_id, job_type, status, offset, limit)
     what = f"job list of dataset {dataset_id}"
 
     def parse(response: HttpResponse) -> DatasetJobList:
@@ -187,6 +198,25 @@ def list_jobs(
         if isinstance(reply, dict) and isinstance(reply.get("jobs"), list):
             reply = {**reply, "jobs": [_with_type(job, job_type) for job in reply["jobs"]]}
         return validate(DatasetJobList, reply, what)
+
+    return Call(request, parse)
+
+
+def list_job_summaries(
+    dataset_id: str, job_type: str, offset: int = 0, limit: int = MAX_PAGE
+) -> Call[DatasetJobSummaryList]:
+    """``GET /datasets/{id}/jobs``, every status, newest first: ``list_jobs`` with each entry read
+    for what a wait needs only (``DatasetJobSummary``), straight from the body's bytes.
+
+    The job-list poller's page (``client/coalesce_datasets.py``), which re-lists every waited job
+    each round: whole ``DatasetJob``s (every field decoded, then validated) were most of its CPU.
+    """
+    request = _list_request(dataset_id, job_type, None, offset, limit)
+    what = f"job list of dataset {dataset_id}"
+
+    def parse(response: HttpResponse) -> DatasetJobSummaryList:
+        expect_ok(request, response)
+        return validate_json(DatasetJobSummaryList, response, what)
 
     return Call(request, parse)
 

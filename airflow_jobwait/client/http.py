@@ -308,10 +308,30 @@ def validate(model: type[M], data: Any, what: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        where, why = first_error(err)
-        raise InvalidResponse(
-            f"{what} is invalid at field {where!r}: {why} ({err.error_count()} error(s))", field=where
-        ) from err
+        raise _invalid(err, what) from err
+
+
+def validate_json(model: type[M], response: HttpResponse, what: str) -> M:
+    """``validate(model, decode_json(response, what), what)``, parsed straight from the body's
+    bytes (pydantic's own JSON parser): no Python object is built for what ``model`` ignores.
+
+    A body that parser refuses (not JSON, or JSON only to the standard library: ``NaN``, a BOM,
+    UTF-16, lone surrogates, deeper nesting) takes ``decode_json``'s way: what is accepted, and
+    how a body that is not JSON is reported, stay exactly those of that one-liner.
+
+    :raises InvalidResponse: Not JSON, or naming the first offending field and what was wrong with it.
+    """
+    try:
+        return model.model_validate_json(response.body)
+    except ValidationError as err:
+        if err.errors()[0]["type"] == "json_invalid":
+            return validate(model, decode_json(response, what), what)
+        raise _invalid(err, what) from err
+
+
+def _invalid(err: ValidationError, what: str) -> InvalidResponse:
+    where, why = first_error(err)
+    return InvalidResponse(f"{what} is invalid at field {where!r}: {why} ({err.error_count()} error(s))", field=where)
 
 
 def json_model(request: HttpRequest, model: type[M], what: str, ok: tuple[int, ...] = (200, 201)) -> Call[M]:

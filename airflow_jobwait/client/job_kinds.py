@@ -16,7 +16,7 @@ from airflow_jobwait.client.http import Call, retry_after_seconds
 from airflow_jobwait.exceptions import InvalidResponse
 from airflow_jobwait.models import Job, JobResults
 from airflow_jobwait.models.compute import ComputeJobRef, ComputeStatus
-from airflow_jobwait.models.datasets import DatasetJob
+from airflow_jobwait.models.datasets import DatasetJob, DatasetJobSummary
 from airflow_jobwait.models.native_statuses import EVO_COMPUTE, TENSORBAY
 from airflow_jobwait.models.status import JobState
 
@@ -25,6 +25,7 @@ __all__ = [
     "JobState",
     "KindCalls",
     "cancel_call",
+    "dataset_state",
     "kind_calls",
     "progress_call",
     "results_call",
@@ -82,7 +83,12 @@ def _dataset_args(job_id: str, ref: Mapping[str, str]) -> tuple[str, str, str]:
     return dataset_id, job_id, job_type
 
 
-def _dataset_state(job: DatasetJob) -> JobState:
+def dataset_state(job: DatasetJobSummary) -> JobState:
+    """A dataset job's status (a whole job's, or a job list entry's) in the common vocabulary; a
+    status beyond the contract is a failure, as in the SDK (``docs/jobs-api.md`` §5).
+
+    :raises InvalidResponse: It has no status (names the field).
+    """
     if job.status is None:  # the SDK reads job_info["status"] unguarded (client/job.py Job.update)
         raise InvalidResponse(f"dataset job {job.job_id} has no status", field="status")
     status = TENSORBAY.to_common(job.status, f"dataset job {job.job_id}")
@@ -115,7 +121,7 @@ _KINDS: dict[str, KindCalls] = {
     ),
     # TensorBay dataset jobs; ref: {"dataset_id", "job_type"}. Results are the whole job (with ``result``).
     "dataset": KindCalls(
-        status=lambda job_id, ref: then(datasets.get_job(*_dataset_args(job_id, ref)), _dataset_state),
+        status=lambda job_id, ref: then(datasets.get_job(*_dataset_args(job_id, ref)), dataset_state),
         results=lambda job_id, ref: then(datasets.get_job(*_dataset_args(job_id, ref)), DatasetJob.to_xcom),
         cancel=lambda job_id, ref: datasets.abort_job(*_dataset_args(job_id, ref)),
     ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from airflow_jobwait.models.base import WireModel
 
@@ -14,31 +14,49 @@ DatasetJobType = Literal["squashAndMerge", "basicSearch"]
 MergeStrategy = Literal["abort", "override", "skip"]
 
 
-class DatasetJob(WireModel):
-    """One dataset job.
+class DatasetJobSummary(WireModel):
+    """What a wait reads of a dataset job: its id, when it was created, its status and why it failed.
+
+    ``DatasetJob`` is this and the rest of the job. Parsed alone, for the job list's entries that
+    the job-list poller reads every round (``client/coalesce_datasets.py``), the other fields are
+    skipped unread (``extra="ignore"``): they cost most of the parsing and the poller has no use
+    for them.
 
     :param job_id: The job's id (``jobId``).
-    :param job_type: ``squashAndMerge`` or ``basicSearch``.
-    :param created_at: Unix seconds; ``started_at``/``finished_at`` are ``None`` until set.
+    :param created_at: Unix seconds.
     :param status: Native status (``QUEUING``, ``PROCESSING``, ``SUCCESS``, ``FAILED``, ``ABORTED``).
         Kept as the service spells it; ``client.job_kinds`` maps it onto ``JobStatus``
         (``docs/jobs-api.md`` §5: any other status is a terminal failure, as in the SDK).
     :param error_message: Why the job failed (``""`` when it did not, and when the reply omits it,
-        as the tensorbay SDK defaults it: client/job.py ``Job.error_message``).
-    :param description: ``""`` when omitted (the same SDK default).
+        as the tensorbay SDK defaults it: client/job.py ``Job.error_message``; ``model_fields_set``
+        tells the two apart).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: str
+    created_at: int | None = None
+    status: str | None = None
+    error_message: str | None = ""
+
+
+class DatasetJob(DatasetJobSummary):
+    """One dataset job: ``DatasetJobSummary``'s fields and the rest (unknown fields kept).
+
+    :param job_type: ``squashAndMerge`` or ``basicSearch``.
+    :param started_at: Unix seconds; ``started_at``/``finished_at`` are ``None`` until set.
+    :param description: ``""`` when omitted (the same SDK default as ``error_message``).
     :param result: squashAndMerge: ``{"draftNumber": int}``; basicSearch:
         ``{"searchResultId", "searchResultCommitId"}``; ``None`` until it succeeds.
     """
 
-    job_id: str
+    model_config = ConfigDict(extra="allow")
+
     job_type: str | None = None
     title: str | None = None
     arguments: dict[str, Any] = Field(default_factory=dict)
-    created_at: int | None = None
     started_at: int | None = None
     finished_at: int | None = None
-    status: str | None = None
-    error_message: str | None = ""
     result: dict[str, Any] | None = None
     description: str | None = ""
 
@@ -93,6 +111,15 @@ class DatasetJobList(WireModel):
     offset: int = 0
     record_size: int = 0
     total_count: int = 0
+
+
+class DatasetJobSummaryList(WireModel):
+    """One page of ``GET /jobs`` as the job-list poller reads it: each entry's ``DatasetJobSummary``
+    only, nothing else of the page (its paging fields are skipped as well)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    jobs: list[DatasetJobSummary] = Field(default_factory=list)
 
 
 class DraftList(WireModel):
