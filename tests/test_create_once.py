@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest.mock import ANY
@@ -298,6 +299,7 @@ def listed(job_id: str, submitted: datetime, access_key: str = "pubid", source: 
     }
 
 
+@contextmanager
 def scripted_connection(monkeypatch: pytest.MonkeyPatch, conn_type: str, password: str) -> Iterator[ScriptedService]:
     """A scripted service behind the connection ``scripted_<conn_type>``."""
     with scripted_service() as scripted:
@@ -309,7 +311,7 @@ def scripted_connection(monkeypatch: pytest.MonkeyPatch, conn_type: str, passwor
 @pytest.fixture
 def history(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[JobsHook, ScriptedService]]:
     """A Modzy connection whose key is ``<public id>.<secret>``, as Modzy issues them."""
-    for scripted in scripted_connection(monkeypatch, "modzy", "pubid.s3cret"):
+    with scripted_connection(monkeypatch, "modzy", "pubid.s3cret") as scripted:
         yield JobsHook("scripted_modzy", retry=None), scripted
 
 
@@ -410,7 +412,7 @@ def dataset_job(job_id: str, created: int | None, title: str = "mine") -> dict[s
 
 @pytest.fixture
 def job_list(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[DatasetJobsHook, ScriptedService]]:
-    for scripted in scripted_connection(monkeypatch, "tensorbay", "ACCESSKEY-scripted"):
+    with scripted_connection(monkeypatch, "tensorbay", "ACCESSKEY-scripted") as scripted:
         yield DatasetJobsHook("scripted_tensorbay", retry=None), scripted
 
 

@@ -9,6 +9,7 @@ from airflow_jobwait.client import inference as api
 from airflow_jobwait.hooks.base import LOOKUP_QUIET, JobWaitHook
 from airflow_jobwait.hooks.connection import MODZY
 from airflow_jobwait.models import Job, JobResults, SubmitJobRequest
+from airflow_jobwait.models.inference import as_utc
 
 #: How far before the submit the history is asked for: the service's clock may differ from ours.
 LOOKUP_SKEW = timedelta(seconds=300)
@@ -16,12 +17,9 @@ LOOKUP_PAGE_SIZE = 100
 LOOKUP_PAGES = 10
 
 
-def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
 def _submitted_before(job: Job, when: datetime) -> bool:
-    return job.submitted_at is not None and _aware(job.submitted_at) < when
+    submitted = as_utc(job.submitted_at)
+    return submitted is not None and submitted < when
 
 
 def _may_have_created(request: SubmitJobRequest, job: Job, since: datetime, key_id: str | None) -> bool:
