@@ -296,6 +296,34 @@ def report(scores: dict[str, ModuleScore], stale: list[str], minutes: float) -> 
     return "\n".join(lines), ok
 
 
+def time_spent(workdir: Path, modules: list[str], top: int = 15) -> str:
+    """Where the run's time went: the functions whose mutants took the most seconds in all (each
+    mutant's own wall-clock time, as mutmut recorded it in the copy's ``.meta`` files), for the next
+    attempt at shortening the run."""
+    by_function: dict[str, list[float]] = {}
+    for module in modules:
+        meta = workdir / "mutants" / f"{module}.meta"
+        if not meta.exists():
+            continue
+        for name, seconds in json.loads(meta.read_text("utf-8")).get("durations_by_key", {}).items():
+            function = name.rsplit("__mutmut_", 1)[0].replace("ǁ", ".").replace(".x.", ".").replace(".x_", ".")
+            by_function.setdefault(function.removeprefix("airflow_jobwait."), []).append(float(seconds))
+    total = sum(map(sum, by_function.values()))
+    lines = [
+        f"mutant time: {total / 60:.0f} min in all (summed over the mutants run at once)",
+        "",
+        "| function | mutants | minutes | share | mean s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for function, times in sorted(by_function.items(), key=lambda item: -sum(item[1]))[:top]:
+        spent = sum(times)
+        lines.append(
+            f"| `{function}` | {len(times)} | {spent / 60:.1f} | {100 * spent / max(total, 1e-9):.0f} % "
+            f"| {spent / len(times):.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--module", action="append", help="mutate only this module (repeatable)")
@@ -347,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         recheck_timeouts(workdir, modules, args.max_children)
         scores, stale = score(workdir, modules, previous)
         text, ok = report(scores, stale, (time.monotonic() - began) / 60)
+        text += "\n\n" + time_spent(workdir, modules)
     finally:
         if args.keep:
             print(f"scratch copy kept: {workdir}")
