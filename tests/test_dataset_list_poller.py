@@ -12,8 +12,8 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, TypeVar
 
 import pytest
 from jobwait_reference_service.faults_client import FaultControl
@@ -35,6 +35,7 @@ from tests import reference_datasets as reference
 from tests._pollers import failures, outcome_of, until
 from tests.conftest import API_KEY, TENSORBAY_CONN, connection_json
 
+T = TypeVar("T")
 LIMIT = 60.0  # bound of every wait in this file; no assertion is about time
 POLL = 0.5
 TYPE = "squashAndMerge"
@@ -308,9 +309,19 @@ def wait_with_budget(
     )
 
 
-async def abort_running(hook: DatasetJobsHook, dataset: str, job_ids: list[str]) -> None:
-    for job_id in job_ids:
-        with contextlib.suppress(JobWaitError):  # already ended (or its dataset gone): fine
+async def abort_and_wait(hook: DatasetJobsHook, dataset: str, job_id: str, task: asyncio.Future[T]) -> T:
+    """Abort the job, then answer its wait's outcome (which the abort ends)."""
+    await asyncio.to_thread(hook.abort, dataset, job_id, TYPE)
+    return await asyncio.wait_for(task, LIMIT)
+
+
+async def settle(tasks: Mapping[str, asyncio.Future[Any]], hook: DatasetJobsHook, dataset: str) -> None:
+    """A test's end, passed or not: its waits cancelled, and its jobs that still run aborted."""
+    for task in tasks.values():
+        task.cancel()
+    await asyncio.gather(*tasks.values(), return_exceptions=True)
+    for job_id in tasks:
+        with contextlib.suppress(JobWaitError):  # ended, or not in this dataset (or it is gone): fine
             await asyncio.to_thread(hook.abort, dataset, job_id, TYPE)
 
 
@@ -340,10 +351,7 @@ async def test_a_failed_list_round_spends_each_windowed_waits_own_budget(
             got_aborted, got_failed = await asyncio.wait_for(asyncio.gather(tasks[aborted], tasks[failing]), LIMIT)
             reads, failed_lists = await fired(faults)
         finally:
-            for task in tasks.values():
-                task.cancel()
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
-            await abort_running(hook, dataset, list(budgets))
+            await settle(tasks, hook, dataset)
     assert failed_lists == ATTEMPTS * 2
     # The wait whose budget ran out ends with an error naming the failure, as polled alone
     # (WaitLoop.on_error: "failed N times in a row; last error: ...").
@@ -385,12 +393,9 @@ async def test_a_list_round_that_answers_ends_each_waits_run_of_errors(
             notices.clear()
             await until(lambda after=poller.rounds + 2: poller.rounds >= after or task.done())
             assert not task.done(), task.result()
-        await asyncio.to_thread(hook.abort, dataset, job_id, TYPE)
-        outcome = await asyncio.wait_for(task, LIMIT)
+        outcome = await abort_and_wait(hook, dataset, job_id, task)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await abort_running(hook, dataset, [job_id])
+        await settle({job_id: task}, hook, dataset)
     assert outcome == await per_job_outcome(hook, dataset, job_id)
     assert outcome is not None and outcome.status is JobStatus.CANCELED
     assert running_pollers() == [] and active_clients() == 0
@@ -418,13 +423,9 @@ async def test_a_waits_deadline_ends_it_alone_as_timed_out(
         await until(lambda after=poller.rounds + 1: poller.rounds >= after)
         assert not tasks[other].done()
         got_succeeding = await asyncio.wait_for(tasks[succeeding], LIMIT)  # ends by itself
-        await asyncio.to_thread(hook.abort, dataset, other, TYPE)
-        got_other = await asyncio.wait_for(tasks[other], LIMIT)
+        got_other = await abort_and_wait(hook, dataset, other, tasks[other])
     finally:
-        for task in tasks.values():
-            task.cancel()
-        await asyncio.gather(*tasks.values(), return_exceptions=True)
-        await abort_running(hook, dataset, list(triggers))
+        await settle(tasks, hook, dataset)
     # WaitLoop.timed_out: kind timeout, the last status the wait learnt (a running one).
     assert timed_out.kind == "timeout" and timed_out.job_id == short
     assert timed_out.message.startswith(f"timed out waiting for job {short} (last status ")
@@ -484,10 +485,7 @@ async def test_a_deleted_datasets_waits_poll_alone_and_other_datasets_keep_the_l
                 await asyncio.to_thread(hook.abort, kept, job_id, TYPE)
             kept_outcomes = await asyncio.wait_for(asyncio.gather(tasks[first], tasks[second]), LIMIT)
         finally:
-            for task in tasks.values():
-                task.cancel()
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
-            await abort_running(hook, kept, [first, second])
+            await settle(tasks, hook, kept)
     # Handed back and polled alone, the wait ends as the per-job path does: the read's 404 is
     # not transient (WaitLoop.on_error after the status the wait last learnt).
     expected = WaitLoop(gone, POLL)
@@ -558,10 +556,7 @@ async def test_a_job_read_without_created_at_is_read_alone_every_round(
                 await asyncio.to_thread(hook.abort, dataset, job_id, TYPE)
             got_bare, got_dated = await asyncio.wait_for(asyncio.gather(tasks[bare], tasks[dated]), LIMIT)
         finally:
-            for task in tasks.values():
-                task.cancel()
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
-            await abort_running(hook, dataset, [bare, dated])
+            await settle(tasks, hook, dataset)
     # Over 3 rounds: the job without createdAt read alone once each round; the other covered by
     # the list (one request a round), never read alone after its first contact.
     assert 2 <= after[0] - before[0] <= 4
@@ -588,13 +583,9 @@ async def test_a_lone_read_the_poller_cannot_take_fails_that_wait_only(
         poller = list_pollers()[dataset]
         await until(lambda after=poller.rounds + 2: poller.rounds >= after)
         assert not tasks[kept].done()
-        await asyncio.to_thread(hook.abort, dataset, kept, TYPE)
-        got_kept = await asyncio.wait_for(tasks[kept], LIMIT)
+        got_kept = await abort_and_wait(hook, dataset, kept, tasks[kept])
     finally:
-        for task in tasks.values():
-            task.cancel()
-        await asyncio.gather(*tasks.values(), return_exceptions=True)
-        await abort_running(hook, dataset, [odd, kept])
+        await settle(tasks, hook, dataset)
     assert got_odd.kind == "error" and got_odd.job_id == odd
     assert got_odd.message.startswith(f"polling job {odd} failed: status poll failed: ")
     assert "out of range" in got_odd.message
