@@ -11,9 +11,10 @@ from airflow_jobwait.client.coalesce import Notice, PollFailed
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.models import JobInput, ModelRef, SubmitJobRequest, WaitOutcome
 from airflow_jobwait.triggers import JobTrigger
+from tests._liveness import LIVENESS_S
 
 #: Bound of every wait in the pollers' tests; no assertion is about time.
-LIMIT = 60.0
+LIMIT = LIVENESS_S
 
 
 async def outcome_of(trigger: JobTrigger) -> WaitOutcome:

@@ -25,10 +25,8 @@ from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.hooks.connection import status_polling
 from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.triggers import JobTrigger
-from tests._pollers import delta, outcome_of, submit_many, until
+from tests._pollers import LIMIT, delta, outcome_of, submit_many, until
 from tests.conftest import CONN_ID, connection_json
-
-LIMIT = 30.0  # bound of every wait in this file; no assertion is about time
 
 
 def stats(service: ServiceProcess) -> dict[str, Any]:

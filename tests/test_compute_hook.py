@@ -7,7 +7,6 @@ import json
 import uuid
 
 import pytest
-from airflow.triggers.base import TriggerEvent
 from jobwait_reference_service.process import ServiceProcess
 from pydantic import BaseModel
 
@@ -27,6 +26,8 @@ from airflow_jobwait.hooks.compute import ComputeHook
 from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.models.compute import ComputeJobRef
 from airflow_jobwait.triggers import JobTrigger
+from tests._liveness import LIVENESS_S
+from tests._pollers import outcome_of
 from tests.conftest import EVO_CONN, connection_json
 
 ORG = str(uuid.UUID(int=42))
@@ -141,15 +142,7 @@ def test_kind_mapping_rejects_unknown_status_and_missing_ref() -> None:
 
 
 async def run_trigger(trigger: JobTrigger) -> WaitOutcome:
-    events: list[TriggerEvent] = []
-
-    async def consume() -> None:
-        async for event in trigger.run():
-            events.append(event)
-
-    await asyncio.wait_for(consume(), 30)
-    assert len(events) == 1
-    return WaitOutcome.model_validate(events[0].payload)
+    return await asyncio.wait_for(outcome_of(trigger), LIVENESS_S)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import pytest
@@ -32,11 +32,10 @@ from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.models.datasets import DatasetJob, DatasetJobSummaryList
 from airflow_jobwait.triggers import JobTrigger
 from tests import reference_datasets as reference
-from tests._pollers import failures, outcome_of, until
+from tests._pollers import LIMIT, failures, outcome_of, until
 from tests.conftest import API_KEY, TENSORBAY_CONN, connection_json
 
 T = TypeVar("T")
-LIMIT = 60.0  # bound of every wait in this file; no assertion is about time
 POLL = 0.5
 TYPE = "squashAndMerge"
 SLOW = {"queuing_s": 600}
@@ -315,13 +314,18 @@ async def abort_and_wait(hook: DatasetJobsHook, dataset: str, job_id: str, task:
     return await asyncio.wait_for(task, LIMIT)
 
 
-async def settle(tasks: Mapping[str, asyncio.Future[Any]], hook: DatasetJobsHook, dataset: str) -> None:
-    """A test's end, passed or not: its waits cancelled, and its jobs that still run aborted."""
+async def settle(
+    tasks: Mapping[str, asyncio.Future[Any]], hook: DatasetJobsHook, dataset: str, jobs: Iterable[str] | None = None
+) -> None:
+    """A test's end, passed or not: its waits cancelled, and its jobs that still run aborted.
+
+    :param jobs: The jobs of ``dataset`` to abort; the waited ones (``tasks``' keys) by default.
+    """
     for task in tasks.values():
         task.cancel()
     await asyncio.gather(*tasks.values(), return_exceptions=True)
-    for job_id in tasks:
-        with contextlib.suppress(JobWaitError):  # ended, or not in this dataset (or it is gone): fine
+    for job_id in tasks if jobs is None else jobs:
+        with contextlib.suppress(JobWaitError):  # ended already: fine
             await asyncio.to_thread(hook.abort, dataset, job_id, TYPE)
 
 
@@ -485,7 +489,7 @@ async def test_a_deleted_datasets_waits_poll_alone_and_other_datasets_keep_the_l
                 await asyncio.to_thread(hook.abort, kept, job_id, TYPE)
             kept_outcomes = await asyncio.wait_for(asyncio.gather(tasks[first], tasks[second]), LIMIT)
         finally:
-            await settle(tasks, hook, kept)
+            await settle(tasks, hook, kept, (first, second))  # `gone`'s dataset is deleted
     # Handed back and polled alone, the wait ends as the per-job path does: the read's 404 is
     # not transient (WaitLoop.on_error after the status the wait last learnt).
     expected = WaitLoop(gone, POLL)

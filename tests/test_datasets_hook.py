@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from airflow.triggers.base import TriggerEvent
 from jobwait_reference_service.process import ServiceProcess
 from pytest_mock import MockerFixture
 
@@ -21,6 +20,8 @@ from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.models.datasets import DatasetJob
 from airflow_jobwait.triggers import JobTrigger
 from tests import reference_datasets as reference
+from tests._liveness import LIVENESS_S
+from tests._pollers import outcome_of
 from tests._scripted_service import ScriptedService, scripted_service
 from tests.conftest import TENSORBAY_CONN, connection_json
 
@@ -209,15 +210,7 @@ def test_kind_mapping_reads_unknown_status_as_the_sdk_and_requires_the_ref() -> 
 
 
 async def run_trigger(trigger: JobTrigger) -> WaitOutcome:
-    events: list[TriggerEvent] = []
-
-    async def consume() -> None:
-        async for event in trigger.run():
-            events.append(event)
-
-    await asyncio.wait_for(consume(), 30)
-    assert len(events) == 1
-    return WaitOutcome.model_validate(events[0].payload)
+    return await asyncio.wait_for(outcome_of(trigger), LIVENESS_S)
 
 
 @pytest.mark.parametrize(

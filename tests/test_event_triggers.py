@@ -50,6 +50,7 @@ if AIRFLOW_V_3_3_PLUS:  # the asset state store's messages and accessors arrived
     )
     from airflow.sdk.execution_time.context import AssetStateStoreAccessors
 from tests import reference_datasets as reference
+from tests._liveness import LIVENESS_S
 from tests.conftest import API_KEY, CHIME_CONN, FAMILIES, TENSORBAY_CONN
 from tests.test_job_trigger import submit
 
@@ -59,7 +60,7 @@ def import_string(classpath: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-LIMIT = 60.0  # liveness bound of every wait, never an expectation about speed
+LIMIT = LIVENESS_S  # liveness bound of every wait, never an expectation about speed
 POLL = 0.2
 needs_3_3 = pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="asset state store and shared streams: Airflow 3.3")
 

@@ -27,10 +27,9 @@ from airflow_jobwait.exceptions import InvalidResponse
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.triggers import JobTrigger
-from tests._pollers import delta, failures, outcome_of, submit_many, until
+from tests._pollers import LIMIT, delta, failures, outcome_of, submit_many, until
 from tests.conftest import API_KEY, CONN_ID, connection_json
 
-LIMIT = 60.0  # bound of every wait in this file; no assertion is about time
 POLL = 0.5
 
 

@@ -24,6 +24,7 @@ from airflow_jobwait.models import (
 )
 from airflow_jobwait.triggers import JobTrigger
 from tests._compat import AIRFLOW_V_3_3_PLUS
+from tests._liveness import LIVENESS_S
 from tests.conftest import set_connection
 
 
@@ -291,14 +292,14 @@ async def test_end_task_ends_failed_jobs_in_the_triggerer(
 ) -> None:
     job_id = submit(hook, duration_s=0.3, outcome=outcome)
     trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2, end_task=True, soft_fail=soft_fail)
-    assert type(await asyncio.wait_for(end_event(trigger), 30)) is expected
+    assert type(await asyncio.wait_for(end_event(trigger), LIVENESS_S)) is expected
 
 
 async def test_end_task_pushes_a_reference_for_results_too_large(hook: JobsHook) -> None:
     job_id = submit(hook, duration_s=0.2)
     trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2, end_task=True, max_xcom_bytes=10)
     assert trigger.serialize()[1]["max_xcom_bytes"] == 10  # survives a move to another triggerer
-    event = await asyncio.wait_for(end_event(trigger), 30)
+    event = await asyncio.wait_for(end_event(trigger), LIVENESS_S)
     assert isinstance(event, TaskSuccessEvent) and event.xcoms is not None
     reference = ResultsReference.model_validate(event.xcoms["return_value"])
     assert reference.too_large and reference.job_id == job_id and reference.size_bytes > 10

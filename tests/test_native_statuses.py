@@ -19,16 +19,17 @@ from airflow.triggers.base import TriggerEvent
 
 from airflow_jobwait.client import compute, datasets, inference
 from airflow_jobwait.client.http import HttpResponse
-from airflow_jobwait.client.job_kinds import results_call, status_call
+from airflow_jobwait.client.job_kinds import dataset_state, results_call, status_call
 from airflow_jobwait.client.wait_loop import WaitLoop, is_transient
 from airflow_jobwait.exceptions import ApiError, InvalidResponse, UnknownJobStatus
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.hooks.datasets import DatasetJobsHook
 from airflow_jobwait.models import JobResults, JobStatus, WaitOutcome
 from airflow_jobwait.models.compute import ComputeJobRef
-from airflow_jobwait.models.datasets import DatasetJob
+from airflow_jobwait.models.datasets import DatasetJob, DatasetJobSummary
 from airflow_jobwait.operators.datasets import AbortDatasetJobOperator
 from airflow_jobwait.triggers import JobTrigger
+from tests._liveness import LIVENESS_S
 from tests._scripted_service import ScriptedService, scripted_service
 
 S = JobStatus
@@ -179,6 +180,26 @@ TENSORBAY_STATUSES = [
 def test_tensorbay_status_is_read_as_the_sdk_reads_it(native: str, expected: JobStatus) -> None:
     state = status_call("dataset", "j1", DATASET_REF).parse(ok({"jobId": "j1", "status": native}))
     assert state.status is expected and state.native_status == native
+
+
+def test_a_dataset_state_read_again_is_kept_while_the_job_reads_the_same() -> None:
+    # A job list entry carries jobId, status and errorMessage (tensorbay client/version.py
+    # _generate_jobs); the SDK defaults errorMessage to "" (client/job.py), which says no reason.
+    def entry(status: str, error: str = "") -> DatasetJobSummary:
+        return DatasetJobSummary.model_validate({"jobId": "j1", "status": status, "errorMessage": error})
+
+    running = dataset_state(entry("PROCESSING"))
+    assert (running.status, running.native_status, running.message) == (S.IN_PROGRESS, "PROCESSING", None)
+    assert dataset_state(entry("PROCESSING"), running) is running
+    moved = dataset_state(entry("SUCCESS"), running)
+    assert (moved.status, moved.native_status, moved.message) == (S.COMPLETED, "SUCCESS", None)
+    failed = dataset_state(entry("FAILED", "disk full"), running)
+    assert (failed.status, failed.message) == (S.FAILED, "disk full")
+    reworded = dataset_state(entry("FAILED", "disk still full"), failed)
+    assert (reworded.status, reworded.message) == (S.FAILED, "disk still full")
+    assert dataset_state(entry("FAILED", ""), failed).message is None
+    with pytest.raises(InvalidResponse, match="status"):
+        dataset_state(DatasetJobSummary.model_validate({"jobId": "j1"}), running)
 
 
 def test_tensorbay_sends_job_type_on_every_job_call() -> None:
@@ -336,7 +357,7 @@ async def test_inference_trigger_ends_on_a_status_unknown_to_modzy(service: Scri
         async for event in trigger.run():
             events.append(event)
 
-    await asyncio.wait_for(consume(), 10)
+    await asyncio.wait_for(consume(), LIVENESS_S)
     outcome = WaitOutcome.model_validate(events[0].payload)
     # modzy/jobs.py block_until_complete: anything but SUBMITTED/IN_PROGRESS ends the wait.
     assert outcome.kind == "terminal" and outcome.status is S.FAILED and outcome.native_status == "OPEN"

@@ -39,6 +39,7 @@ from airflow_jobwait.client.job_kinds import _KINDS
 from airflow_jobwait.client.retry import RetryPolicy
 from airflow_jobwait.exceptions import ApiError, InvalidResponse, JobError, JobPendingError, RateLimited
 from airflow_jobwait.models import InputResult, Job, JobResults, SubmitJobRequest
+from airflow_jobwait.models.base import invalid_fields
 from airflow_jobwait.models.compute import ComputeError, ComputeJobRef, ComputeResults, ComputeStatus
 from airflow_jobwait.models.datasets import DatasetJob, DatasetJobList, DatasetJobSummary, Draft, DraftList
 from airflow_jobwait.models.results_store import ResultsStoreInfo, Work
@@ -556,7 +557,7 @@ def _malformed(err: InvalidResponse) -> list[str]:
     """Every field the whole list's parse found malformed, in pydantic's order (its message names
     the first one only)."""
     if isinstance(err.__cause__, ValidationError):
-        return [".".join(str(part) for part in error["loc"]) or "<root>" for error in err.__cause__.errors()]
+        return [path for path, _ in invalid_fields(err.__cause__)]
     return [str(err.field)]
 
 

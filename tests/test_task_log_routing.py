@@ -22,9 +22,10 @@ from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.triggers import JobTrigger
+from tests._liveness import LIVENESS_S
 from tests.test_job_trigger import status_prefix, submit, use_mode
 
-LIMIT = 60.0
+LIMIT = LIVENESS_S
 WAITS = 3
 
 

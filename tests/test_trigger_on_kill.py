@@ -20,6 +20,7 @@ from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.models import JobInput, JobStatus, ModelRef, SubmitJobRequest
 from airflow_jobwait.triggers import JobTrigger
 from tests._compat import AIRFLOW_V_3_3_PLUS
+from tests._liveness import LIVENESS_S
 
 # Airflow < 3.3 cancels a trigger the same way for every reason (no user-action message, no on_kill).
 _USER_ACTION_CANCEL_MSG = getattr(triggerer_job_runner, "_USER_ACTION_CANCEL_MSG", "user action (before 3.3)")
@@ -35,7 +36,7 @@ def long_job(hook: JobsHook) -> str:
 
 
 #: Liveness bound of every wait on the service in this file; no assertion is about time.
-LIMIT = 30.0
+LIMIT = LIVENESS_S
 
 
 def requests_served(service: ServiceProcess) -> int:

@@ -177,15 +177,7 @@ class DatasetListPoller(HistoryPoller):
             if entry.status is None:
                 recheck.append(job_id)
                 continue
-            known = self._known.get(job_id)
-            if (
-                known is not None
-                and known.native_status == entry.status
-                and known.message == (entry.error_message or None)
-            ):
-                state = known  # what dataset_state would answer again (most entries, most rounds)
-            else:
-                state = dataset_state(entry)
+            state = dataset_state(entry, self._known.get(job_id))
             if state.status is JobStatus.FAILED and "error_message" not in entry.model_fields_set:
                 # The entry lacks the failure reason a per-job read carries.
                 recheck.append(job_id)

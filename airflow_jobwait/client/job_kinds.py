@@ -83,17 +83,23 @@ def _dataset_args(job_id: str, ref: Mapping[str, str]) -> tuple[str, str, str]:
     return dataset_id, job_id, job_type
 
 
-def dataset_state(job: DatasetJobSummary) -> JobState:
+def dataset_state(job: DatasetJobSummary, known: JobState | None = None) -> JobState:
     """A dataset job's status (a whole job's, or a job list entry's) in the common vocabulary; a
     status beyond the contract is a failure, as in the SDK (``docs/jobs-api.md`` §5).
 
+    :param known: The state this job was last read in. It is answered as it is when the job still
+        reads the same (its status and message): a job list poller reads most jobs unchanged in
+        most rounds, and need not build their states again.
     :raises InvalidResponse: It has no status (names the field).
     """
+    message = job.error_message or None
+    if known is not None and known.native_status == job.status and known.message == message:
+        return known
     if job.status is None:  # the SDK reads job_info["status"] unguarded (client/job.py Job.update)
         raise InvalidResponse(f"dataset job {job.job_id} has no status", field="status")
     status = TENSORBAY.to_common(job.status, f"dataset job {job.job_id}")
     note = TENSORBAY.note(job.status, status)
-    return JobState(status=status, native_status=job.status, message=job.error_message or None, note=note)
+    return JobState(status=status, native_status=job.status, message=message, note=note)
 
 
 def _compute_ref(job_id: str, ref: Mapping[str, str]) -> ComputeJobRef:

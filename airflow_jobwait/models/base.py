@@ -62,10 +62,15 @@ def with_extra_fields(
     return {**body, **extra}
 
 
+def invalid_fields(err: ValidationError) -> list[tuple[str, str]]:
+    """Each invalid field's dotted path (``<root>`` for the value itself) and pydantic's sentence
+    about it, in pydantic's order."""
+    return [(".".join(str(part) for part in error["loc"]) or "<root>", error["msg"]) for error in err.errors()]
+
+
 def first_error(err: ValidationError) -> tuple[str, str]:
     """The dotted path of the first invalid field and pydantic's sentence about it."""
-    first = err.errors()[0]
-    return ".".join(str(part) for part in first["loc"]) or "<root>", first["msg"]
+    return invalid_fields(err)[0]
 
 
 #: Deepest nesting of objects/arrays a request body may have (a serialiser recurses per level).
