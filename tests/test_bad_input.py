@@ -52,6 +52,7 @@ from airflow_jobwait.operators.compute import SubmitComputeTaskOperator
 from airflow_jobwait.sensors import JobSensor
 from airflow_jobwait.triggers import JobTrigger
 from airflow_jobwait.waiting import JobFailedError
+from tests._liveness import LIVENESS_S
 from tests._scripted_service import ScriptedService, scripted_service
 from tests.conftest import API_KEY, CONN_ID, FAMILIES, connection_json
 
@@ -178,7 +179,7 @@ def world(service: ServiceProcess) -> World:
             model=ModelRef(identifier="echo", version="1.0"), input=JobInput(sources={"a": {"input.txt": "hi"}})
         )
         job_id = jobs.submit_job(request).job_identifier
-        assert jobs.wait_for_job(job_id, poll_interval=0.1, timeout=30).succeeded
+        assert jobs.wait_for_job(job_id, poll_interval=0.1, timeout=LIVENESS_S).succeeded
     ref = ComputeJobRef(org_id=ORG, topic="demo", task="wordcount", job_id=UNKNOWN)
     return World(pipeline, locked_id, unlocked_id, job_id, ref)
 

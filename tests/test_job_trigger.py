@@ -37,7 +37,7 @@ def submit(hook: JobsHook, **test: object) -> str:
     return hook.submit_job(body).job_identifier
 
 
-async def run_to_event(trigger: JobTrigger, limit: float = 30.0) -> WaitOutcome:
+async def run_to_event(trigger: JobTrigger, limit: float = LIVENESS_S) -> WaitOutcome:
     events: list[TriggerEvent] = []
 
     async def consume() -> None:
@@ -165,7 +165,7 @@ async def test_transient_faults_do_not_end_the_wait(
         {"kind": "status", "status": 429, "retry_after": 1, "path_prefix": prefix, "count": 1},
     ]
     with FaultControl(service.base_url, service.api_key).injected(rules) as faults:
-        result = await run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2), limit=60)
+        result = await run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2))
         injected = faults.stats()["injected"]
     assert result.kind == "terminal" and result.status is JobStatus.COMPLETED
     assert injected["status"] == 5 and injected["drop"] == 3 and injected["invalid_json"] == 2
@@ -277,8 +277,13 @@ async def test_start_from_trigger_renders_the_job_id_in_the_trigger(hook: JobsHo
     json.dumps(event.xcoms)
 
 
-async def end_event(trigger: JobTrigger, limit: float = 30.0) -> TriggerEvent:
-    events = [event async for event in trigger.run()]
+async def end_event(trigger: JobTrigger) -> TriggerEvent:
+    """The trigger's one event (bounded by the liveness bound)."""
+
+    async def collect() -> list[TriggerEvent]:
+        return [event async for event in trigger.run()]
+
+    events = await asyncio.wait_for(collect(), LIVENESS_S)
     assert len(events) == 1
     return events[0]
 
@@ -292,14 +297,14 @@ async def test_end_task_ends_failed_jobs_in_the_triggerer(
 ) -> None:
     job_id = submit(hook, duration_s=0.3, outcome=outcome)
     trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2, end_task=True, soft_fail=soft_fail)
-    assert type(await asyncio.wait_for(end_event(trigger), LIVENESS_S)) is expected
+    assert type(await end_event(trigger)) is expected
 
 
 async def test_end_task_pushes_a_reference_for_results_too_large(hook: JobsHook) -> None:
     job_id = submit(hook, duration_s=0.2)
     trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2, end_task=True, max_xcom_bytes=10)
     assert trigger.serialize()[1]["max_xcom_bytes"] == 10  # survives a move to another triggerer
-    event = await asyncio.wait_for(end_event(trigger), LIVENESS_S)
+    event = await end_event(trigger)
     assert isinstance(event, TaskSuccessEvent) and event.xcoms is not None
     reference = ResultsReference.model_validate(event.xcoms["return_value"])
     assert reference.too_large and reference.job_id == job_id and reference.size_bytes > 10

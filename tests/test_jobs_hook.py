@@ -16,6 +16,7 @@ from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.hooks.base import JobWaitHook
 from airflow_jobwait.hooks.jobs import _may_have_created
 from airflow_jobwait.models import Job, JobInput, JobStatus, ModelRef, SubmitJobRequest
+from tests._liveness import LIVENESS_S
 from tests.conftest import CONN_ID, connection_json
 
 
@@ -37,7 +38,7 @@ def test_submit_get_results(hook: JobsHook) -> None:
     assert job.status in (JobStatus.SUBMITTED, JobStatus.IN_PROGRESS)
     assert job.total_inputs == 2
     assert hook.get_job(job.job_identifier).job_identifier == job.job_identifier
-    outcome = hook.wait_for_job(job.job_identifier, poll_interval=0.2, timeout=30)
+    outcome = hook.wait_for_job(job.job_identifier, poll_interval=0.2, timeout=LIVENESS_S)
     assert outcome.kind == "terminal" and outcome.status is JobStatus.COMPLETED
     results = hook.get_results(job.job_identifier)
     assert results.finished and results.completed == 2
@@ -150,7 +151,7 @@ def test_blocking_wait_survives_transient_faults_and_stops_on_permanent_ones(
         {"kind": "status", "status": 429, "retry_after": 1, "path_prefix": path, "count": 1},
     ]
     with FaultControl(service.base_url, service.api_key).injected(rules) as faults:
-        outcome = hook.wait_for_job(job.job_identifier, poll_interval=0.2, timeout=60)
+        outcome = hook.wait_for_job(job.job_identifier, poll_interval=0.2, timeout=LIVENESS_S)
         injected = faults.stats()["injected"]
     assert outcome.kind == "terminal" and outcome.status is JobStatus.COMPLETED
     assert injected["status"] == 4 and injected["drop"] == 2 and injected["invalid_json"] == 2
@@ -158,7 +159,7 @@ def test_blocking_wait_survives_transient_faults_and_stops_on_permanent_ones(
     slow = hook.submit_job(request(duration_s=30))
     denied = [{"kind": "status", "status": 403, "path_prefix": f"/api/jobs/{slow.job_identifier}", "count": 1}]
     with FaultControl(service.base_url, service.api_key).injected(denied):
-        outcome = hook.wait_for_job(slow.job_identifier, poll_interval=0.2, timeout=60)
+        outcome = hook.wait_for_job(slow.job_identifier, poll_interval=0.2, timeout=LIVENESS_S)
     assert outcome.kind == "error" and "403" in outcome.message
     hook.cancel_job(slow.job_identifier)
 
