@@ -1,4 +1,5 @@
-"""pytest plugin of ``make mutation`` (``-p mutation_order``): each mutant's tests fastest first.
+"""pytest plugin of ``make mutation`` (``-p mutation_order``): each mutant's tests fastest first,
+each with a time limit after its own clean time.
 
 mutmut runs a mutant's tests with ``-x`` and passes them in no particular order (a set), so a
 mutant that a 0.1 s test catches could first sit through a 10 s one, and the tests of one file
@@ -7,6 +8,12 @@ a file stay together, files with the fastest tests come first and, within a file
 first: a caught mutant ends at about its cheapest failing test. The durations are those mutmut
 measured in its stats run (``mutmut-stats.json`` in the folder the tests run from); before that run
 has written them (the stats run itself), the order is left as it is.
+
+Each test also gets its own time limit (pytest-timeout's ``timeout`` marker, over ``--timeout``):
+``TIMEOUT_BASE_S`` for its set-up (a reference service to start among dozens of mutants), the
+tests' liveness bound and its tear-down, plus ``TIMEOUT_FACTOR`` times its time in the clean run.
+A mutant that makes a test hang where no liveness bound reaches (a blocking wait that ignores its
+deadline) is caught then, rather than at the one limit for all that the slowest test needs.
 """
 
 from __future__ import annotations
@@ -17,6 +24,10 @@ from pathlib import Path
 import pytest
 
 STATS_FILE = Path("mutmut-stats.json")
+#: Seconds every test may take besides its own clean time (see the module docstring).
+TIMEOUT_BASE_S = 30.0
+#: How many times its clean time a test may take on top (the machine is loaded under mutation).
+TIMEOUT_FACTOR = 3.0
 
 
 def _durations() -> dict[str, float]:
@@ -41,5 +52,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         by_file.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
     for tests in by_file.values():
         tests.sort(key=cost)
+        for item in tests:
+            if item.nodeid in durations:
+                item.add_marker(pytest.mark.timeout(TIMEOUT_BASE_S + TIMEOUT_FACTOR * durations[item.nodeid]))
     files = sorted(by_file.values(), key=lambda tests: (cost(tests[0]), sum(map(cost, tests)) / len(tests)))
     items[:] = [item for tests in files for item in tests]

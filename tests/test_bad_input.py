@@ -205,7 +205,7 @@ def deep_query(levels: int) -> dict[str, Any]:
 def run_trigger_then_resume(c: Ctx, job_id: str) -> Any:
     """Wait in the trigger, then resume the sensor with the event, as the triggerer would."""
     trigger = JobTrigger(job_id, CONN_ID, poll_interval=0.1)
-    outcome = asyncio.run(trigger.wait())
+    outcome = asyncio.run(asyncio.wait_for(trigger.wait(), LIVENESS_S))
     sensor = JobSensor(task_id="wait", job_id=job_id, conn_id=CONN_ID)
     return sensor.execute_complete({}, outcome.to_payload())  # type: ignore[arg-type]
 

@@ -24,6 +24,7 @@ from jobwait_reference_service.process import ServiceProcess
 from airflow_jobwait.hooks import ComputeHook
 from airflow_jobwait.models import JobStatus
 from airflow_jobwait.triggers import JobTrigger
+from tests._liveness import LIVENESS_S
 
 CLIENT_ID = "airflow-jobwait-test"
 SECRET = "cl1ent-s3cret-never-logged"
@@ -63,7 +64,9 @@ def hook(evo: ServiceProcess, monkeypatch: pytest.MonkeyPatch) -> ComputeHook:
 def test_a_blocking_wait_outlives_its_tokens(hook: ComputeHook, evo: ServiceProcess) -> None:
     before = stats(evo)["issued"]
     ref = hook.submit(None, "demo", "wordcount", {"text": "a b a"}, extra_body={"test": {"run_s": 3 * TTL}})
-    outcome = hook.wait_for_job(ref.job_id, poll_interval=0.5, timeout=60, job_kind="compute", job_ref=ref.job_ref)
+    outcome = hook.wait_for_job(
+        ref.job_id, poll_interval=0.5, timeout=LIVENESS_S, job_kind="compute", job_ref=ref.job_ref
+    )
     assert outcome.status is JobStatus.COMPLETED, outcome.message
     # One token per lifetime at least, fetched before the old one expired: never a 401-ended wait.
     assert stats(evo)["issued"] - before >= 3
@@ -75,7 +78,7 @@ def test_a_trigger_wait_outlives_its_tokens_and_keeps_no_secret(hook: ComputeHoo
     kwargs = json.dumps(trigger.serialize())
     assert SECRET not in kwargs and CLIENT_ID not in kwargs  # only the connection id travels
     before = stats(evo)["issued"]
-    outcome = asyncio.run(trigger.wait())
+    outcome = asyncio.run(asyncio.wait_for(trigger.wait(), LIVENESS_S))
     assert outcome.status is JobStatus.COMPLETED, outcome.message
     assert stats(evo)["issued"] - before >= 3
 
