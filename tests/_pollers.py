@@ -4,6 +4,7 @@ wait for a condition (bounded), submit jobs, count requests, pick the failure no
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -13,18 +14,21 @@ from airflow_jobwait.models import JobInput, ModelRef, SubmitJobRequest, WaitOut
 from airflow_jobwait.triggers import JobTrigger
 from tests._liveness import LIVENESS_S
 
-#: Bound of every wait in the pollers' tests; no assertion is about time.
-LIMIT = LIVENESS_S
-
 
 async def outcome_of(trigger: JobTrigger) -> WaitOutcome:
-    """Run ``trigger`` to its one event; its payload."""
+    """Run ``trigger`` to its one event; its payload, checked to be JSON-safe (it goes to the DB)."""
     events = [event async for event in trigger.run()]
-    assert len(events) == 1
+    assert len(events) == 1, "a JobTrigger fires exactly one event"
+    json.dumps(events[0].payload)
     return WaitOutcome.model_validate(events[0].payload)
 
 
-async def until(condition: Callable[[], bool], limit: float = LIMIT) -> None:
+async def bounded_outcome(trigger: JobTrigger) -> WaitOutcome:
+    """:func:`outcome_of`, failing after the liveness bound (a bug fails instead of hanging)."""
+    return await asyncio.wait_for(outcome_of(trigger), LIVENESS_S)
+
+
+async def until(condition: Callable[[], bool], limit: float = LIVENESS_S) -> None:
     """Yield to the loop until ``condition`` holds (bounded, so a bug fails instead of hanging)."""
 
     async def spin() -> None:

@@ -25,7 +25,8 @@ from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.hooks.connection import status_polling
 from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.triggers import JobTrigger
-from tests._pollers import LIMIT, delta, outcome_of, submit_many, until
+from tests._liveness import LIVENESS_S
+from tests._pollers import delta, outcome_of, submit_many, until
 from tests.conftest import CONN_ID, connection_json
 
 
@@ -60,7 +61,7 @@ def only_poller() -> StatusPoller:
 
 
 async def gather_bounded(*aws: Awaitable[WaitOutcome]) -> list[WaitOutcome]:
-    return list(await asyncio.wait_for(asyncio.gather(*aws), LIMIT))
+    return list(await asyncio.wait_for(asyncio.gather(*aws), LIVENESS_S))
 
 
 @pytest.fixture
@@ -167,10 +168,10 @@ async def test_falls_back_to_the_history_when_the_batch_endpoint_is_missing(
     rules = [{"kind": "status", "status": status, "path_prefix": "/api/jobs", "methods": ["GET"], "count": 1}]
     with FaultControl(service.base_url, service.api_key).injected(rules) as faults:
         before = await astats(service)
-        result = await asyncio.wait_for(outcome_of(JobTrigger(first, conn_id, poll_interval=0.2)), LIMIT)
+        result = await asyncio.wait_for(outcome_of(JobTrigger(first, conn_id, poll_interval=0.2)), LIVENESS_S)
         # What was learnt is kept for the loop: the next wait goes straight to the history poller
         # (auto mode; client/coalesce_history.py), which reads each job alone at first contact.
-        again = await asyncio.wait_for(outcome_of(JobTrigger(second, conn_id, poll_interval=0.2)), LIMIT)
+        again = await asyncio.wait_for(outcome_of(JobTrigger(second, conn_id, poll_interval=0.2)), LIVENESS_S)
         after = await astats(service)
         fired = faults.state()["rules"][0]["fired"]
     assert result.status is JobStatus.COMPLETED and again.status is JobStatus.COMPLETED
@@ -206,7 +207,7 @@ async def test_without_the_watch_endpoint_the_rounds_carry_on(
     rules = [{"kind": "status", "status": 404, "path_prefix": "/api/jobs:watch"}]
     with FaultControl(service.base_url, service.api_key).injected(rules) as faults:
         before = await astats(service)
-        result = await asyncio.wait_for(outcome_of(JobTrigger(job_id, conn_id, poll_interval=0.2)), LIMIT)
+        result = await asyncio.wait_for(outcome_of(JobTrigger(job_id, conn_id, poll_interval=0.2)), LIVENESS_S)
         after = await astats(service)
         fired = faults.state()["rules"][0]["fired"]
     assert result.status is JobStatus.COMPLETED

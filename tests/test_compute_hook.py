@@ -23,11 +23,10 @@ from airflow_jobwait.exceptions import (
     UnknownJobStatus,
 )
 from airflow_jobwait.hooks.compute import ComputeHook
-from airflow_jobwait.models import JobStatus, WaitOutcome
+from airflow_jobwait.models import JobStatus
 from airflow_jobwait.models.compute import ComputeJobRef
 from airflow_jobwait.triggers import JobTrigger
-from tests._liveness import LIVENESS_S
-from tests._pollers import outcome_of
+from tests._pollers import bounded_outcome
 from tests.conftest import EVO_CONN, connection_json
 
 ORG = str(uuid.UUID(int=42))
@@ -141,10 +140,6 @@ def test_kind_mapping_rejects_unknown_status_and_missing_ref() -> None:
         status_call("compute", "j", {"org_id": ORG, "topic": "demo"})
 
 
-async def run_trigger(trigger: JobTrigger) -> WaitOutcome:
-    return await asyncio.wait_for(outcome_of(trigger), LIVENESS_S)
-
-
 @pytest.mark.parametrize(
     ("task", "parameters", "expected"),
     [
@@ -158,7 +153,7 @@ async def test_trigger_runs_a_compute_job_to_each_terminal_status(
 ) -> None:
     ref = await asyncio.to_thread(hook.submit, ORG, "demo", task, parameters, {"queue_s": 0.05, "cancel_s": 0.1})
     trigger = JobTrigger(ref.job_id, hook.jobwait_conn_id, poll_interval=0.05, job_kind="compute", job_ref=ref.job_ref)
-    pending = asyncio.ensure_future(run_trigger(trigger))
+    pending = asyncio.ensure_future(bounded_outcome(trigger))
     if expected is JobStatus.CANCELED:
         await asyncio.sleep(0.2)
         await asyncio.to_thread(hook.cancel, ref)

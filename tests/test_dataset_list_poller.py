@@ -32,7 +32,8 @@ from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.models.datasets import DatasetJob, DatasetJobSummaryList
 from airflow_jobwait.triggers import JobTrigger
 from tests import reference_datasets as reference
-from tests._pollers import LIMIT, failures, outcome_of, until
+from tests._liveness import LIVENESS_S
+from tests._pollers import failures, outcome_of, until
 from tests.conftest import API_KEY, TENSORBAY_CONN, connection_json
 
 T = TypeVar("T")
@@ -144,7 +145,7 @@ async def test_dataset_waits_cost_one_list_request_per_dataset_per_round_and_end
                 second: [*jobs[second]["succeeding"], *aborted[second]],
             }
             all_ended = [j for job_ids in ended.values() for j in job_ids]
-            await asyncio.wait_for(asyncio.gather(*(tasks[j] for j in all_ended)), LIMIT)
+            await asyncio.wait_for(asyncio.gather(*(tasks[j] for j in all_ended)), LIVENESS_S)
             end = await fired(faults)
             # Listed with errorMessage: no failed or aborted job needed a read alone.
             assert end[0] == before[0] and end[2] == before[2]
@@ -204,7 +205,7 @@ async def test_a_failed_entry_without_its_error_message_is_read_alone(
     with FaultControl(real_service.base_url, real_service.api_key).injected(rules) as faults:
         tasks = [asyncio.ensure_future(outcome_of(trigger(conn_id, dataset, j))) for j in (failing, slow)]
         try:
-            outcome = await asyncio.wait_for(tasks[0], LIMIT)
+            outcome = await asyncio.wait_for(tasks[0], LIVENESS_S)
             reads = await fired(faults)
         finally:
             await asyncio.to_thread(hook.abort, dataset, slow, TYPE)
@@ -240,7 +241,7 @@ async def test_a_job_the_capped_list_does_not_reach_is_read_alone(
         assert 2 <= poller.list_requests - listed <= 4
         for job_id in (old, new):
             await asyncio.to_thread(hook.abort, dataset, job_id, TYPE)
-        got_old, got_new = await asyncio.wait_for(asyncio.gather(tasks[old], tasks[new]), LIMIT)
+        got_old, got_new = await asyncio.wait_for(asyncio.gather(tasks[old], tasks[new]), LIVENESS_S)
         assert got_old.status is JobStatus.CANCELED and got_new.status is JobStatus.CANCELED
         assert got_old == await per_job_outcome(hook, dataset, old)
     finally:
@@ -265,7 +266,7 @@ async def test_without_a_job_list_the_waits_poll_alone(
     ]
     with FaultControl(real_service.base_url, real_service.api_key).injected(rules) as faults:
         outcomes = await asyncio.wait_for(
-            asyncio.gather(*(outcome_of(trigger(conn_id, dataset, j)) for j in job_ids)), LIMIT
+            asyncio.gather(*(outcome_of(trigger(conn_id, dataset, j)) for j in job_ids)), LIVENESS_S
         )
         reads, missing = await fired(faults)
     assert {o.status for o in outcomes} == {JobStatus.COMPLETED}
@@ -311,7 +312,7 @@ def wait_with_budget(
 async def abort_and_wait(hook: DatasetJobsHook, dataset: str, job_id: str, task: asyncio.Future[T]) -> T:
     """Abort the job, then answer its wait's outcome (which the abort ends)."""
     await asyncio.to_thread(hook.abort, dataset, job_id, TYPE)
-    return await asyncio.wait_for(task, LIMIT)
+    return await asyncio.wait_for(task, LIVENESS_S)
 
 
 async def settle(
@@ -344,7 +345,7 @@ async def test_a_failed_list_round_spends_each_windowed_waits_own_budget(
             for job_id, budget in budgets.items():
                 tasks[job_id] = wait_with_budget(conn_id, dataset, job_id, budget, notices[job_id])
             # Two list rounds fail: one error against each windowed wait; the short budget runs out.
-            ended = await asyncio.wait_for(tasks[short], LIMIT)
+            ended = await asyncio.wait_for(tasks[short], LIVENESS_S)
             poller = list_pollers()[dataset]
             assert poller.waiting == 2 and sorted(poller.windowed) == sorted([aborted, failing])
             assert not tasks[aborted].done()
@@ -352,7 +353,7 @@ async def test_a_failed_list_round_spends_each_windowed_waits_own_budget(
             await until(lambda after=poller.rounds + 2: poller.rounds >= after)
             assert not tasks[aborted].done()
             await asyncio.to_thread(hook.abort, dataset, aborted, TYPE)
-            got_aborted, got_failed = await asyncio.wait_for(asyncio.gather(tasks[aborted], tasks[failing]), LIMIT)
+            got_aborted, got_failed = await asyncio.wait_for(asyncio.gather(tasks[aborted], tasks[failing]), LIVENESS_S)
             reads, failed_lists = await fired(faults)
         finally:
             await settle(tasks, hook, dataset)
@@ -421,12 +422,12 @@ async def test_a_waits_deadline_ends_it_alone_as_timed_out(
     }
     tasks = {j: asyncio.ensure_future(outcome_of(t)) for j, t in triggers.items()}
     try:
-        timed_out = await asyncio.wait_for(tasks[short], LIMIT)
+        timed_out = await asyncio.wait_for(tasks[short], LIVENESS_S)
         poller = list_pollers()[dataset]
         assert poller.waiting == 2 and sorted(poller.windowed) == sorted([other, succeeding])
         await until(lambda after=poller.rounds + 1: poller.rounds >= after)
         assert not tasks[other].done()
-        got_succeeding = await asyncio.wait_for(tasks[succeeding], LIMIT)  # ends by itself
+        got_succeeding = await asyncio.wait_for(tasks[succeeding], LIVENESS_S)  # ends by itself
         got_other = await abort_and_wait(hook, dataset, other, tasks[other])
     finally:
         await settle(tasks, hook, dataset)
@@ -472,7 +473,7 @@ async def test_a_deleted_datasets_waits_poll_alone_and_other_datasets_keep_the_l
             with pytest.raises(NotFound) as alone:
                 await asyncio.to_thread(hook.get_job, doomed, gone, TYPE)
             assert alone.value.code == "ResourceNotExist"
-            outcome = await asyncio.wait_for(tasks[gone], LIMIT)
+            outcome = await asyncio.wait_for(tasks[gone], LIVENESS_S)
             after_gone = await fired(faults)
             # Not remembered for the connection (no other list answered since, to set it again):
             # waits on another dataset, started now, go through its list.
@@ -487,7 +488,7 @@ async def test_a_deleted_datasets_waits_poll_alone_and_other_datasets_keep_the_l
             after = await fired(faults)
             for job_id in (first, second):
                 await asyncio.to_thread(hook.abort, kept, job_id, TYPE)
-            kept_outcomes = await asyncio.wait_for(asyncio.gather(tasks[first], tasks[second]), LIMIT)
+            kept_outcomes = await asyncio.wait_for(asyncio.gather(tasks[first], tasks[second]), LIVENESS_S)
         finally:
             await settle(tasks, hook, kept, (first, second))  # `gone`'s dataset is deleted
     # Handed back and polled alone, the wait ends as the per-job path does: the read's 404 is
@@ -558,7 +559,7 @@ async def test_a_job_read_without_created_at_is_read_alone_every_round(
             after = await fired(faults)
             for job_id in (bare, dated):
                 await asyncio.to_thread(hook.abort, dataset, job_id, TYPE)
-            got_bare, got_dated = await asyncio.wait_for(asyncio.gather(tasks[bare], tasks[dated]), LIMIT)
+            got_bare, got_dated = await asyncio.wait_for(asyncio.gather(tasks[bare], tasks[dated]), LIVENESS_S)
         finally:
             await settle(tasks, hook, dataset)
     # Over 3 rounds: the job without createdAt read alone once each round; the other covered by
@@ -582,7 +583,7 @@ async def test_a_lone_read_the_poller_cannot_take_fails_that_wait_only(
     conn_id = use_mode(monkeypatch, real_service, "history")
     tasks = {j: asyncio.ensure_future(outcome_of(trigger(conn_id, dataset, j))) for j in (odd, kept)}
     try:
-        got_odd = await asyncio.wait_for(tasks[odd], LIMIT)
+        got_odd = await asyncio.wait_for(tasks[odd], LIVENESS_S)
         await until(lambda: dataset in list_pollers() and list_pollers()[dataset].windowed == [kept])
         poller = list_pollers()[dataset]
         await until(lambda after=poller.rounds + 2: poller.rounds >= after)

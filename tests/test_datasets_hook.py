@@ -16,12 +16,11 @@ from airflow_jobwait.client.http import HttpResponse
 from airflow_jobwait.client.job_kinds import cancel_call, results_call, status_call
 from airflow_jobwait.exceptions import ApiError, InvalidResponse, NotFound, Unauthorized
 from airflow_jobwait.hooks.datasets import DatasetJobsHook
-from airflow_jobwait.models import JobStatus, WaitOutcome
+from airflow_jobwait.models import JobStatus
 from airflow_jobwait.models.datasets import DatasetJob
 from airflow_jobwait.triggers import JobTrigger
 from tests import reference_datasets as reference
-from tests._liveness import LIVENESS_S
-from tests._pollers import outcome_of
+from tests._pollers import bounded_outcome
 from tests._scripted_service import ScriptedService, scripted_service
 from tests.conftest import TENSORBAY_CONN, connection_json
 
@@ -209,10 +208,6 @@ def test_kind_mapping_reads_unknown_status_as_the_sdk_and_requires_the_ref() -> 
     assert abort.path.endswith("/jobs/j/abort") and abort.params == (("jobType", "squashAndMerge"),)
 
 
-async def run_trigger(trigger: JobTrigger) -> WaitOutcome:
-    return await asyncio.wait_for(outcome_of(trigger), LIVENESS_S)
-
-
 @pytest.mark.parametrize(
     ("source", "test", "expected", "reason"),
     [
@@ -230,7 +225,7 @@ async def test_trigger_runs_a_dataset_job_to_each_terminal_status(
     ref = {"dataset_id": dataset, "job_type": "squashAndMerge"}
     trigger = JobTrigger(job.job_id, hook.jobwait_conn_id, poll_interval=0.05, job_kind="dataset", job_ref=ref)
     assert trigger.serialize()[1]["job_ref"] == ref
-    task = asyncio.ensure_future(run_trigger(trigger))
+    task = asyncio.ensure_future(bounded_outcome(trigger))
     if expected is JobStatus.CANCELED:
         await asyncio.sleep(0.2)
         await asyncio.to_thread(hook.abort, dataset, job.job_id, "squashAndMerge")

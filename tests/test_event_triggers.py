@@ -60,7 +60,6 @@ def import_string(classpath: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-LIMIT = LIVENESS_S  # liveness bound of every wait, never an expectation about speed
 POLL = 0.2
 needs_3_3 = pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="asset state store and shared streams: Airflow 3.3")
 
@@ -170,7 +169,7 @@ class Triggerer:
             await asyncio.gather(self.supervisor, return_exceptions=True)
 
 
-async def until(condition: Callable[[], bool], what: str, limit: float = LIMIT) -> None:
+async def until(condition: Callable[[], bool], what: str, limit: float = LIVENESS_S) -> None:
     """Wait for ``condition`` (a liveness bound, not a timing expectation)."""
     deadline = time.monotonic() + limit
     while not condition():
@@ -550,7 +549,7 @@ async def test_jobs_ending_while_no_triggerer_ran_fire_once_on_resume(
                 datasets.wait_for_job(
                     job_id,
                     0.05,
-                    LIMIT,
+                    LIVENESS_S,
                     job_kind="dataset",
                     job_ref={"dataset_id": dataset, "job_type": "squashAndMerge"},
                 )
@@ -572,7 +571,7 @@ async def test_jobs_ending_while_no_triggerer_ran_fire_once_on_resume(
                 for _ in range(count)
             ]
             for job_id in made:
-                jobs_hook.wait_for_job(job_id, 0.05, LIMIT)
+                jobs_hook.wait_for_job(job_id, 0.05, LIVENESS_S)
             return made
 
         trigger = InferenceJobsTrigger(model, conn_id=jobwait_conn, **common)

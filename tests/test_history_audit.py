@@ -24,7 +24,8 @@ from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.models import JobStatus
 from airflow_jobwait.models.inference import HistoryEntry
 from airflow_jobwait.triggers import JobTrigger
-from tests._pollers import LIMIT, delta, outcome_of, submit_many, until
+from tests._liveness import LIVENESS_S
+from tests._pollers import delta, outcome_of, submit_many, until
 from tests.test_history_poller import (  # noqa: F401 - fixtures
     astats,
     finish,
@@ -69,8 +70,8 @@ async def test_a_job_the_history_never_lists_is_found_by_the_audit(
     try:
         await until(lambda: len(running_pollers()) == 1 and len(history_poller().windowed) == 2)
         await finish(real_service, [listed, hidden], "COMPLETED")
-        # Without the audit the hidden job would wait until its deadline (an hour): LIMIT fails it.
-        outcomes = await asyncio.wait_for(asyncio.gather(tasks[listed], tasks[hidden]), LIMIT)
+        # Without the audit the hidden job would wait until its deadline (an hour): LIVENESS_S fails it.
+        outcomes = await asyncio.wait_for(asyncio.gather(tasks[listed], tasks[hidden]), LIVENESS_S)
     finally:
         for task in tasks.values():
             task.cancel()

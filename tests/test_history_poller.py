@@ -27,7 +27,8 @@ from airflow_jobwait.exceptions import InvalidResponse
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.models import JobStatus, WaitOutcome
 from airflow_jobwait.triggers import JobTrigger
-from tests._pollers import LIMIT, delta, failures, outcome_of, submit_many, until
+from tests._liveness import LIVENESS_S
+from tests._pollers import delta, failures, outcome_of, submit_many, until
 from tests.conftest import API_KEY, CONN_ID, connection_json
 
 POLL = 0.5
@@ -119,7 +120,7 @@ async def test_n_waits_cost_one_history_request_per_round_and_end_with_their_tru
         for job_id in groups["CANCELED"]:
             await asyncio.to_thread(hook.cancel_job, job_id)
         ended = [j for group in groups.values() for j in group]
-        outcomes = await asyncio.wait_for(asyncio.gather(*(tasks[j] for j in ended)), LIMIT)
+        outcomes = await asyncio.wait_for(asyncio.gather(*(tasks[j] for j in ended)), LIVENESS_S)
         after_end = await astats(real_service)
         # Found in the history: no read alone was needed for any of them.
         assert delta(before_end, after_end, "get_job") == 0
@@ -135,7 +136,7 @@ async def test_n_waits_cost_one_history_request_per_round_and_end_with_their_tru
 
         rest = job_ids[25:]
         await finish(real_service, rest, "COMPLETED")
-        tail = await asyncio.wait_for(asyncio.gather(*(tasks[j] for j in rest)), LIMIT)
+        tail = await asyncio.wait_for(asyncio.gather(*(tasks[j] for j in rest)), LIVENESS_S)
         assert {o.status for o in tail} == {JobStatus.COMPLETED}
     finally:
         for task in tasks.values():
@@ -152,7 +153,7 @@ async def test_auto_mode_on_a_real_service_goes_through_the_history(
     conn_id = use_mode(monkeypatch, real_service, "auto")
     before = await astats(real_service)
     outcomes = await asyncio.wait_for(
-        asyncio.gather(*(outcome_of(JobTrigger(j, conn_id, poll_interval=POLL)) for j in job_ids)), LIMIT
+        asyncio.gather(*(outcome_of(JobTrigger(j, conn_id, poll_interval=POLL)) for j in job_ids)), LIVENESS_S
     )
     after = await astats(real_service)
     assert {o.status for o in outcomes} == {JobStatus.COMPLETED}
@@ -190,7 +191,7 @@ async def test_a_job_the_capped_history_does_not_reach_is_read_alone(
         assert 2 <= delta(before, after, "history") <= 4
         await finish(real_service, [old], "FAILED")
         await finish(real_service, [new], "COMPLETED")
-        got_old, got_new = await asyncio.wait_for(asyncio.gather(tasks[old], tasks[new]), LIMIT)
+        got_old, got_new = await asyncio.wait_for(asyncio.gather(tasks[old], tasks[new]), LIVENESS_S)
         assert got_old.status is JobStatus.FAILED and got_new.status is JobStatus.COMPLETED
     finally:
         for task in tasks.values():
@@ -207,7 +208,7 @@ async def test_without_a_history_the_waits_poll_alone(
     rules = [{"kind": "status", "status": 404, "path_prefix": "/api/jobs/history", "count": 1}]
     with FaultControl(real_service.base_url, real_service.api_key).injected(rules) as faults:
         outcomes = await asyncio.wait_for(
-            asyncio.gather(*(outcome_of(JobTrigger(j, conn_id, poll_interval=POLL)) for j in job_ids)), LIMIT
+            asyncio.gather(*(outcome_of(JobTrigger(j, conn_id, poll_interval=POLL)) for j in job_ids)), LIVENESS_S
         )
         fired = faults.state()["rules"][0]["fired"]
     assert {o.status for o in outcomes} == {JobStatus.COMPLETED}
@@ -286,7 +287,7 @@ async def test_a_failed_history_round_spends_each_windowed_waits_own_budget(
             for job_id, budget in budgets.items():
                 tasks[job_id] = wait_with_budget(conn_id, job_id, budget, notices[job_id])
             # Two history rounds fail: one error against each windowed wait; the short budget runs out.
-            ended = await asyncio.wait_for(tasks[short], LIMIT)
+            ended = await asyncio.wait_for(tasks[short], LIVENESS_S)
             injected = (await asyncio.to_thread(faults.stats))["injected"]
             poller = history_poller()
             assert poller.waiting == 2 and sorted(poller.windowed) == sorted([completing, failing])
@@ -298,7 +299,9 @@ async def test_a_failed_history_round_spends_each_windowed_waits_own_budget(
             assert not tasks[completing].done() and not tasks[failing].done()
             await finish(real_service, [completing], "COMPLETED")
             await finish(real_service, [failing], "FAILED")
-            got_completed, got_failed = await asyncio.wait_for(asyncio.gather(tasks[completing], tasks[failing]), LIMIT)
+            got_completed, got_failed = await asyncio.wait_for(
+                asyncio.gather(tasks[completing], tasks[failing]), LIVENESS_S
+            )
         finally:
             for task in tasks.values():
                 task.cancel()
@@ -343,7 +346,7 @@ async def test_a_history_round_that_answers_ends_each_waits_run_of_errors(
             await until(lambda after=poller.rounds + 2: poller.rounds >= after or task.done())
             assert not task.done(), task.result()
         await finish(real_service, [job_id], "COMPLETED")
-        outcome = await asyncio.wait_for(task, LIMIT)
+        outcome = await asyncio.wait_for(task, LIVENESS_S)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -366,7 +369,7 @@ async def test_a_waits_deadline_ends_it_alone_as_timed_out(
     }
     tasks = {j: asyncio.ensure_future(outcome_of(t)) for j, t in triggers.items()}
     try:
-        timed_out = await asyncio.wait_for(tasks[short], LIMIT)
+        timed_out = await asyncio.wait_for(tasks[short], LIVENESS_S)
         poller = history_poller()
         assert poller.waiting == 2 and sorted(poller.windowed) == sorted([other, another])
         # The others carry on through the history and end with their true statuses.
@@ -375,7 +378,7 @@ async def test_a_waits_deadline_ends_it_alone_as_timed_out(
         assert not tasks[other].done() and not tasks[another].done()
         await finish(real_service, [other], "TIMEDOUT")
         await finish(real_service, [another], "COMPLETED")
-        got_other, got_another = await asyncio.wait_for(asyncio.gather(tasks[other], tasks[another]), LIMIT)
+        got_other, got_another = await asyncio.wait_for(asyncio.gather(tasks[other], tasks[another]), LIVENESS_S)
     finally:
         for task in tasks.values():
             task.cancel()

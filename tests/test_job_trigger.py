@@ -20,11 +20,11 @@ from airflow_jobwait.models import (
     ModelRef,
     ResultsReference,
     SubmitJobRequest,
-    WaitOutcome,
 )
 from airflow_jobwait.triggers import JobTrigger
 from tests._compat import AIRFLOW_V_3_3_PLUS
 from tests._liveness import LIVENESS_S
+from tests._pollers import bounded_outcome
 from tests.conftest import set_connection
 
 
@@ -35,19 +35,6 @@ def submit(hook: JobsHook, **test: object) -> str:
         test=test or None,
     )
     return hook.submit_job(body).job_identifier
-
-
-async def run_to_event(trigger: JobTrigger, limit: float = LIVENESS_S) -> WaitOutcome:
-    events: list[TriggerEvent] = []
-
-    async def consume() -> None:
-        async for event in trigger.run():
-            events.append(event)
-
-    await asyncio.wait_for(consume(), limit)
-    assert len(events) == 1, "a JobTrigger fires exactly one event"
-    json.dumps(events[0].payload)  # the payload must be JSON-safe
-    return WaitOutcome.model_validate(events[0].payload)
 
 
 @pytest.fixture
@@ -68,7 +55,7 @@ def status_prefix(status_mode: str, job_id: str) -> str:
 @pytest.mark.parametrize("outcome", ["COMPLETED", "TIMEDOUT", "FAILED"])
 async def test_trigger_runs_to_each_terminal_status(hook: JobsHook, outcome: str) -> None:
     job_id = submit(hook, duration_s=0.5, outcome=outcome)
-    result = await run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.1))
+    result = await bounded_outcome(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.1))
     assert result.kind == "terminal"
     assert result.status is JobStatus(outcome)
     assert job_id in result.message and outcome in result.message
@@ -76,7 +63,7 @@ async def test_trigger_runs_to_each_terminal_status(hook: JobsHook, outcome: str
 
 async def test_trigger_sees_a_canceled_job(hook: JobsHook) -> None:
     job_id = submit(hook, duration_s=30)
-    task = asyncio.ensure_future(run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.1)))
+    task = asyncio.ensure_future(bounded_outcome(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.1)))
     await asyncio.sleep(0.3)
     await asyncio.to_thread(hook.cancel_job, job_id)
     result = await task
@@ -86,27 +73,24 @@ async def test_trigger_sees_a_canceled_job(hook: JobsHook) -> None:
 async def test_trigger_times_out_at_its_absolute_deadline(hook: JobsHook) -> None:
     job_id = submit(hook, duration_s=30)
     started = time.time()
-    result = await run_to_event(
-        JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=300, deadline=started + 0.5), limit=120
-    )
+    result = await bounded_outcome(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=300, deadline=started + 0.5))
     assert result.kind == "timeout"
     assert result.status in (JobStatus.SUBMITTED, JobStatus.IN_PROGRESS)
     assert "timed out" in result.message
-    # The last sleep is cut to the deadline rather than a whole poll interval. A liveness bound,
-    # not a speed claim: a sleep of the interval would take 300 s.
-    assert time.time() - started < 120
+    # The last sleep is cut to the deadline rather than a whole poll interval: a sleep of the
+    # interval (300 s) would outlast bounded_outcome's liveness bound.
     hook.cancel_job(job_id)
 
 
 async def test_deadline_already_passed_fires_timeout_after_one_poll(hook: JobsHook) -> None:
     job_id = submit(hook, duration_s=30)
-    result = await run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, deadline=time.time() - 1))
+    result = await bounded_outcome(JobTrigger(job_id, hook.jobwait_conn_id, deadline=time.time() - 1))
     assert result.kind == "timeout"
     hook.cancel_job(job_id)
 
 
 async def test_unknown_job_fires_an_error_event(hook: JobsHook) -> None:
-    result = await run_to_event(JobTrigger("no-such-job", hook.jobwait_conn_id, poll_interval=0.1))
+    result = await bounded_outcome(JobTrigger("no-such-job", hook.jobwait_conn_id, poll_interval=0.1))
     assert result.kind == "error" and "404" in result.message
 
 
@@ -131,7 +115,7 @@ async def test_concurrent_triggers_share_one_pooled_client(hook: JobsHook) -> No
             await asyncio.sleep(0.1)
 
     results, _ = await asyncio.gather(
-        asyncio.gather(*(run_to_event(JobTrigger(j, hook.jobwait_conn_id, poll_interval=0.2)) for j in job_ids)),
+        asyncio.gather(*(bounded_outcome(JobTrigger(j, hook.jobwait_conn_id, poll_interval=0.2)) for j in job_ids)),
         sample(),
     )
     assert {r.status for r in results} == {JobStatus.COMPLETED}
@@ -165,7 +149,7 @@ async def test_transient_faults_do_not_end_the_wait(
         {"kind": "status", "status": 429, "retry_after": 1, "path_prefix": prefix, "count": 1},
     ]
     with FaultControl(service.base_url, service.api_key).injected(rules) as faults:
-        result = await run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2))
+        result = await bounded_outcome(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2))
         injected = faults.stats()["injected"]
     assert result.kind == "terminal" and result.status is JobStatus.COMPLETED
     assert injected["status"] == 5 and injected["drop"] == 3 and injected["invalid_json"] == 2
@@ -181,7 +165,7 @@ async def test_permanent_errors_end_the_wait_at_once(
     # be how a service without it answers: the wait falls back to its own GET, which ends it.
     rules = [{"kind": "status", "status": 401, "path_prefix": status_prefix(status_mode, job_id), "methods": ["GET"]}]
     with FaultControl(service.base_url, service.api_key).injected(rules):
-        result = await run_to_event(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2))
+        result = await bounded_outcome(JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2))
     assert result.kind == "error" and "401" in result.message
     hook.cancel_job(job_id)
 
@@ -205,7 +189,7 @@ async def test_progress_lines_come_at_the_interval_and_say_time_waited(
     # In auto mode the wait sits in a watch that the service holds until the job changes: the
     # lines must come from the interval, not from the poller's answers (issue 15: every ~24 s).
     trigger = JobTrigger(job_id, hook.jobwait_conn_id, poll_interval=0.2, progress_interval=0.5)
-    assert (await run_to_event(trigger)).status is JobStatus.COMPLETED
+    assert (await bounded_outcome(trigger)).status is JobStatus.COMPLETED
     # Airflow's structlog writes trigger logs to stdout.
     lines = [line for line in capsys.readouterr().out.splitlines() if f"inference job {job_id} is" in line]
     # ~3 s of waiting: a line per 0.5 s, give or take one poll each.

@@ -626,6 +626,23 @@ def test_a_malformed_job_list_entry_is_named_and_the_rest_of_a_job_is_not_read()
     assert page.jobs[0].model_extra is None and page.model_extra is None
 
 
+@pytest.mark.parametrize(
+    "encode",
+    [lambda text: b"\xef\xbb\xbf" + text.encode(), lambda text: text.encode("utf-16")],
+    ids=["utf-8-bom", "utf-16"],
+)
+def test_a_malformed_entry_is_named_alike_in_json_only_the_standard_library_reads(
+    encode: Callable[[str], bytes],
+) -> None:
+    # pydantic's JSON parser refuses these bodies (RFC 8259 §8.1 allows a reader to take them, and
+    # json.loads does): the entry must be named with the same words as in plain UTF-8.
+    body = encode(json.dumps({"jobs": [{"jobId": "j2", "createdAt": "yesterday"}]}))
+    with pytest.raises(InvalidResponse) as info:
+        LIST_SUMMARIES.parse(HttpResponse(200, {}, body))
+    assert info.value.field == "jobs.0.createdAt"
+    assert str(info.value).startswith("job list of dataset demo-dataset is invalid at field 'jobs.0.createdAt': ")
+
+
 _DIGITS = re.compile(r"[0-9]+")
 _IMF_FIXDATE = re.compile(
     r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT"

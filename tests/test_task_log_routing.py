@@ -25,7 +25,6 @@ from airflow_jobwait.triggers import JobTrigger
 from tests._liveness import LIVENESS_S
 from tests.test_job_trigger import status_prefix, submit, use_mode
 
-LIMIT = LIVENESS_S
 WAITS = 3
 
 
@@ -58,7 +57,7 @@ async def test_each_waits_lines_carry_its_own_trigger_id(
             trigger = JobTrigger(job_id, conn_id, poll_interval=0.2, progress_interval=0.5)
             runner.triggers[n] = {"task": None, "is_watcher": False, "name": f"wait {n}", "events": 0}
             tasks.append(asyncio.create_task(runner.run_trigger(n, trigger), name=f"wait {n}"))
-        await asyncio.wait_for(asyncio.gather(*tasks), LIMIT)
+        await asyncio.wait_for(asyncio.gather(*tasks), LIVENESS_S)
     # 3.3 queues TriggerEventEntry(trigger_id, event, ...), 3.1 a (trigger_id, event) tuple.
     fired = [entry[0] if isinstance(entry, tuple) else entry.trigger_id for entry in runner.events]
     assert sorted(fired) == sorted(jobs)

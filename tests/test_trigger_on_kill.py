@@ -36,7 +36,6 @@ def long_job(hook: JobsHook) -> str:
 
 
 #: Liveness bound of every wait on the service in this file; no assertion is about time.
-LIMIT = LIVENESS_S
 
 
 def requests_served(service: ServiceProcess) -> int:
@@ -49,10 +48,10 @@ def requests_served(service: ServiceProcess) -> int:
 
 
 async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``LIMIT`` seconds (liveness)."""
-    give_up = time.monotonic() + LIMIT
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``LIVENESS_S`` seconds (liveness)."""
+    give_up = time.monotonic() + LIVENESS_S
     while not await condition():
-        assert time.monotonic() < give_up, f"not within {LIMIT}s: {what}"
+        assert time.monotonic() < give_up, f"not within {LIVENESS_S}s: {what}"
         await asyncio.sleep(0.05)
 
 

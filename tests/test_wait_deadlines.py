@@ -20,8 +20,8 @@ from airflow_jobwait.exceptions import ServerError
 from airflow_jobwait.hooks import DatasetJobsHook, JobsHook
 from airflow_jobwait.models import JobInput, ModelRef, SubmitJobRequest
 from airflow_jobwait.triggers import JobTrigger
+from tests._pollers import bounded_outcome
 from tests.conftest import set_connection
-from tests.test_job_trigger import run_to_event
 
 REQUEST_TIMEOUT = 2.0
 WAIT = 2.0
@@ -68,7 +68,7 @@ async def test_trigger_ends_by_its_deadline_plus_one_request_timeout(
     monkeypatch.setattr(JobsHook, "__init__", _with_retry(JobsHook.__init__, SLOW_RETRY))
     with FaultControl(service.base_url, service.api_key).injected([{**STALL, "path_prefix": "/api/jobs"}]):
         started = time.monotonic()
-        outcome = await run_to_event(JobTrigger(job_id, slow_conn, poll_interval=0.2, deadline=time.time() + WAIT))
+        outcome = await bounded_outcome(JobTrigger(job_id, slow_conn, poll_interval=0.2, deadline=time.time() + WAIT))
         elapsed = time.monotonic() - started
     assert outcome.kind == "timeout", outcome.message
     assert elapsed < BOUND, f"{status_mode} trigger with a {WAIT}s deadline took {elapsed:.1f}s"
