@@ -11,9 +11,14 @@ Airflow's ``TriggerRunner.create_triggers``, which deserialises each trigger and
 - ``per_job``: ``JobTrigger``, ``status_mode=per_job`` (this project before coalescing);
 - ``per_job_adaptive``: ``per_job`` with ``max_poll_interval`` (``--max-poll``, default 4x the poll
   interval): each wait's delay stretches with its job's quiet time (``client/poll_schedule.py``).
-  Not in the default modes; its "wait-poll" is a nominal poll interval per wait;
+  Not in the default modes; its "wait-poll" is a nominal poll interval per wait, and its steady
+  window starts once a wait quiet since its start polls at the maximum (150 s at the defaults:
+  the schedule a long wait keeps, not its first minutes);
 - ``http_sensor``: ``HttpSensorTrigger`` (apache-airflow-providers-http) polling the service's [ext]
-  ``GET /api/jobs/{id}/done``, which answers 404 until the job is terminal.
+  ``GET /api/jobs/{id}/done``, which answers 404 until the job is terminal;
+- ``bare`` (only when asked for): Airflow's own ``DateTimeTrigger`` (the standard provider), due in
+  a day: what a trigger costs in the runner that waits on nothing and sends no request, the floor
+  of every mode's CPU and RSS per wait. It never fires, so it has no detection latency or status.
 
 Two more modes run only when asked for, against a second reference service in the ``real`` profile
 (no [ext] endpoint, a rate limit: ``--rate-limit``, default the profile's 200 requests/s per key):
@@ -70,6 +75,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +84,9 @@ JOBS_CONN = "bench_jobs"
 HTTP_CONN = "bench_http"
 DATASETS_CONN = "bench_datasets"
 MODES = ("http_sensor", "per_job", "batch", "watch")
-#: Runs only when asked for (``--modes``): per-job polling on the adaptive schedule, and the two
-#: modes against the reference service's ``real`` profile (``REAL_MODES``).
-EXTRA_MODES = ("per_job_adaptive", "history", "dataset_list")
+#: Runs only when asked for (``--modes``): per-job polling on the adaptive schedule, the two
+#: modes against the reference service's ``real`` profile (``REAL_MODES``), and the baseline.
+EXTRA_MODES = ("per_job_adaptive", "history", "dataset_list", "bare")
 #: Against a reference service in the ``real`` profile: what the real APIs offer, rate-limited.
 REAL_MODES = ("history", "dataset_list")
 PEERS = ("http_sensor", "per_job", "per_job_adaptive")
@@ -184,6 +190,18 @@ async def _lag_sampler(samples: list[tuple[float, float]]) -> None:
         samples.append((time.time(), loop.time() - before - LAG_TICK))
 
 
+def _settle(mode: str, poll: float, max_poll: float | None) -> float:
+    """Seconds from the waits' start to the steady window's at the earliest: for
+    ``per_job_adaptive``, until a wait quiet since its start polls at ``max_poll_interval``
+    (``client/poll_schedule.py``: the interval grows by ``GROWTH`` per quiet second), so that the
+    window measures the schedule a long wait keeps, not its first minutes; 0 for the other modes."""
+    from airflow_jobwait.client.poll_schedule import GROWTH
+
+    if mode != "per_job_adaptive":
+        return 0.0
+    return ((max_poll if max_poll is not None else 4 * poll) - poll) / GROWTH
+
+
 def _workloads(spec: dict[str, Any]) -> list[Any]:
     from airflow.executors.workloads import RunTrigger
     from airflow.models.trigger import Trigger
@@ -191,10 +209,15 @@ def _workloads(spec: dict[str, Any]) -> list[Any]:
     from airflow_jobwait.triggers import JobTrigger
 
     workloads = []
+    kwargs: dict[str, Any]
     for n, job_id in enumerate(spec["job_ids"], start=1):
-        if spec["mode"] == "http_sensor":
+        if spec["mode"] == "bare":
+            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+            classpath, kwargs = DateTimeTrigger(moment=datetime.now(UTC) + timedelta(days=1)).serialize()
+        elif spec["mode"] == "http_sensor":
             classpath = "airflow.providers.http.triggers.http.HttpSensorTrigger"
-            kwargs: dict[str, Any] = {
+            kwargs = {
                 "endpoint": f"api/jobs/{job_id}/done",
                 "http_conn_id": HTTP_CONN,
                 "method": "GET",
@@ -268,6 +291,7 @@ async def _triggerer(spec: dict[str, Any]) -> dict[str, Any]:
     pauses: list[tuple[float, int, float]] = []
     _gc_pauses(pauses)
     workloads = _workloads(spec)
+    built = time.time()  # the waits' ``started`` (JobTrigger takes the clock when it is made)
     gc.collect()
     idle_cpu, idle_wall = time.process_time(), time.time()
     await asyncio.sleep(3.0)
@@ -293,8 +317,9 @@ async def _triggerer(spec: dict[str, Any]) -> dict[str, Any]:
     first_contacted = _first_contacted() if mode in REAL_MODES else None
     stats_ramp = await asyncio.to_thread(service_stats, spec["base_url"], mode)
 
-    # Steady window: from a poll interval after the ramp (everyone has polled at least once).
-    window_start = ramp_done + poll
+    # Steady window: from a poll interval after the ramp (everyone has polled at least once), and
+    # for adaptive polling once every wait's interval has grown to its maximum (_settle).
+    window_start = max(ramp_done + poll, built + spec["settle"])
     window_end = window_start + spec["steady"]
     await asyncio.sleep(max(0.0, window_start - time.time()))
     stats_before = await asyncio.to_thread(service_stats, spec["base_url"], mode)
@@ -313,7 +338,7 @@ async def _triggerer(spec: dict[str, Any]) -> dict[str, Any]:
     # Now the orchestrator ends the jobs; wait (bounded) for every trigger's event.
     Path(spec["phase_file"]).write_text(f"steady_done {time.time()}")
     give_up = time.time() + spec["end_window"] + n / 2000 + 4 * poll + 60.0 + spec["end_extra"]
-    while len(stamps) < n and time.time() < give_up:
+    while mode != "bare" and len(stamps) < n and time.time() < give_up:
         await asyncio.sleep(0.1)
     resolved = len(stamps)
     tasks = [details["task"] for details in runner.triggers.values() if "task" in details]
@@ -649,6 +674,7 @@ def run_scenario(
             "dataset_of": dataset_of,
             "base_url": service.base_url,
             "steady": args.steady,
+            "settle": _settle(scenario.mode, poll, args.max_poll),
             "end_window": args.end_window,
             "phase_file": str(phase),
             "ramp_limit": ramp_limit,
@@ -658,7 +684,7 @@ def run_scenario(
         child.stdin.write((json.dumps(spec) + "\n").encode())
         child.stdin.close()
         # Ramp (bounded by the child) + a poll interval + the steady window.
-        limit = time.time() + ramp_limit + 60.0 + poll + args.steady
+        limit = time.time() + max(ramp_limit + poll, spec["settle"]) + 60.0 + args.steady
         while not phase.exists():
             if child.poll() is not None or time.time() > limit:
                 raise RuntimeError("the triggerer process did not reach the end of its steady window")
@@ -666,7 +692,7 @@ def run_scenario(
         sent: dict[str, float] = {}
         if dataset_of is not None:
             sent = _abort_dataset_jobs(service.base_url, job_ids, dataset_of, picked, args.end_window, poll)
-        else:
+        elif scenario.mode != "bare":  # a bare trigger waits on nothing: no job to end
             statuses = END_STATUSES.get(scenario.mode, ("COMPLETED",))
             _end_jobs(service.base_url, job_ids, picked, args.end_window, poll, statuses)
         child.wait(timeout=args.end_window + n / 2000 + 3 * poll + 120.0 + extra)
@@ -682,7 +708,7 @@ def run_scenario(
             for job_id in (job_ids[i] for i in picked)
             if job_id in finished and job_id in result["event_at"]
         ]
-        if scenario.mode != "http_sensor":
+        if scenario.mode not in ("http_sensor", "bare"):
             scenario.true_status = _true_status(scenario.mode, rows, result["event_outcome"])
         result.pop("event_at")
         result.pop("event_outcome")
@@ -751,13 +777,14 @@ def report(scenarios: list[Scenario], poll: float, max_poll: float | None = None
             if s.true_status is None or s.true_status == r["resolved"]
             else f" ({r['resolved'] - s.true_status:,} wrong status)"
         )
+        resolved = "- (never fires)" if s.mode == "bare" else f"{r['resolved']:,}/{s.n:,}"
         lines.append(
             f"| {s.n:,} | {s.mode} | {r['window_s']:.0f} | {_fmt(m['cpu_ms_per_wait_poll'], 3)} | "
             f"{_fmt(m['cores'], 3)} | {_fmt(m['rss_mb_added'], 1)} | {_fmt(m['rss_kib_per_wait'], 1)} | "
             f"{_fmt(m['lag_p50_ms'], 1)} | {_fmt(m['lag_p99_ms'], 1)} | {_fmt(m['req_per_s'], 1)} | "
             f"{_fmt(m['req_per_interval_per_100'], 2)} | "
             f"{conns} | {_fmt(m['detect_p50_ms'], 0)} | {_fmt(m['detect_p99_ms'], 0)} | "
-            f"{r['resolved']:,}/{s.n:,}{wrong} |"
+            f"{resolved}{wrong} |"
         )
     real = [s for s in scenarios if s.mode in REAL_MODES and s.result is not None]
     if real:
@@ -830,7 +857,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="max_poll_interval of the per_job_adaptive mode, seconds (default 4x --poll)",
     )
-    parser.add_argument("--steady", type=float, default=20.0, help="steady-state window, seconds (default 20)")
+    parser.add_argument(
+        "--steady",
+        type=float,
+        default=60.0,
+        # Each wait logs a progress line every progress_interval (60 s by default), and the waits
+        # started within seconds of each other: a shorter window catches every wait's line or none
+        # (a 20 s window put 0.3 ms per wait of log rendering in, or left it out; README).
+        help="steady-state window, seconds (default 60: one JobTrigger progress_interval)",
+    )
     parser.add_argument("--end-window", type=float, default=10.0, help="sampled jobs end over this many seconds")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="skip scenarios that would start later")
     parser.add_argument(
