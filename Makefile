@@ -111,7 +111,7 @@ test: lint postgres chromium
 clean:
 	rm -rf $(VENV) $(FLOOR_VENV) $(SDK_VENV) $(MUTATION_VENV) airflow_home
 
-# Mutation testing of the client core and the hooks (not in `make test`: about 35 minutes on 2 cores,
+# Mutation testing of the client core and the hooks (not in `make test`: about 30 minutes on 2 cores,
 # docs/mutation.md). Figures per module go to build/mutation/report.md; docs/mutation.md records them.
 mutation: $(MUTATION_STAMP)
 	$(MUTATION_VENV)/bin/python .ci/mutation.py
