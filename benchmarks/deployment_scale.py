@@ -255,6 +255,15 @@ def wait_states(deployment: Deployment, dag_id: str, run_id: str) -> tuple[dict[
     return states, int(assigned)
 
 
+def triggers_started(deployment: Deployment, dag_id: str, run_id: str) -> int:
+    """Waits whose trigger the triggerer's runner has started: it opens each trigger's own log file
+    (``attempt=N.log.trigger.<triggerer job id>.log``) as it starts the trigger. A trigger held by
+    the triggerer (``triggerer_id`` set) is not yet running: at 5,000 the last ones started
+    2.5 minutes after all were held (docs/deployment-scale.md)."""
+    folder = deployment.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / "task_id=wait"
+    return sum(1 for _ in folder.glob("map_index=*/attempt=*.log.trigger.*.log"))
+
+
 def run_scenario(deployment: Deployment, scenario: Scenario, args: argparse.Namespace, statements: bool) -> None:
     """Submit, ramp, measure the steady window, end the jobs, collect latencies (see the module doc)."""
     figures = scenario.figures
@@ -275,9 +284,9 @@ def run_scenario(deployment: Deployment, scenario: Scenario, args: argparse.Name
     triggered = time.time()
     figures["run_id"] = run_id
 
-    # Ramp: every wait deferred and held by the triggerer.
+    # Ramp: every wait deferred, held by the triggerer, and its trigger started there.
     rss_peak = 0
-    deferred = assigned = 0
+    deferred = assigned = started = 0
     states: dict[str, int] = {}
     while True:
         deployment.check_alive()
@@ -289,14 +298,18 @@ def run_scenario(deployment: Deployment, scenario: Scenario, args: argparse.Name
             figures["expanded_s"] = time.time() - triggered
         if "all_deferred_s" not in figures and deferred >= scenario.n:
             figures["all_deferred_s"] = time.time() - triggered
-        if deferred >= scenario.n and assigned >= scenario.n:
-            figures["ramp_s"] = time.time() - triggered
-            break
+        if "all_assigned_s" not in figures and deferred >= scenario.n and assigned >= scenario.n:
+            figures["all_assigned_s"] = time.time() - triggered
+        if "all_assigned_s" in figures:
+            started = triggers_started(deployment, scenario.dag_id, run_id)
+            if started >= scenario.n:
+                figures["ramp_s"] = time.time() - triggered
+                break
         if states.get("failed") or states.get("upstream_failed"):
             scenario.stopped = f"task instances failed during the ramp: {states}"
             break
         if time.monotonic() > deadline:
-            held = f"{assigned} held by the triggerer"
+            held = f"{assigned} held by the triggerer, {started} started"
             scenario.stopped = f"timeout during the ramp: {deferred}/{scenario.n} deferred, {held} ({states})"
             break
         time.sleep(TICK)
@@ -304,7 +317,9 @@ def run_scenario(deployment: Deployment, scenario: Scenario, args: argparse.Name
     figures["ramp_cpu_s"] = {name: usage.cpu[name] - usage_start.cpu.get(name, 0.0) for name in usage.cpu}
     figures["deferred_reached"] = deferred
     figures["assigned_reached"] = assigned
-    log(f"ramp: {deferred} deferred, {assigned} held by the triggerer after {time.time() - triggered:.0f} s")
+    figures["started_reached"] = started
+    elapsed = time.time() - triggered
+    log(f"ramp: {deferred} deferred, {assigned} held by the triggerer, {started} started after {elapsed:.0f} s")
 
     if scenario.stopped is None:
         time.sleep(2 * args.poll + 2)  # every trigger created and polling
