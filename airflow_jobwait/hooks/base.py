@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -60,6 +61,39 @@ def _shared(value: _S) -> _S:
     key = (type(value), *(getattr(value, f.name) for f in dataclasses.fields(value)))
     shared: _S = _SHARED.setdefault(key, value)
     return shared
+
+
+_R = TypeVar("_R")
+# The connection reads in flight, per event loop and (hook class, connection id). In the triggerer
+# a read is a request to its supervisor for each secret it masks (the password, the extra), and
+# Airflow 3.3's supervisor serves one request per round of its DB work, a round that grows with the
+# triggers it holds (docs/deployment-scale.md). The waits of a mapped task start and end together:
+# thousands reading alone queue for minutes. Weak: a closed loop takes its reads with it.
+_READS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, asyncio.Future[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _joined(key: Any, read: Callable[[], Coroutine[Any, Any, _R]]) -> _R:
+    """The result of ``read()``, shared with the callers that ask for ``key`` while it runs.
+
+    Nothing is kept once it is done: a caller after that reads again (a changed connection is
+    seen by the next wait), and a failed read is not handed to later callers. A caller that is
+    cancelled leaves the read to the others.
+    """
+    reads = _READS.setdefault(asyncio.get_running_loop(), {})
+    running = reads.get(key)
+    if running is None:
+        running = reads[key] = asyncio.ensure_future(read())
+
+        def forget(done: asyncio.Future[Any]) -> None:
+            del reads[key]
+            if not done.cancelled():
+                done.exception()  # every caller may have left: not "never retrieved"
+
+        running.add_done_callback(forget)
+    result: _R = await asyncio.shield(running)
+    return result
 
 
 class JobWaitHook(BaseHook):
@@ -133,7 +167,14 @@ class JobWaitHook(BaseHook):
         return (await self.asettings())[0]
 
     async def asettings(self) -> tuple[ClientConfig, StatusPolling]:
-        """Client settings and status-polling extras of the connection, in one non-blocking read."""
+        """Client settings and status-polling extras of the connection, in one non-blocking read.
+
+        Concurrent callers of the event loop (the waits of a mapped task start and end together)
+        share the read in flight; nothing is kept after it.
+        """
+        return await _joined((type(self), self.jobwait_conn_id), self._read_settings)
+
+    async def _read_settings(self) -> tuple[ClientConfig, StatusPolling]:
         conn = await get_async_connection(self.jobwait_conn_id, self)
         extra = await get_async_extra_dejson(conn)
         config = client_config(self.connection_type, self._fields(conn, extra))
