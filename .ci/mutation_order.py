@@ -11,7 +11,7 @@ has written them (the stats run itself), the order is left as it is.
 
 Each test also gets its own time limit (pytest-timeout's ``timeout`` marker, over ``--timeout``):
 ``TIMEOUT_BASE_S`` for its set-up (a reference service to start among dozens of mutants), the
-tests' liveness bound and its tear-down, plus ``TIMEOUT_FACTOR`` times its time in the clean run.
+tests' liveness bound and its tear-down, plus ``TIMEOUT_FACTOR`` times its time in the stats run.
 A mutant that makes a test hang where no liveness bound reaches (a blocking wait that ignores its
 deadline) is caught then, rather than at the one limit for all that the slowest test needs.
 
@@ -19,7 +19,7 @@ mutmut's *clean run* (``MUTANT_UNDER_TEST`` empty: no mutant switched on) is lef
 run when every one of its tests was timed by the stats run. That run has just run the same tests
 (the same arguments, ``-x``) on the same unmutated code in the same kind of forked child, and mutmut
 stops when it fails; only its recording of which test calls which function differs. Running them
-all again, one at a time, cost about 4 of ``make mutation``'s minutes (docs/mutation.md, run 10).
+all again, one at a time, cost about 3.5 of ``make mutation``'s minutes (docs/mutation.md, run 10).
 """
 
 from __future__ import annotations

@@ -190,7 +190,7 @@ async def _lag_sampler(samples: list[tuple[float, float]]) -> None:
         samples.append((time.time(), loop.time() - before - LAG_TICK))
 
 
-def _settle(mode: str, poll: float, max_poll: float | None) -> float:
+def _settle(mode: str, poll: float, max_poll: float) -> float:
     """Seconds from the waits' start to the steady window's at the earliest: for
     ``per_job_adaptive``, until a wait quiet since its start polls at ``max_poll_interval``
     (``client/poll_schedule.py``: the interval grows by ``GROWTH`` per quiet second), so that the
@@ -199,7 +199,7 @@ def _settle(mode: str, poll: float, max_poll: float | None) -> float:
 
     if mode != "per_job_adaptive":
         return 0.0
-    return ((max_poll if max_poll is not None else 4 * poll) - poll) / GROWTH
+    return (max_poll - poll) / GROWTH
 
 
 def _workloads(spec: dict[str, Any]) -> list[Any]:
@@ -669,7 +669,7 @@ def run_scenario(
         spec = {
             "mode": scenario.mode,
             "poll": poll,
-            "max_poll": args.max_poll if args.max_poll is not None else 4 * poll,
+            "max_poll": args.max_poll,
             "job_ids": job_ids,
             "dataset_of": dataset_of,
             "base_url": service.base_url,
@@ -894,6 +894,8 @@ def main(argv: list[str] | None = None) -> int:
         check_max_poll_interval(args.max_poll, args.poll)
     except ValueError as err:
         raise SystemExit(f"--max-poll: {err}") from None
+    if args.max_poll is None:  # resolved once: the scenarios, their settling and the report use it
+        args.max_poll = 4 * args.poll
     unknown = set(modes) - set(MODES + EXTRA_MODES)
     if unknown:
         raise SystemExit(f"unknown modes {sorted(unknown)}; known: {', '.join(MODES + EXTRA_MODES)}")
@@ -932,7 +934,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    {scenario.error}", file=sys.stderr, flush=True)
         print(f"[{time.monotonic() - began:5.0f}s] done", file=sys.stderr, flush=True)
     adaptive = any(s.mode == "per_job_adaptive" for s in scenarios)
-    text = report(scenarios, args.poll, (args.max_poll or 4 * args.poll) if adaptive else None)
+    text = report(scenarios, args.poll, args.max_poll if adaptive else None)
     print(text)
     if args.json:
         raw = [

@@ -35,6 +35,7 @@ from airflow_jobwait.exceptions import Conflict, JobWaitError
 from airflow_jobwait.hooks import hook_class
 from airflow_jobwait.hooks.base import JobWaitHook
 from airflow_jobwait.models import WaitOutcome
+from airflow_jobwait.triggers.progress_budget import progress_budget
 from airflow_jobwait.version_compat import warn_unavailable
 from airflow_jobwait.xcom_size import DEFAULT_MAX_XCOM_BYTES, fit_for_xcom, log_reference
 
@@ -95,8 +96,8 @@ class _CoalescedWait:
     def tick(self) -> None:
         """One line per ``progress_interval`` from the last status the poller learned. No request
         of its own: at 10,000 waits one extra request per wait per interval would outnumber the
-        coalesced polls many times over."""
-        if self.state is not None:
+        coalesced polls many times over. Within the event loop's budget of lines (``progress_budget``)."""
+        if self.state is not None and progress_budget().take():
             self.trigger.log.info("%s", self.trigger.progress_line(self.state, time.monotonic() - self.started))
 
 
@@ -129,7 +130,9 @@ class JobTrigger(BaseTrigger):
     :param cancel_on_kill: Cancel the remote job when a user marks or clears the deferred task.
     :param job_kind: ``inference`` (default), ``dataset`` or ``compute``.
     :param job_ref: The other path parameters of the kind (e.g. ``dataset_id``); JSON strings only.
-    :param progress_interval: Log the job's progress at most this often (seconds).
+    :param progress_interval: Log the job's progress at most this often (seconds). Less often
+        when the waits of the triggerer would together write more than its budget of progress
+        lines (``triggers/progress_budget.py``: 5 a second, reached above ~300 waits at 60 s).
     :param end_task: End the task in the triggerer (``start_from_trigger`` sensors): success with
         the results pushed to XCom, failure, or skip (``soft_fail``), so it never reaches a worker.
     :param soft_fail: With ``end_task``: skip instead of failing when the job ends in failure.
@@ -293,7 +296,8 @@ class JobTrigger(BaseTrigger):
                 outcome = loop.on_state(state, retry_after=hint)
                 if outcome is None and time.monotonic() - last_progress >= self.progress_interval:
                     last_progress = time.monotonic()
-                    await self.log_progress(client, state, last_progress - started, loop.deadline)
+                    if progress_budget().take():  # skipped: its progress request is not sent either
+                        await self.log_progress(client, state, last_progress - started, loop.deadline)
             except JobWaitError as err:
                 self._log_poll_failure(err)
                 outcome = loop.on_error(err)
