@@ -19,7 +19,12 @@ from jobwait_reference_service.process import ServiceProcess
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.models import JobStatus
 from airflow_jobwait.triggers import JobTrigger
-from airflow_jobwait.triggers.progress_budget import PROGRESS_BURST, PROGRESS_LINES_PER_S, ProgressBudget
+from airflow_jobwait.triggers.progress_budget import (
+    PROGRESS_BURST,
+    PROGRESS_LINES_PER_S,
+    ProgressBudget,
+    retry_delay,
+)
 from tests._pollers import bounded_outcome, submit_many
 from tests.conftest import set_connection
 
@@ -59,6 +64,13 @@ def test_the_budget_grants_a_burst_then_its_rate_and_no_more() -> None:
     assert granted == 50
 
 
+def test_a_skipped_line_tries_again_within_half_an_interval_of_one_at_random() -> None:
+    delays = [retry_delay(60.0) for _ in range(2000)]
+    assert min(delays) >= 30.0 and max(delays) <= 90.0
+    # Spread over the range (not one delay for all), about an interval on average.
+    assert max(delays) - min(delays) > 50.0 and 55.0 < sum(delays) / len(delays) < 65.0
+
+
 @pytest.mark.parametrize("status_mode", ["auto", "per_job"])
 async def test_many_waits_write_their_progress_within_the_budget_and_end_each_with_its_line(
     jobwait_conn: str,
@@ -79,6 +91,11 @@ async def test_many_waits_write_their_progress_within_the_budget_and_end_each_wi
     progress = [line for line in out if PROGRESS_LINE.search(line)]
     # Alone, 40 waits of ~3 s would write ~240 lines at one per 0.5 s each.
     assert PROGRESS_BURST <= len(progress) <= PROGRESS_BURST + PROGRESS_LINES_PER_S * elapsed, len(progress)
+    # Waits that start together come due together, in the same order: a skipped line tries again
+    # at a random time, so the lines are not the same few waits' each time (the first 5 every
+    # 0.5 s would be 5 waits).
+    writers = {found.group(1) for line in progress if (found := PROGRESS_LINE.search(line))}
+    assert len(writers) >= 2 * PROGRESS_BURST, (len(writers), len(progress))
     # What happened is never skipped: every wait's end is in the log.
     for job_id in job_ids:
         assert any(job_id in line and "COMPLETED" in line and not PROGRESS_LINE.search(line) for line in out), job_id

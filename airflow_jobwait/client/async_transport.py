@@ -1,12 +1,16 @@
 """Non-blocking transport for the triggerer: one ``aiohttp`` session, keep-alive pooled.
 
 Each attempt (token included) has a total deadline of the connection's ``timeout``, as in the
-sync transport; socket-level faults are classified by ``faults.classify``, the same table.
+sync transport, from the moment it has one of the pool's connections; socket-level faults are
+classified by ``faults.classify``, the same table.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import aiohttp
@@ -37,6 +41,9 @@ class AsyncClient:
         self.retry = retry or RetryPolicy()
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        # As many as the connector's limit, so that aiohttp never queues a request itself: its
+        # timeout (and ours) would count the queue. Made on first use, in the client's loop.
+        self._slots: asyncio.Semaphore | None = None
         # One token for every trigger that shares this client: one token request per expiry,
         # however many waits run on the connection.
         self._tokens = async_token_source(config.api_key, config.oauth, verify=config.verify, timeout=config.timeout)
@@ -80,7 +87,7 @@ class AsyncClient:
         refreshed = False
         while True:
             try:
-                return call.parse(await self.send(call.request))
+                return call.parse(await self.send(call.request, deadline))
             except Unauthorized as err:
                 # As SyncClient.call: one new token and one more try after a 401.
                 if err.status == 401 and not refreshed and await self._tokens.refresh():
@@ -90,17 +97,21 @@ class AsyncClient:
             except (TransportError, ApiError, TokenError) as err:  # a token endpoint briefly down is retried
                 await asyncio.sleep(state.after_failure(err))
 
-    async def send(self, request: HttpRequest) -> HttpResponse:
-        """One attempt: bytes out, bytes in, no interpretation; whole within ``config.timeout``.
+    async def send(self, request: HttpRequest, deadline: float | None = None) -> HttpResponse:
+        """One attempt: bytes out, bytes in, no interpretation; whole within ``config.timeout``
+        from the moment it has one of the pool's connections.
 
-        :raises TransportError: No complete answer in time (the message names the deadline), or
-            another fault that ``faults.FAULT_ERRORS`` retries.
+        :param deadline: Epoch seconds when the caller's wait ends: a request still waiting for a
+            connection then is not sent.
+        :raises TransportError: No complete answer in time (the message names the deadline), no
+            connection free before ``deadline``, or another fault that ``faults.FAULT_ERRORS``
+            retries.
         :raises InvalidResponse: The answer is not HTTP, or its body is over the size limit.
         """
         session = self._ensure_session()
         try:
-            # The session's ClientTimeout(total) covers the request; this also the token fetch.
-            async with asyncio.timeout(self.config.timeout):
+            async with self._connection(request, deadline), asyncio.timeout(self.config.timeout):
+                # The session's ClientTimeout(total) covers the request; this also the token fetch.
                 credential = await self._tokens.token()
                 async with session.request(
                     request.method,
@@ -116,6 +127,31 @@ class AsyncClient:
             raise fault_error(
                 err, request.method, request.path, self.config.timeout, self.config.scheme_assumed
             ) from None
+
+    @asynccontextmanager
+    async def _connection(self, request: HttpRequest, deadline: float | None) -> AsyncIterator[None]:
+        """Hold one of the pool's ``max_connections`` while the request runs.
+
+        Thousands of waits that end together read their results at once: the time they queue
+        for a connection is ours, not the service's, and charged to the request's own timeout it
+        timed out and retried most of 4,800 results reads of a 5,000-wait deployment
+        (docs/deployment-scale.md). A caller's deadline still bounds the queue.
+        """
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._max_connections)
+        slots = self._slots
+        try:
+            async with asyncio.timeout(None if deadline is None else max(0.0, deadline - time.time())):
+                await slots.acquire()
+        except TimeoutError:
+            raise TransportError(
+                f"{request.method} {request.path} not sent: all {self._max_connections} connections to the"
+                " service were busy until the wait's deadline"
+            ) from None
+        try:
+            yield
+        finally:
+            slots.release()
 
     async def _read_capped(self, resp: aiohttp.ClientResponse, request: HttpRequest) -> bytes:
         limit = self.config.max_response_bytes

@@ -118,10 +118,10 @@ NoticeCallback = Callable[[Notice], None]
 class Ticker(Protocol):
     """A clock of the wait's own, kept by its coroutine while it waits in a poller: ``tick`` is
     called from it (so in its trigger's context and task log) once ``due`` (event-loop time) has
-    passed, and ``due`` moves ``interval`` on. No task of its own: an asyncio task per wait, with
-    its sleep's future and timer, costs ~1.4 KiB, 14 MB at 10,000 waits; a timer alone, ~0.2 KiB.
-    ``due`` lives here, not in ``_wait_in``, so the clock runs on across a fallback to another
-    poller."""
+    passed, and ``due`` moves ``interval`` on before it (``tick`` may move it again). No task of
+    its own: an asyncio task per wait, with its sleep's future and timer, costs ~1.4 KiB, 14 MB at
+    10,000 waits; a timer alone, ~0.2 KiB. ``due`` lives here, not in ``_wait_in``, so the clock
+    runs on across a fallback to another poller."""
 
     interval: float
     due: float

@@ -35,7 +35,7 @@ from airflow_jobwait.exceptions import Conflict, JobWaitError
 from airflow_jobwait.hooks import hook_class
 from airflow_jobwait.hooks.base import JobWaitHook
 from airflow_jobwait.models import WaitOutcome
-from airflow_jobwait.triggers.progress_budget import progress_budget
+from airflow_jobwait.triggers.progress_budget import progress_budget, retry_delay
 from airflow_jobwait.version_compat import warn_unavailable
 from airflow_jobwait.xcom_size import DEFAULT_MAX_XCOM_BYTES, fit_for_xcom, log_reference
 
@@ -97,8 +97,13 @@ class _CoalescedWait:
         """One line per ``progress_interval`` from the last status the poller learned. No request
         of its own: at 10,000 waits one extra request per wait per interval would outnumber the
         coalesced polls many times over. Within the event loop's budget of lines (``progress_budget``)."""
-        if self.state is not None and progress_budget().take():
-            self.trigger.log.info("%s", self.trigger.progress_line(self.state, time.monotonic() - self.started))
+        if self.state is None:
+            return
+        if not progress_budget().take():
+            # ``due`` was just moved an interval on: move it by a random share instead.
+            self.due = asyncio.get_running_loop().time() + retry_delay(self.interval)
+            return
+        self.trigger.log.info("%s", self.trigger.progress_line(self.state, time.monotonic() - self.started))
 
 
 def _is_template(value: object) -> bool:
@@ -296,8 +301,10 @@ class JobTrigger(BaseTrigger):
                 outcome = loop.on_state(state, retry_after=hint)
                 if outcome is None and time.monotonic() - last_progress >= self.progress_interval:
                     last_progress = time.monotonic()
-                    if progress_budget().take():  # skipped: its progress request is not sent either
+                    if progress_budget().take():
                         await self.log_progress(client, state, last_progress - started, loop.deadline)
+                    else:  # skipped, its progress request too; the next try at a random time
+                        last_progress += retry_delay(self.progress_interval) - self.progress_interval
             except JobWaitError as err:
                 self._log_poll_failure(err)
                 outcome = loop.on_error(err)

@@ -10,14 +10,18 @@ for good (seen at 5,000 waits: ``docs/deployment-scale.md``).
 
 A progress line says nothing new (``progress_interval`` is "at most this often"), so the waits of
 an event loop share a budget: ``PROGRESS_LINES_PER_S`` lines a second in all, a burst of
-``PROGRESS_BURST``. A line over it is skipped; its wait's next one is due an interval later. Under
-about 300 waits at the default one-minute interval the budget is never reached. Lines that say
-something happened (a status change, a retry, a failure, the end) are never skipped.
+``PROGRESS_BURST``. A line over it is skipped, and its wait tries again after ``retry_delay``: a
+random share of an interval, because waits that started together come due together, in the same
+order, every interval, and would otherwise meet the budget in that order each time (the first few
+writing every line, the rest none). Under about 300 waits at the default one-minute interval the
+budget is never reached. Lines that say something happened (a status change, a retry, a failure,
+the end) are never skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import weakref
 
 #: Progress lines a second that the waits of one event loop write in all (about 3 KiB/s).
@@ -50,6 +54,12 @@ class ProgressBudget:
             return False
         self._tokens -= 1
         return True
+
+
+def retry_delay(interval: float) -> float:
+    """When a wait whose line was skipped tries again: between half and one and a half intervals
+    (one on average, so the waits ask no more often than without a budget), at random."""
+    return interval * random.uniform(0.5, 1.5)
 
 
 _BUDGETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProgressBudget] = weakref.WeakKeyDictionary()
