@@ -100,6 +100,7 @@ GROUPS: tuple[Group, ...] = (
             "tests/test_evo_oauth.py",
             "tests/test_submit_idempotency.py",
             "tests/test_secrets.py",
+            "tests/test_shared_settings.py",
         ),
     ),
 )
