@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import cast
 
 import pytest
 from jobwait_reference_service.process import ServiceProcess
@@ -32,17 +31,17 @@ PROGRESS_LINE = re.compile(r"inference job (\S+) is \S+ after \d+s")
 
 
 class _Clock:
-    """Stands in for the event loop's clock."""
+    """Stands in for the monotonic clock."""
 
     def __init__(self) -> None:
         self.now = 1000.0
 
-    def time(self) -> float:
+    def __call__(self) -> float:
         return self.now
 
 
 def _budget(clock: _Clock, rate: float, burst: float) -> ProgressBudget:
-    return ProgressBudget(cast(asyncio.AbstractEventLoop, clock), rate, burst)
+    return ProgressBudget(rate, burst, clock)
 
 
 def test_the_budget_grants_a_burst_then_its_rate_and_no_more() -> None:
@@ -91,11 +90,13 @@ async def test_many_waits_write_their_progress_within_the_budget_and_end_each_wi
     progress = [line for line in out if PROGRESS_LINE.search(line)]
     # Alone, 40 waits of ~3 s would write ~240 lines at one per 0.5 s each.
     assert PROGRESS_BURST <= len(progress) <= PROGRESS_BURST + PROGRESS_LINES_PER_S * elapsed, len(progress)
-    # Waits that start together come due together, in the same order: a skipped line tries again
-    # at a random time, so the lines are not the same few waits' each time (the first 5 every
-    # 0.5 s would be 5 waits).
-    writers = {found.group(1) for line in progress if (found := PROGRESS_LINE.search(line))}
-    assert len(writers) >= 2 * PROGRESS_BURST, (len(writers), len(progress))
+    if status_mode == "auto":
+        # Waits that start together come due together, in the same order: a skipped line tries
+        # again at a random time, so the lines are not the same few waits' each time. Measured
+        # here: 13-17 writers of ~17 lines at random, 7-8 when a skipped line waited an interval.
+        # (Polled alone, a wait checks its line at its polls, which these waits take in step.)
+        writers = {found.group(1) for line in progress if (found := PROGRESS_LINE.search(line))}
+        assert len(writers) >= 2 * PROGRESS_BURST + 1, (len(writers), len(progress))
     # What happened is never skipped: every wait's end is in the log.
     for job_id in job_ids:
         assert any(job_id in line and "COMPLETED" in line and not PROGRESS_LINE.search(line) for line in out), job_id

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import weakref
+from collections.abc import Callable
 
 #: Progress lines a second that the waits of one event loop write in all (about 3 KiB/s).
 PROGRESS_LINES_PER_S = 5.0
@@ -31,15 +33,17 @@ PROGRESS_BURST = 5.0
 
 
 class ProgressBudget:
-    """A token bucket on the event loop's clock: ``rate`` lines a second, ``burst`` at most at once.
+    """A token bucket: ``rate`` lines a second, ``burst`` at most at once.
 
-    :param loop: The event loop whose waits share it (its ``time()`` is the clock).
     :param rate: Lines a second in the long run.
     :param burst: Lines at once; the bucket starts full.
+    :param clock: Seconds, monotonic (the event loop's own clock by default). Not the loop's
+        bound ``time``: the budgets are kept weakly by loop, and a value that holds its key would
+        keep every loop alive.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, rate: float, burst: float) -> None:
-        self._clock = loop.time
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self.rate = rate
         self.burst = burst
         self._tokens = burst
@@ -70,5 +74,5 @@ def progress_budget() -> ProgressBudget:
     loop = asyncio.get_running_loop()
     budget = _BUDGETS.get(loop)
     if budget is None:
-        budget = _BUDGETS[loop] = ProgressBudget(loop, PROGRESS_LINES_PER_S, PROGRESS_BURST)
+        budget = _BUDGETS[loop] = ProgressBudget(PROGRESS_LINES_PER_S, PROGRESS_BURST)
     return budget
