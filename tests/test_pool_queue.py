@@ -19,14 +19,13 @@ from jobwait_reference_service.process import ServiceProcess
 from airflow_jobwait.client.async_transport import AsyncClient
 from airflow_jobwait.client.http import Call, ClientConfig
 from airflow_jobwait.client.job_kinds import status_call
-from airflow_jobwait.client.retry import RetryPolicy
+from airflow_jobwait.client.retry import NO_RETRY
 from airflow_jobwait.exceptions import TransportError
 from airflow_jobwait.hooks import JobsHook
 from airflow_jobwait.models import JobStatus
 from airflow_jobwait.models.status import JobState
 from tests._pollers import submit_many
 
-NO_RETRY = RetryPolicy(max_attempts=1)
 #: Each status answer is held this long by the service; the client's timeout is TIMEOUT.
 HELD_S = 0.6
 TIMEOUT = 1.0
