@@ -68,6 +68,11 @@ def test_a_skipped_line_tries_again_within_half_an_interval_of_one_at_random() -
     assert min(delays) >= 30.0 and max(delays) <= 90.0
     # Spread over the range (not one delay for all), about an interval on average.
     assert max(delays) - min(delays) > 50.0 and 55.0 < sum(delays) / len(delays) < 65.0
+    # A wait asks the budget: after a line it asks again an interval on; after a skipped one, so.
+    budget = _budget(_Clock(), rate=5.0, burst=1.0)
+    assert budget.ask(60.0) == (True, 60.0)
+    write, then = budget.ask(60.0)
+    assert write is False and 30.0 <= then <= 90.0
 
 
 @pytest.mark.parametrize("status_mode", ["auto", "per_job"])

@@ -35,7 +35,7 @@ from airflow_jobwait.exceptions import Conflict, JobWaitError
 from airflow_jobwait.hooks import hook_class
 from airflow_jobwait.hooks.base import JobWaitHook
 from airflow_jobwait.models import WaitOutcome
-from airflow_jobwait.triggers.progress_budget import progress_budget, retry_delay
+from airflow_jobwait.triggers.progress_budget import progress_budget
 from airflow_jobwait.version_compat import warn_unavailable
 from airflow_jobwait.xcom_size import DEFAULT_MAX_XCOM_BYTES, fit_for_xcom, log_reference
 
@@ -99,11 +99,10 @@ class _CoalescedWait:
         coalesced polls many times over. Within the event loop's budget of lines (``progress_budget``)."""
         if self.state is None:
             return
-        if not progress_budget().take():
-            # ``due`` was just moved an interval on: move it by a random share instead.
-            self.due = asyncio.get_running_loop().time() + retry_delay(self.interval)
-            return
-        self.trigger.log.info("%s", self.trigger.progress_line(self.state, time.monotonic() - self.started))
+        write, then = progress_budget().ask(self.interval)
+        self.due = asyncio.get_running_loop().time() + then
+        if write:
+            self.trigger.log.info("%s", self.trigger.progress_line(self.state, time.monotonic() - self.started))
 
 
 def _is_template(value: object) -> bool:
@@ -289,7 +288,7 @@ class JobTrigger(BaseTrigger):
 
         :param started: When the wait started (``time.monotonic()``), for the progress lines.
         """
-        last_progress = time.monotonic()
+        next_progress = time.monotonic() + self.progress_interval
         retry = self.hook.retry
         hinted = with_retry_after(call)
         while True:
@@ -299,12 +298,12 @@ class JobTrigger(BaseTrigger):
                 state, hint = await client.call(hinted, retry=retry, deadline=loop.deadline, on_retry=self._log_retry)
                 self._log_status_note(loop, state)
                 outcome = loop.on_state(state, retry_after=hint)
-                if outcome is None and time.monotonic() - last_progress >= self.progress_interval:
-                    last_progress = time.monotonic()
-                    if progress_budget().take():
-                        await self.log_progress(client, state, last_progress - started, loop.deadline)
-                    else:  # skipped, its progress request too; the next try at a random time
-                        last_progress += retry_delay(self.progress_interval) - self.progress_interval
+                now = time.monotonic()
+                if outcome is None and now >= next_progress:
+                    write, then = progress_budget().ask(self.progress_interval)
+                    next_progress = now + then
+                    if write:  # a skipped line skips its progress request too
+                        await self.log_progress(client, state, now - started, loop.deadline)
             except JobWaitError as err:
                 self._log_poll_failure(err)
                 outcome = loop.on_error(err)

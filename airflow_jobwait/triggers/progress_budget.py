@@ -59,6 +59,13 @@ class ProgressBudget:
         self._tokens -= 1
         return True
 
+    def ask(self, interval: float) -> tuple[bool, float]:
+        """Whether a wait writes its progress line now, and in how many seconds it asks again:
+        ``interval`` after a line, ``retry_delay(interval)`` after a skipped one."""
+        if self.take():
+            return True, interval
+        return False, retry_delay(interval)
+
 
 def retry_delay(interval: float) -> float:
     """When a wait whose line was skipped tries again: between half and one and a half intervals
