@@ -44,9 +44,10 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import math
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -77,6 +78,8 @@ MAX_WATCHES = 20
 WATCH_MIN_CYCLE = 0.05
 # Longest long-poll; also kept below the connection's request timeout (see ``_watch_timeout``).
 WATCH_SECONDS = 25.0
+# Waits due to tick within this many seconds of each other are roused by one timer (``_TickWheel``).
+TICK_SLOT = 0.1
 # A service found without an endpoint is probed again after this long (it may have been upgraded).
 PROBE_TTL = 600.0
 # What a service without the [ext] endpoint answers.
@@ -120,8 +123,8 @@ class Ticker(Protocol):
     called from it (so in its trigger's context and task log) once ``due`` (event-loop time) has
     passed, and ``due`` moves ``interval`` on before it (``tick`` may move it again). No task of
     its own: an asyncio task per wait, with its sleep's future and timer, costs ~1.4 KiB, 14 MB at
-    10,000 waits; a timer alone, ~0.2 KiB. ``due`` lives here, not in ``_wait_in``, so the clock
-    runs on across a fallback to another poller."""
+    10,000 waits; the loop's ``_TickWheel`` rouses the wait instead. ``due`` lives here, not in
+    ``wait_in``, so the clock runs on across a fallback to another poller."""
 
     interval: float
     due: float
@@ -133,21 +136,25 @@ class Ticker(Protocol):
 class Registration:
     """One wait's place in a poller: its outcome, and the notices its coroutine has yet to take.
 
-    ``outcome`` resolves to the wait's ``WaitOutcome``, or to ``None`` when the service cannot
-    answer in bulk and the wait must poll its job alone.
+    Once ``over``, ``outcome`` is the wait's ``WaitOutcome``, or ``None`` when the service cannot
+    answer in bulk and the wait must poll its job alone. Plain fields, not a future: the wait's
+    coroutine reads them when roused, and a future of its own cost each wait ~0.1 KiB.
     """
 
     job_id: str
     loop: WaitLoop
-    outcome: asyncio.Future[WaitOutcome | None]
     timer: asyncio.TimerHandle | None = None
     # The deadline passed before the first answer: resolve as timed out at the first one.
     expired: bool = False
+    over: bool = False
+    outcome: WaitOutcome | None = None
     notices: list[Notice] = field(default_factory=list)
     # Set when a notice or the outcome arrives; the wait's coroutine awaits it.
     wake: asyncio.Future[None] | None = None
     # The last status told: a status is told when it changes, not every round.
     told: JobState | None = None
+    # The slot of the loop's ``_TickWheel`` that will rouse the wait for its ticker (None: none).
+    tick_slot: float | None = None
 
     def tell(self, notice: Notice) -> None:
         """Queue a notice for the wait's own coroutine (which logs it in its trigger's context)."""
@@ -158,6 +165,44 @@ class Registration:
         """Wake the wait's coroutine (a notice or the outcome is there for it)."""
         if self.wake is not None and not self.wake.done():
             self.wake.set_result(None)
+
+
+class _TickWheel:
+    """Rouses waits whose ticker is due: one timer per ``TICK_SLOT`` seconds of due times for all
+    the waits of an event loop, not one timer per wait (~0.3 KiB each, 3 MB at 10,000 waits).
+
+    A wait is roused at the end of the slot its ``due`` falls in: a progress line up to
+    ``TICK_SLOT`` late.
+    """
+
+    def __init__(self, aio: asyncio.AbstractEventLoop) -> None:
+        self._aio = aio
+        self._slots: dict[float, set[Registration]] = {}
+
+    def arm(self, registration: Registration, due: float) -> None:
+        """Rouse ``registration`` once ``due`` (event-loop time) has passed (and not before)."""
+        slot = math.ceil(due / TICK_SLOT) * TICK_SLOT
+        if registration.tick_slot == slot:
+            return
+        self.disarm(registration)
+        waits = self._slots.get(slot)
+        if waits is None:
+            waits = self._slots[slot] = set()
+            # It needs no context variables: a shared empty context spares it a copy.
+            self._aio.call_at(slot, self._fire, slot, context=_NO_CONTEXT)
+        waits.add(registration)
+        registration.tick_slot = slot
+
+    def disarm(self, registration: Registration) -> None:
+        """Forget ``registration`` (its wait is over, or its due time moved)."""
+        slot, registration.tick_slot = registration.tick_slot, None
+        if slot is not None and (waits := self._slots.get(slot)) is not None:
+            waits.discard(registration)
+
+    def _fire(self, slot: float) -> None:
+        for registration in self._slots.pop(slot, ()):
+            registration.tick_slot = None
+            registration.rouse()
 
 
 @dataclass
@@ -214,6 +259,7 @@ class _PollerKey:
 
 @dataclass
 class _LoopState:
+    ticks: _TickWheel
     pollers: dict[_PollerKey, StatusPoller] = field(default_factory=dict)
     capabilities: dict[tuple[str, str], _Capabilities] = field(default_factory=dict)
 
@@ -239,10 +285,14 @@ def _detached_context() -> contextvars.Context:
 
 
 def _loop_state() -> _LoopState:
-    return _states.setdefault(asyncio.get_running_loop(), _LoopState())
+    aio = asyncio.get_running_loop()
+    state = _states.get(aio)
+    if state is None:
+        state = _states[aio] = _LoopState(_TickWheel(aio))
+    return state
 
 
-async def wait_coalesced(
+def wait_coalesced(
     conn_id: str,
     config: ClientConfig,
     job_id: str,
@@ -251,8 +301,11 @@ async def wait_coalesced(
     batch_size: int = inference.MAX_BATCH,
     on_notice: NoticeCallback | None = None,
     ticker: Ticker | None = None,
-) -> WaitOutcome | None:
+) -> Coroutine[None, None, WaitOutcome | None]:
     """Wait for an inference job through the loop's shared poller for this service.
+
+    A plain function that picks the poller and returns the wait's coroutine: a coroutine of its
+    own around it would cost each wait its frame (~0.3 KiB). Await the result.
 
     :param conn_id: Airflow connection id (shares the pooled client with the hooks).
     :param config: The connection's client settings.
@@ -267,59 +320,64 @@ async def wait_coalesced(
     :param ticker: Ticked from this coroutine too, every ``ticker.interval`` seconds (progress lines).
     :return: How the wait ended, or ``None`` when the service offers none of the mode's endpoints
         (then poll the job alone, with the same ``wait_loop``).
+    :raises ValueError: An unknown ``mode`` (at the call).
     """
     if mode not in ("auto", "batch", "history"):
         raise ValueError(f"mode must be 'auto', 'batch' or 'history', got {mode!r}")
+    poller = None
     if mode != "history":
         poller = StatusPoller.for_service(conn_id, config, wait_loop.poll_interval, mode, batch_size)
-        if poller is not None:
-            outcome = await _wait_in(poller, job_id, wait_loop, on_notice, ticker)
-            if outcome is not None:
-                return outcome
-        if mode == "batch":
-            return None
+    if poller is None and mode != "batch":
+        poller = _history_poller(conn_id, config, wait_loop.poll_interval)
+    return wait_in(poller, job_id, wait_loop, on_notice, ticker)
+
+
+def _history_poller(conn_id: str, config: ClientConfig, poll_interval: float) -> StatusPoller | None:
     # Imported here: the history poller builds on this module.
     from airflow_jobwait.client.coalesce_history import HistoryPoller
 
-    history = HistoryPoller.for_history(conn_id, config, wait_loop.poll_interval)
-    if history is None:
-        return None
-    return await _wait_in(history, job_id, wait_loop, on_notice, ticker)
+    return HistoryPoller.for_history(conn_id, config, poll_interval)
 
 
-async def _wait_in(
-    poller: StatusPoller,
+async def wait_in(
+    poller: StatusPoller | None,
     job_id: str,
     wait_loop: WaitLoop,
     on_notice: NoticeCallback | None,
     ticker: Ticker | None = None,
 ) -> WaitOutcome | None:
     """Register with ``poller`` and hand its notices to ``on_notice`` until the wait resolves;
-    tick ``ticker`` when it is due."""
-    registration = poller.register(job_id, wait_loop)
-    aio = poller.loop
-    try:
-        while True:
-            notices, registration.notices = registration.notices, []
-            if on_notice is not None:
-                for notice in notices:
-                    on_notice(notice)
-            if registration.outcome.done():
-                return registration.outcome.result()
-            if ticker is not None and aio.time() >= ticker.due:
-                ticker.due = aio.time() + ticker.interval
-                ticker.tick()
-            registration.wake = aio.create_future()
-            # The tick's timer rouses the wait as a notice would. It needs no context variables:
-            # a shared empty context spares each timer a copy of this one.
-            timer = None if ticker is None else aio.call_at(ticker.due, registration.rouse, context=_NO_CONTEXT)
-            try:
+    tick ``ticker`` when it is due. Where the poller's service lacks its endpoint, go on with
+    the poller it falls back to (``StatusPoller.fallback``), if any.
+
+    :return: How the wait ended, or ``None`` (also for no ``poller``): poll the job alone.
+    """
+    while poller is not None:
+        registration = poller.register(job_id, wait_loop)
+        ticks = _loop_state().ticks
+        aio = poller.loop
+        try:
+            while True:
+                notices, registration.notices = registration.notices, []
+                if on_notice is not None:
+                    for notice in notices:
+                        on_notice(notice)
+                if registration.over:
+                    break
+                if ticker is not None:
+                    if aio.time() >= ticker.due:
+                        ticker.due = aio.time() + ticker.interval
+                        ticker.tick()
+                    ticks.arm(registration, ticker.due)  # the wheel rouses the wait as a notice would
+                registration.wake = aio.create_future()
                 await registration.wake
-            finally:
-                if timer is not None:
-                    timer.cancel()
-    finally:
-        await poller.unregister(registration)
+        finally:
+            ticks.disarm(registration)
+            await poller.unregister(registration)
+        if registration.outcome is not None:
+            return registration.outcome
+        poller = poller.fallback()
+    return None
 
 
 def running_pollers() -> list[StatusPoller]:
@@ -385,6 +443,13 @@ class StatusPoller:
             poller = state.pollers[key] = cls(key, capabilities)
         return poller
 
+    def fallback(self) -> StatusPoller | None:
+        """The poller a wait goes on with when this one finds its service without its endpoint
+        (``None``: the wait polls its job alone). In ``auto`` mode, the job history."""
+        if self.key.mode != "auto":
+            return None
+        return _history_poller(self.key.conn_id, self.key.config, self.key.poll_interval)
+
     @property
     def waiting(self) -> int:
         """Registered waits."""
@@ -396,7 +461,7 @@ class StatusPoller:
         """Add a wait; it is asked about within ``GATHER_SECONDS``, then every round."""
         if self._closed:
             raise RuntimeError("this status poller has stopped")
-        registration = Registration(job_id, wait_loop, self._aio.create_future())
+        registration = Registration(job_id, wait_loop)
         if wait_loop.deadline is not None:
             delay = max(0.0, wait_loop.deadline - time.time())
             registration.timer = self._aio.call_later(delay, self._expire, registration)
@@ -408,8 +473,6 @@ class StatusPoller:
     async def unregister(self, registration: Registration) -> None:
         """Remove a wait (resolved or not); the last one out stops the poller."""
         self._drop(registration)
-        if not registration.outcome.done():
-            registration.outcome.cancel()
         if not self._waits:
             await self._stop()
 
@@ -429,8 +492,8 @@ class StatusPoller:
 
     def _resolve(self, registration: Registration, outcome: WaitOutcome | None) -> None:
         self._drop(registration)
-        if not registration.outcome.done():
-            registration.outcome.set_result(outcome)
+        if not registration.over:
+            registration.over, registration.outcome = True, outcome
         registration.rouse()
 
     def _expire(self, registration: Registration) -> None:

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -57,7 +57,7 @@ from airflow_jobwait.client.coalesce import (
     _Capabilities,
     _loop_state,
     _PollerKey,
-    _wait_in,
+    wait_in,
 )
 from airflow_jobwait.client.coalesce_history import HistoryPoller, LoneRead
 from airflow_jobwait.client.http import Call, ClientConfig
@@ -90,7 +90,7 @@ class _GroupKey(_PollerKey):
     job_type: str = ""
 
 
-async def wait_dataset_coalesced(
+def wait_dataset_coalesced(
     conn_id: str,
     config: ClientConfig,
     dataset_id: str,
@@ -100,8 +100,9 @@ async def wait_dataset_coalesced(
     mode: str = "auto",
     on_notice: NoticeCallback | None = None,
     ticker: Ticker | None = None,
-) -> WaitOutcome | None:
+) -> Coroutine[None, None, WaitOutcome | None]:
     """Wait for a dataset job through the loop's shared list poller for its dataset and job type.
+    A plain function that returns the wait's coroutine, as ``wait_coalesced``: await the result.
 
     :param mode: The connection's ``status_mode``: ``auto`` and ``history`` use the job list; any
         other answers ``None`` at once.
@@ -109,12 +110,10 @@ async def wait_dataset_coalesced(
     :param ticker: As ``wait_coalesced``'s.
     :return: How the wait ended, or ``None`` when it must poll its job alone (same ``wait_loop``).
     """
-    if mode not in MODES:
-        return None
-    poller = DatasetListPoller.for_group(conn_id, config, wait_loop.poll_interval, dataset_id, job_type)
-    if poller is None:
-        return None
-    return await _wait_in(poller, job_id, wait_loop, on_notice, ticker)
+    poller = None
+    if mode in MODES:
+        poller = DatasetListPoller.for_group(conn_id, config, wait_loop.poll_interval, dataset_id, job_type)
+    return wait_in(poller, job_id, wait_loop, on_notice, ticker)
 
 
 class DatasetListPoller(HistoryPoller):
