@@ -253,6 +253,44 @@ async def test_a_job_the_capped_list_does_not_reach_is_read_alone(
     assert running_pollers() == [] and active_clients() == 0
 
 
+async def test_a_job_that_ended_is_told_from_its_page_before_the_later_pages_are_read(
+    hook: DatasetJobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Three pages of two entries, newest first: the newest job is on the first page.
+    monkeypatch.setattr(coalesce_datasets, "PER_PAGE", 2)
+    dataset = await asyncio.to_thread(hook.call, reference.clone_dataset())
+    jobs = await asyncio.to_thread(create, hook, dataset, SLOW, 6)
+    newest = jobs[-1]
+    conn_id = use_mode(monkeypatch, real_service, "history")
+    ref = {"dataset_id": dataset, "job_type": TYPE}
+    # Rounds a few seconds apart: the abort and the rules below land between two of them.
+    waits = [JobTrigger(j, conn_id, poll_interval=3.0, job_kind="dataset", job_ref=ref) for j in jobs]
+    tasks = {w.job_id: asyncio.ensure_future(outcome_of(w)) for w in waits}
+    list_path = f"{datasets.PREFIX}/{dataset}/jobs"
+    rules = [
+        {"kind": "delay", "delay_s": 0.001, "path_prefix": f"{list_path}/", "methods": ["GET"]},  # reads alone
+        {"kind": "delay", "delay_s": 0.001, "path_prefix": list_path, "methods": ["GET"], "count": 1},  # page 1
+        {"kind": "delay", "delay_s": 5.0, "path_prefix": list_path, "methods": ["GET"], "count": 1},  # page 2 held
+    ]
+    try:
+        await until(lambda: dataset in list_pollers() and len(list_pollers()[dataset].windowed) == len(jobs))
+        poller = list_pollers()[dataset]
+        await until(lambda after=poller.rounds + 1: poller.rounds >= after)
+        with FaultControl(real_service.base_url, real_service.api_key).injected(rules):
+            await asyncio.to_thread(hook.abort, dataset, newest, TYPE)
+            asked = poller.list_requests
+            pages_asked: list[int] = []
+            tasks[newest].add_done_callback(lambda _: pages_asked.append(poller.list_requests - asked))
+            got = await asyncio.wait_for(tasks[newest], LIVENESS_S)
+    finally:
+        await settle(tasks, hook, dataset)
+    # The wait ended from the first page, while the second was held: the third not asked yet.
+    assert pages_asked == [2]
+    assert got == await per_job_outcome(hook, dataset, newest)
+    assert got.status is JobStatus.CANCELED
+    assert running_pollers() == [] and active_clients() == 0
+
+
 async def test_without_a_job_list_the_waits_poll_alone(
     hook: DatasetJobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:

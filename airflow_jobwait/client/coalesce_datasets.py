@@ -42,6 +42,7 @@ its newest ``PER_PAGE`` jobs), plus one read per new wait.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Coroutine, Sequence
@@ -152,7 +153,12 @@ class DatasetListPoller(HistoryPoller):
     async def _listing(self, windowed: Sequence[str]) -> list[str]:
         """One listing of the group (paged), applied; answers the jobs it could not tell about."""
         listed = await self._list(windowed)
-        return [] if listed is None else self._take_listing(windowed, *listed)
+        if listed is None:
+            return []
+        # The waits that the last page ended run (and queue their events) before every running
+        # wait is told.
+        await asyncio.sleep(0)
+        return self._take_listing(windowed, *listed)
 
     def _take_listing(
         self, windowed: Sequence[str], entries: dict[str, DatasetJobSummary], boundary: int | None
@@ -165,6 +171,8 @@ class DatasetListPoller(HistoryPoller):
         states: dict[str, JobState] = {}
         recheck: list[str] = []
         for job_id in windowed:
+            if job_id not in self._waits:
+                continue  # its wait left while the listing was read (or a page ended it)
             entry = entries.get(job_id)
             if entry is None:
                 created = self._submitted[job_id].timestamp()
@@ -177,8 +185,7 @@ class DatasetListPoller(HistoryPoller):
                 recheck.append(job_id)
                 continue
             state = dataset_state(entry, self._known.get(job_id))
-            if state.status is JobStatus.FAILED and "error_message" not in entry.model_fields_set:
-                # The entry lacks the failure reason a per-job read carries.
+            if not _complete(state, entry):
                 recheck.append(job_id)
                 continue
             states[job_id] = state
@@ -214,6 +221,7 @@ class DatasetListPoller(HistoryPoller):
                 self._fail(windowed, JobWaitError(f"job list failed: {err!r}"))
                 return None
             self.capabilities.found("dataset_list")
+            self._end_listed(listed.jobs)
             for entry in listed.jobs:
                 entries.setdefault(entry.job_id, entry)
                 when = entry.created_at
@@ -228,6 +236,20 @@ class DatasetListPoller(HistoryPoller):
             return entries, previous
         # Not in order: nothing unlisted can be said to be covered.
         return entries, 2**62
+
+    def _end_listed(self, page: Sequence[DatasetJobSummary]) -> None:
+        """End the waits of a page's terminal jobs now, not once every page is read: the list is
+        in order of creation, so a job that just ended is as likely on its last page as on its
+        first (a round of 1,000 jobs is 8 pages, one after another)."""
+        ended: dict[str, JobState] = {}
+        for entry in page:
+            if entry.status is None or entry.job_id not in self._waits:
+                continue
+            state = dataset_state(entry, self._known.get(entry.job_id))
+            if state.status.is_terminal and _complete(state, entry):
+                ended[entry.job_id] = state
+        if ended:
+            self._apply(ended)
 
     def _lone_read(self, job_id: str) -> Call[LoneRead]:
         """``GET …/jobs/{id}``: its status, and its ``createdAt``."""
@@ -245,6 +267,11 @@ class DatasetListPoller(HistoryPoller):
         if not (isinstance(error, ApiError) and getattr(error, "code", None) == "ResourceNotExist"):
             self.capabilities.lost("dataset_list")
         self._hand_back(BatchMissing(error, endpoint="job list"))
+
+
+def _complete(state: JobState, entry: DatasetJobSummary) -> bool:
+    """Does the list entry say all a per-job read would? Not a failure without its reason."""
+    return not (state.status is JobStatus.FAILED and "error_message" not in entry.model_fields_set)
 
 
 def _status_and_created(job: DatasetJob) -> LoneRead:
