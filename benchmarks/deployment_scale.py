@@ -14,8 +14,10 @@ largest N, and the DAGs of ``benchmarks/dags/jobwait_deploy_scale.py``. Per scen
    (``start_from_trigger``, no worker at all); ``httpsensor``: ``HttpSensor(deferrable=True)`` on
    the service's [ext] ``GET /api/jobs/{id}/done``, which must start on a worker (one poke, then
    defer) and resume on a worker when its trigger fires;
-3. ramp: until all N task instances are deferred and their triggers assigned to the triggerer
-   (metadata DB, every 2 s), then two poll intervals for every trigger to be up and polling;
+3. ramp: until all N task instances are deferred, their triggers assigned to the triggerer and
+   started there (metadata DB and the triggers' log files, every 2 s), and each ``JobSensor`` has
+   rendered its job id in the triggerer (N more XCom reads in ``pg_stat_statements``); then two
+   poll intervals for every trigger to be up and polling;
 4. steady window (``--steady`` s, nothing changes): CPU and RSS of each component's process tree
    (``/proc`` through psutil; the triggerer's tree is its supervisor and trigger-runner
    processes), DB load (``pg_stat_database`` of the metadata DB: commits and rows per second;
@@ -59,6 +61,9 @@ LABELS = {
     "httpsensor": "`HttpSensor(deferrable=True)`",
 }
 TRIGGERER_ROLE = "airflow_triggerer"
+#: XCom reads a wait makes in the triggerer as it starts: a ``JobSensor`` started there renders its
+#: job id (``ti.xcom_pull``); an ``HttpSensor`` renders on the worker, before it defers.
+RENDERS = {"jobsensor": 1, "httpsensor": 0}
 LATENCY_SAMPLE = 200
 FINISH_BATCH = 500
 TICK = 2.0
@@ -264,6 +269,18 @@ def triggers_started(deployment: Deployment, dag_id: str, run_id: str) -> int:
     return sum(1 for _ in folder.glob("map_index=*/attempt=*.log.trigger.*.log"))
 
 
+def xcom_reads(deployment: Deployment) -> float:
+    """XCom reads the metadata DB has run (``pg_stat_statements``, every role): a
+    ``start_from_trigger`` wait renders its job id (``ti.xcom_pull``) with one, in the triggerer,
+    after its trigger's log file is open: at 5,000 waits the last ones ~2 minutes later (one
+    request of the runner a round of the supervisor, docs/deployment-scale.md)."""
+    rows = deployment.postgres.query(
+        "SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+        "WHERE d.datname = 'airflow' AND s.query ILIKE 'SELECT%FROM xcom%'"
+    )
+    return float(rows[0][0])
+
+
 def run_scenario(deployment: Deployment, scenario: Scenario, args: argparse.Namespace, statements: bool) -> None:
     """Submit, ramp, measure the steady window, end the jobs, collect latencies (see the module doc)."""
     figures = scenario.figures
@@ -280,6 +297,8 @@ def run_scenario(deployment: Deployment, scenario: Scenario, args: argparse.Name
 
     usage_start = Usage.take(deployment)
     figures["triggerer_rss_before"] = usage_start.rss.get("triggerer-1", 0)
+    renders = RENDERS[scenario.mode] * scenario.n
+    reads_before = xcom_reads(deployment) if statements and renders else 0.0
     run_id = deployment.airflow.trigger(scenario.dag_id, {"ids_file": str(ids_file)})
     triggered = time.time()
     figures["run_id"] = run_id
@@ -302,7 +321,11 @@ def run_scenario(deployment: Deployment, scenario: Scenario, args: argparse.Name
             figures["all_assigned_s"] = time.time() - triggered
         if "all_assigned_s" in figures:
             started = triggers_started(deployment, scenario.dag_id, run_id)
-            if started >= scenario.n:
+            if started >= scenario.n and "all_started_s" not in figures:
+                figures["all_started_s"] = time.time() - triggered
+            # Each started trigger that renders has read its XCom (as many reads, or more: other
+            # components read XComs too, a few).
+            if started >= scenario.n and (not renders or xcom_reads(deployment) - reads_before >= renders):
                 figures["ramp_s"] = time.time() - triggered
                 break
         if states.get("failed") or states.get("upstream_failed"):
@@ -457,7 +480,7 @@ def report(scenarios: list[Scenario], args: argparse.Namespace, statements: bool
         f"sample: up to {args.sample} jobs ended one by one over {args.end_window:g} s; "
         "bulk: the rest ended at once.",
         "",
-        "| wait with | N | outcome | ramp (all deferred + held) | ramp CPU s (all) | triggerer cores "
+        "| wait with | N | outcome | ramp (all deferred, held, started, rendered) | ramp CPU s (all) | triggerer cores "
         "| triggerer RSS MB before / steady (peak) "
         "| all components cores | DB commits/s | DB statements/s (triggerer) | DB exec ms/s (triggerer) "
         "| service req/s | latency p50 / p99 s (sample) | latency p50 / p99 s (bulk) "
