@@ -16,7 +16,7 @@ import aiohttp
 from airflow_jobwait.client.credentials import async_token_source
 from airflow_jobwait.client.faults import fault_error
 from airflow_jobwait.client.http import Call, ClientConfig, HttpRequest, HttpResponse
-from airflow_jobwait.client.retry import OnRetry, RetryPolicy, RetryState
+from airflow_jobwait.client.retry import DEFAULT_RETRY, OnRetry, RetryPolicy, RetryState
 from airflow_jobwait.exceptions import ApiError, InvalidResponse, TokenError, TransportError, Unauthorized
 
 T = TypeVar("T")
@@ -36,7 +36,7 @@ class AsyncClient:
 
     def __init__(self, config: ClientConfig, retry: RetryPolicy | None = None, max_connections: int = 32) -> None:
         self.config = config
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or DEFAULT_RETRY
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         # As many as the connector's limit, so that aiohttp never queues a request itself: its

@@ -75,6 +75,11 @@ class RetryPolicy:
         return delay
 
 
+#: The default policy, shared: it is immutable, and a hook or client made for each poll (a trigger
+#: polling alone reads its hook's policy each time) need not allocate its own.
+DEFAULT_RETRY = RetryPolicy()
+
+
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 

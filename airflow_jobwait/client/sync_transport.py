@@ -17,7 +17,7 @@ import requests
 from airflow_jobwait.client.credentials import sync_token_source
 from airflow_jobwait.client.faults import Fault, fault_error
 from airflow_jobwait.client.http import Call, ClientConfig, HttpRequest, HttpResponse, server_date
-from airflow_jobwait.client.retry import RetryPolicy, RetryState
+from airflow_jobwait.client.retry import DEFAULT_RETRY, RetryPolicy, RetryState
 from airflow_jobwait.client.sync_deadline import mount_deadlines, total_deadline
 from airflow_jobwait.exceptions import ApiError, InvalidResponse, TokenError, TransportError, Unauthorized
 
@@ -33,7 +33,7 @@ class SyncClient:
 
     def __init__(self, config: ClientConfig, retry: RetryPolicy | None = None) -> None:
         self.config = config
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or DEFAULT_RETRY
         self._session = requests.Session()
         mount_deadlines(self._session)
         self._session.verify = config.verify

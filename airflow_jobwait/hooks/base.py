@@ -19,7 +19,7 @@ from airflow_jobwait.client.async_transport import AsyncClient
 from airflow_jobwait.client.http import Call, ClientConfig, server_date
 from airflow_jobwait.client.job_kinds import status_call, with_retry_after
 from airflow_jobwait.client.pool import leased_client
-from airflow_jobwait.client.retry import TRANSIENT_STATUSES, RetryPolicy, RetryState
+from airflow_jobwait.client.retry import DEFAULT_RETRY, TRANSIENT_STATUSES, RetryPolicy, RetryState
 from airflow_jobwait.client.sync_transport import SyncClient
 from airflow_jobwait.client.wait_loop import WaitLoop, check_timeout
 from airflow_jobwait.exceptions import (
@@ -120,7 +120,7 @@ class JobWaitHook(BaseHook):
     def __init__(self, jobwait_conn_id: str | None = None, retry: RetryPolicy | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.jobwait_conn_id = jobwait_conn_id or self.default_conn_name
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or DEFAULT_RETRY
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
