@@ -276,7 +276,8 @@ def xcom_reads(deployment: Deployment) -> float:
     request of the runner a round of the supervisor, docs/deployment-scale.md)."""
     rows = deployment.postgres.query(
         "SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
-        "WHERE d.datname = 'airflow' AND s.query ILIKE 'SELECT%FROM xcom%'"
+        "WHERE d.datname = 'airflow' AND s.query ILIKE %s",
+        "SELECT%FROM xcom%",
     )
     return float(rows[0][0])
 
