@@ -200,6 +200,46 @@ async def test_a_job_the_capped_history_does_not_reach_is_read_alone(
     assert running_pollers() == [] and active_clients() == 0
 
 
+async def test_a_job_that_ended_is_told_from_its_page_before_the_later_pages_are_read(
+    hook: JobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages of two entries, newest submitted first: the newest job is on the first of three.
+    monkeypatch.setattr(coalesce_history, "PER_PAGE", 2)
+    (old,) = await asyncio.to_thread(submit_many, hook, 1, 3600.0)
+    await asyncio.sleep(0.05)  # distinct submit times (milliseconds on the wire)
+    between = await asyncio.to_thread(submit_many, hook, 4, 3600.0)
+    await finish(real_service, between, "COMPLETED")  # four terminated entries after the newest
+    await asyncio.sleep(0.05)
+    (new,) = await asyncio.to_thread(submit_many, hook, 1, 3600.0)
+    conn_id = use_mode(monkeypatch, real_service, "history")
+    # Rounds a few seconds apart: the finish and the rules below land between two of them.
+    tasks = {j: asyncio.ensure_future(outcome_of(JobTrigger(j, conn_id, poll_interval=3.0))) for j in (old, new)}
+    history = f"{inference.PREFIX}/jobs/history"
+    rules = [
+        {"kind": "delay", "delay_s": 0.001, "path_prefix": history, "methods": ["GET"], "count": 1},  # page 1
+        {"kind": "delay", "delay_s": 5.0, "path_prefix": history, "methods": ["GET"], "count": 1},  # page 2 held
+    ]
+    try:
+        await until(lambda: has_history_poller(2))
+        poller = history_poller()
+        await until(lambda after=poller.rounds + 1: poller.rounds >= after)
+        with FaultControl(real_service.base_url, real_service.api_key).injected(rules):
+            await finish(real_service, [new], "COMPLETED")
+            asked = poller.history_requests
+            pages_asked: list[int] = []
+            tasks[new].add_done_callback(lambda _: pages_asked.append(poller.history_requests - asked))
+            got = await asyncio.wait_for(tasks[new], LIVENESS_S)
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        await finish(real_service, [old], "CANCELED")
+    # The wait ended from the first page, while the second was held: the third not asked yet.
+    assert pages_asked == [2]
+    assert got.status is JobStatus.COMPLETED and got.job_id == new
+    assert running_pollers() == [] and active_clients() == 0
+
+
 async def test_without_a_history_the_waits_poll_alone(
     hook: JobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -238,18 +238,16 @@ class DatasetListPoller(HistoryPoller):
         return entries, 2**62
 
     def _end_listed(self, page: Sequence[DatasetJobSummary]) -> None:
-        """End the waits of a page's terminal jobs now, not once every page is read: the list is
-        in order of creation, so a job that just ended is as likely on its last page as on its
-        first (a round of 1,000 jobs is 8 pages, one after another)."""
-        ended: dict[str, JobState] = {}
+        """``_end_terminal`` for a page of the job list (a round of 1,000 jobs is 8 pages, one after
+        another): its entries that tell all a per-job read would."""
+        states: list[tuple[str, JobState]] = []
         for entry in page:
             if entry.status is None or entry.job_id not in self._waits:
                 continue
             state = dataset_state(entry, self._known.get(entry.job_id))
-            if state.status.is_terminal and _complete(state, entry):
-                ended[entry.job_id] = state
-        if ended:
-            self._apply(ended)
+            if _complete(state, entry):
+                states.append((entry.job_id, state))
+        self._end_terminal(states)
 
     def _lone_read(self, job_id: str) -> Call[LoneRead]:
         """``GET …/jobs/{id}``: its status, and its ``createdAt``."""

@@ -52,7 +52,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from airflow_jobwait.client import inference
@@ -199,11 +199,27 @@ class HistoryPoller(StatusPoller):
         self.audit_reads += len(due)
         return due
 
+    def _end_terminal(self, states: Iterable[tuple[str, JobState | None]]) -> None:
+        """End now the windowed waits whose jobs a page lists as terminal, not once every page is
+        read: pages are in order of submission, so a job that just ended is on any of them."""
+        ended = {
+            job_id: state
+            for job_id, state in states
+            if state is not None
+            and state.status.is_terminal
+            and job_id in self._waits
+            and job_id in self._submitted
+            and job_id not in self._alone
+        }
+        if ended:
+            self._apply(ended)
+
     def _take(
         self, windowed: Sequence[str], entries: dict[str, HistoryEntry], boundary: datetime | None
     ) -> dict[str, JobState]:
-        """Apply a round's listing: terminal entries end their waits now; windowed jobs older than
-        ``boundary`` (the listing did not reach them) are read alone from now on.
+        """Apply a round's listing: terminal entries end their waits (those that ``_end_terminal``
+        did not end as their page came); windowed jobs older than ``boundary`` (the listing did not
+        reach them) are read alone from now on.
 
         :return: The covered jobs not listed, with their last known status, for the caller to
             apply (a successful poll of each: it ends the wait's run of errors).
@@ -265,6 +281,7 @@ class HistoryPoller(StatusPoller):
                 self._fail(windowed, JobWaitError(f"job history failed: {err!r}"))
                 return None
             self.capabilities.found("history")
+            self._end_terminal((entry.job_identifier, entry.state) for entry in listed)
             for entry in listed:
                 entries.setdefault(entry.job_identifier, entry)
                 when = as_utc(entry.submitted_at)
