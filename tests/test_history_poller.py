@@ -162,18 +162,25 @@ async def test_auto_mode_on_a_real_service_goes_through_the_history(
     assert running_pollers() == [] and active_clients() == 0
 
 
+async def old_and_new(hook: JobsHook, service: ServiceProcess, between: int) -> tuple[str, str]:
+    """Two running hour-long jobs, ``old`` and ``new``, with ``between`` jobs submitted between them
+    and completed: the terminated listing has those before ``new``'s entry once it ends."""
+    (old,) = await asyncio.to_thread(submit_many, hook, 1, 3600.0)
+    await asyncio.sleep(0.05)  # distinct submit times (milliseconds on the wire)
+    ended = await asyncio.to_thread(submit_many, hook, between, 3600.0)
+    await finish(service, ended, "COMPLETED")
+    await asyncio.sleep(0.05)
+    (new,) = await asyncio.to_thread(submit_many, hook, 1, 3600.0)
+    return old, new
+
+
 async def test_a_job_the_capped_history_does_not_reach_is_read_alone(
     hook: JobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # One page of two entries per round: the listing cannot reach back to the old job.
     monkeypatch.setattr(coalesce_history, "PER_PAGE", 2)
     monkeypatch.setattr(coalesce_history, "MAX_PAGES", 1)
-    (old,) = await asyncio.to_thread(submit_many, hook, 1, 3600.0)
-    await asyncio.sleep(0.05)  # distinct submit times (milliseconds on the wire)
-    between = await asyncio.to_thread(submit_many, hook, 3, 3600.0)
-    await finish(real_service, between, "COMPLETED")  # newer terminated jobs fill the page
-    await asyncio.sleep(0.05)
-    (new,) = await asyncio.to_thread(submit_many, hook, 1, 3600.0)
+    old, new = await old_and_new(hook, real_service, 3)  # newer terminated jobs fill the page
     conn_id = use_mode(monkeypatch, real_service, "history")
     tasks = {j: asyncio.ensure_future(outcome_of(JobTrigger(j, conn_id, poll_interval=POLL))) for j in (old, new)}
     try:
@@ -205,12 +212,7 @@ async def test_a_job_that_ended_is_told_from_its_page_before_the_later_pages_are
 ) -> None:
     # Pages of two entries, newest submitted first: the newest job is on the first of three.
     monkeypatch.setattr(coalesce_history, "PER_PAGE", 2)
-    (old,) = await asyncio.to_thread(submit_many, hook, 1, 3600.0)
-    await asyncio.sleep(0.05)  # distinct submit times (milliseconds on the wire)
-    between = await asyncio.to_thread(submit_many, hook, 4, 3600.0)
-    await finish(real_service, between, "COMPLETED")  # four terminated entries after the newest
-    await asyncio.sleep(0.05)
-    (new,) = await asyncio.to_thread(submit_many, hook, 1, 3600.0)
+    old, new = await old_and_new(hook, real_service, 4)  # four terminated entries after the newest
     conn_id = use_mode(monkeypatch, real_service, "history")
     # Rounds a few seconds apart: the finish and the rules below land between two of them.
     tasks = {j: asyncio.ensure_future(outcome_of(JobTrigger(j, conn_id, poll_interval=3.0))) for j in (old, new)}
