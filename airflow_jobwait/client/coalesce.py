@@ -45,6 +45,7 @@ import contextlib
 import contextvars
 import logging
 import math
+import random
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Sequence
@@ -172,7 +173,10 @@ class _TickWheel:
     the waits of an event loop, not one timer per wait (~0.3 KiB each, 3 MB at 10,000 waits).
 
     A wait is roused at the end of the slot its ``due`` falls in: a progress line up to
-    ``TICK_SLOT`` late.
+    ``TICK_SLOT`` late. The waits of a slot are roused in a random order: the progress budget
+    (``triggers/progress_budget.py``) gives its lines to the first waits that ask, and any fixed
+    order would give them to the same few each time (a set's order by hash; due order, too, since
+    a wait that just wrote is due an interval after its slot, at the start of a later one).
     """
 
     def __init__(self, aio: asyncio.AbstractEventLoop) -> None:
@@ -200,7 +204,9 @@ class _TickWheel:
             waits.discard(registration)
 
     def _fire(self, slot: float) -> None:
-        for registration in self._slots.pop(slot, ()):
+        waits = list(self._slots.pop(slot, ()))
+        random.shuffle(waits)
+        for registration in waits:
             registration.tick_slot = None
             registration.rouse()
 
