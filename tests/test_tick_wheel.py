@@ -35,8 +35,9 @@ async def test_waits_due_within_one_slot_share_one_timer_and_none_is_roused_earl
     wheel = _TickWheel(aio)
     registrations = _registrations(aio, WAITS)
     slot = math.ceil((aio.time() + 0.2) / TICK_SLOT) * TICK_SLOT
-    # Due times spread over the last tenth of the slot, the last one on its end.
-    dues = [slot - TICK_SLOT * 0.1 * i / WAITS for i in range(WAITS)]
+    # Due times spread over the last tenth of the slot, the latest a millionth of a slot before its
+    # end (a due time on the end itself is a float quotient away from the next slot).
+    dues = [slot - TICK_SLOT * (1e-6 + 0.1 * i / WAITS) for i in range(WAITS)]
     roused_at: dict[str, float] = {}
     for registration in registrations:
         assert registration.wake is not None

@@ -161,10 +161,17 @@ class DatasetListPoller(HistoryPoller):
         return self._take_listing(windowed, *listed)
 
     def _take_listing(
-        self, windowed: Sequence[str], entries: dict[str, DatasetJobSummary], boundary: int | None
+        self,
+        windowed: Sequence[str],
+        entries: dict[str, DatasetJobSummary],
+        told: dict[str, JobState],
+        boundary: int | None,
     ) -> list[str]:
         """Apply a round's listing; answer the windowed jobs to read alone this round.
 
+        :param entries: The listed entries by job id.
+        :param told: What the listed entries of waited jobs tell (``_end_listed``): only those
+            that tell all a per-job read would.
         :param boundary: ``None`` when every windowed job was covered, else the ``createdAt`` at
             and before which jobs were not (they are read alone from now on).
         """
@@ -173,19 +180,15 @@ class DatasetListPoller(HistoryPoller):
         for job_id in windowed:
             if job_id not in self._waits:
                 continue  # its wait left while the listing was read (or a page ended it)
-            entry = entries.get(job_id)
-            if entry is None:
+            if job_id not in entries:
                 created = self._submitted[job_id].timestamp()
                 if boundary is not None and created <= boundary:
                     self._alone.add(job_id)
                 else:
                     recheck.append(job_id)  # covered, yet not listed: deleted, or shifted past
                 continue
-            if entry.status is None:
-                recheck.append(job_id)
-                continue
-            state = dataset_state(entry, self._known.get(job_id))
-            if not _complete(state, entry):
+            state = told.get(job_id)
+            if state is None:  # listed without a status, or failed without its reason
                 recheck.append(job_id)
                 continue
             states[job_id] = state
@@ -193,15 +196,18 @@ class DatasetListPoller(HistoryPoller):
             self._apply(states)
         return recheck
 
-    async def _list(self, windowed: Sequence[str]) -> tuple[dict[str, DatasetJobSummary], int | None] | None:
+    async def _list(
+        self, windowed: Sequence[str]
+    ) -> tuple[dict[str, DatasetJobSummary], dict[str, JobState], int | None] | None:
         """Page through the group's jobs, newest first, back to the oldest windowed one.
 
-        :return: The entries by job id and the coverage boundary (see ``_take_listing``); ``None``
-            when a request failed or the service has no job list.
+        :return: The entries by job id, what they tell the waits and the coverage boundary (see
+            ``_take_listing``); ``None`` when a request failed or the service has no job list.
         """
         assert self._client is not None
         oldest = min(int(self._submitted[job_id].timestamp()) for job_id in windowed)
         entries: dict[str, DatasetJobSummary] = {}
+        told: dict[str, JobState] = {}
         previous: int | None = None
         newest_first = True
         for page in range(MAX_PAGES):
@@ -221,7 +227,8 @@ class DatasetListPoller(HistoryPoller):
                 self._fail(windowed, JobWaitError(f"job list failed: {err!r}"))
                 return None
             self.capabilities.found("dataset_list")
-            self._end_listed(listed.jobs)
+            for job_id, state in self._end_listed(listed.jobs).items():
+                told.setdefault(job_id, state)  # a job listed twice (offsets shifted): the first that told
             for entry in listed.jobs:
                 entries.setdefault(entry.job_id, entry)
                 when = entry.created_at
@@ -229,25 +236,29 @@ class DatasetListPoller(HistoryPoller):
                     newest_first = False
                 previous = when if when is not None else previous
             if len(listed.jobs) < PER_PAGE:
-                return entries, None
+                return entries, told, None
             if newest_first and previous is not None and previous < oldest - MARGIN_S:
-                return entries, None
+                return entries, told, None
         if newest_first and previous is not None:
-            return entries, previous
+            return entries, told, previous
         # Not in order: nothing unlisted can be said to be covered.
-        return entries, 2**62
+        return entries, told, 2**62
 
-    def _end_listed(self, page: Sequence[DatasetJobSummary]) -> None:
+    def _end_listed(self, page: Sequence[DatasetJobSummary]) -> dict[str, JobState]:
         """``_end_terminal`` for a page of the job list (a round of 1,000 jobs is 8 pages, one after
-        another): its entries that tell all a per-job read would."""
-        states: list[tuple[str, JobState]] = []
+        another): its entries that tell all a per-job read would.
+
+        :return: What those entries tell, by job id (running ones too, for ``_take_listing``).
+        """
+        states: dict[str, JobState] = {}
         for entry in page:
             if entry.status is None or entry.job_id not in self._waits:
                 continue
             state = dataset_state(entry, self._known.get(entry.job_id))
             if _complete(state, entry):
-                states.append((entry.job_id, state))
-        self._end_terminal(states)
+                states[entry.job_id] = state
+        self._end_terminal(states.items())
+        return states
 
     def _lone_read(self, job_id: str) -> Call[LoneRead]:
         """``GET …/jobs/{id}``: its status, and its ``createdAt``."""
