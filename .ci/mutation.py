@@ -72,6 +72,7 @@ GROUPS: tuple[Group, ...] = (
             "tests/test_response_parsers.py",
             "tests/test_coalesced_poller.py",
             "tests/test_tick_wheel.py",
+            "tests/test_apply_slices.py",
             "tests/test_bad_input.py",
             "tests/test_native_statuses.py",
             "tests/test_job_trigger.py",

@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import itertools
 import logging
 import math
 import random
@@ -81,6 +82,8 @@ WATCH_MIN_CYCLE = 0.05
 WATCH_SECONDS = 25.0
 # Waits due to tick within this many seconds of each other are roused by one timer (``_TickWheel``).
 TICK_SLOT = 0.1
+# Waits told at once when a listing tells thousands (``StatusPoller._apply_sliced``): ~5 ms of work.
+APPLY_SLICE = 500
 # A service found without an endpoint is probed again after this long (it may have been upgraded).
 PROBE_TTL = 600.0
 # What a service without the [ext] endpoint answers.
@@ -550,6 +553,17 @@ class StatusPoller:
                 elif state != registration.told:
                     registration.told = state
                     registration.tell(state)
+
+    async def _apply_sliced(self, statuses: dict[str, JobState]) -> None:
+        """``_apply`` ``APPLY_SLICE`` waits at a time, letting the loop run before each slice, so
+        the waits that this round's listing just ended get their events out first: Airflow's
+        ``run_trigger`` logs each event through a thread (``ainfo``) and queues it once that
+        returns, and one pass over 10,000 running waits (~100 ms) would hold every one of them.
+        """
+        pairs = iter(statuses.items())
+        while part := dict(itertools.islice(pairs, APPLY_SLICE)):
+            await asyncio.sleep(0)
+            self._apply(part)
 
     def _tell(self, job_ids: Iterable[str], notice: Notice) -> None:
         """Tell every wait on these jobs."""

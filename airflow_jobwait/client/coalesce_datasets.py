@@ -42,7 +42,6 @@ its newest ``PER_PAGE`` jobs), plus one read per new wait.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Coroutine, Sequence
@@ -155,10 +154,10 @@ class DatasetListPoller(HistoryPoller):
         listed = await self._list(windowed)
         if listed is None:
             return []
-        # The waits that the last page ended run (and queue their events) before every running
-        # wait is told.
-        await asyncio.sleep(0)
-        return self._take_listing(windowed, *listed)
+        states, recheck = self._take_listing(windowed, *listed)
+        # The waits that the pages ended queue their events while the running ones are told.
+        await self._apply_sliced(states)
+        return recheck
 
     def _take_listing(
         self,
@@ -166,8 +165,9 @@ class DatasetListPoller(HistoryPoller):
         entries: dict[str, DatasetJobSummary],
         told: dict[str, JobState],
         boundary: int | None,
-    ) -> list[str]:
-        """Apply a round's listing; answer the windowed jobs to read alone this round.
+    ) -> tuple[dict[str, JobState], list[str]]:
+        """Read a round's listing: what it tells the windowed waits still running (for the
+        caller to apply), and the windowed jobs to read alone this round.
 
         :param entries: The listed entries by job id.
         :param told: What the listed entries of waited jobs tell (``_end_listed``): only those
@@ -192,9 +192,7 @@ class DatasetListPoller(HistoryPoller):
                 recheck.append(job_id)
                 continue
             states[job_id] = state
-        if states:
-            self._apply(states)
-        return recheck
+        return states, recheck
 
     async def _list(
         self, windowed: Sequence[str]

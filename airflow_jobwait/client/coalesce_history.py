@@ -169,12 +169,8 @@ class HistoryPoller(StatusPoller):
         # None: failed (one error against each windowed wait) or no history (all handed back).
         listed = await self._list_terminated(windowed)
         if listed is not None:
-            running = self._take(windowed, *listed)
-            if running:
-                # The waits that just ended run (and queue their events) before every running
-                # wait is told: at 10,000 waits that is most of a round's work (~50 ms).
-                await asyncio.sleep(0)
-                self._apply(running)
+            # The waits that just ended queue their events while the running ones are told.
+            await self._apply_sliced(self._take(windowed, *listed))
         return self._audit_due()
 
     def _audit_due(self) -> list[str]:

@@ -1,0 +1,53 @@
+"""A poller telling thousands of running waits at once lets the waits that just ended finish first.
+
+Airflow's ``TriggerRunner.run_trigger`` logs each event through a thread (structlog's ``ainfo``,
+``run_in_executor``) and queues it only once that returns. A history or job-list round ends a few
+waits, then tells every other windowed wait that its job still runs (``_apply``); told in one
+pass, 10,000 of them hold the loop ~100 ms, and every event of the round with it
+(``client/coalesce.py``, ``StatusPoller._apply_sliced``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from airflow_jobwait.client.coalesce import (
+    APPLY_SLICE,
+    Registration,
+    StatusPoller,
+    _Capabilities,
+    _PollerKey,
+)
+from airflow_jobwait.client.http import ClientConfig
+from airflow_jobwait.client.wait_loop import WaitLoop
+from airflow_jobwait.models.status import JobState, JobStatus
+
+WAITS = 10 * APPLY_SLICE
+
+
+async def test_an_ended_waits_thread_round_trip_returns_before_every_running_wait_is_told() -> None:
+    aio = asyncio.get_running_loop()
+    # No request is ever sent: the waits are put in place, not registered, so no round is due.
+    config = ClientConfig("https://jobs.example.com", "key")
+    poller = StatusPoller(_PollerKey("slices", config, 5.0, "auto", 500), _Capabilities())
+    try:
+        registrations = [Registration(f"job-{i}", WaitLoop(f"job-{i}", 5.0)) for i in range(WAITS)]
+        for registration in registrations:
+            poller._waits[registration.job_id] = [registration]
+        running = JobState(status=JobStatus.IN_PROGRESS, native_status="IN_PROGRESS")
+        told_when_queued: list[int] = []
+
+        async def ended_wait_queues_its_event() -> None:
+            await aio.run_in_executor(None, lambda: None)  # run_trigger's ainfo, as little as it gets
+            told_when_queued.append(sum(1 for r in registrations if r.told is not None))
+
+        event = asyncio.ensure_future(ended_wait_queues_its_event())
+        await poller._apply_sliced({r.job_id: running for r in registrations})
+        await asyncio.wait_for(event, 5)
+
+        assert all(r.told == running for r in registrations)
+        assert all(r.loop.polls == 1 and r.loop.last_status is JobStatus.IN_PROGRESS for r in registrations)
+        # Told in one pass, the event would have waited for all of them.
+        assert told_when_queued[0] < WAITS, told_when_queued
+    finally:
+        await poller._stop()
