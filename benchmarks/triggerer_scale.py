@@ -39,7 +39,8 @@ poller's window), and the steady window starts a poll interval after that.
 Each scenario: submit N long jobs; start the triggers; once every wait is up, measure a *steady*
 window (no job changes); then end the jobs through the service's test control
 ``POST /api/_test/finish``: a sample of up to 200 one by one, spread evenly over ``--end-window``
-seconds (for detection latency), then, a poll interval later, the rest at once, 500 per request
+seconds and over the phases of the poll interval (``_end_times``; for detection latency), then, a
+poll interval later, the rest at once, 500 per request
 (``dataset_list``: ``abort`` one job per request, 16 at once).
 
 Measured in the triggerer process over the steady window: CPU (``time.process_time``) per
@@ -470,6 +471,25 @@ def _sample(n: int) -> list[int]:
     return sorted({int(i * n / sample) for i in range(sample)})
 
 
+def _end_times(count: int, window: float, poll: float) -> list[float]:
+    """When each of ``count`` sampled jobs ends (seconds from the start), evenly over ``window``,
+    the jobs of each poll interval shifted by a fraction of the spacing so that together their
+    times fall on every phase of the poll interval, ``poll / count`` apart.
+
+    A job's detection latency is the time to the next poll, plus the round's own: 200 jobs 50 ms
+    apart over two 5 s intervals fall on the same 100 phases twice, so the median carried where
+    the rounds happened to fall in a 50 ms step (+-25 ms a run); shifting the second interval's by
+    25 ms halves that. The load is unchanged: as many jobs end in each interval.
+    """
+    spacing = window / count
+    periods = max(1, round(window / poll))
+    times = []
+    for rank in range(count):
+        at = rank * spacing
+        times.append(at + (int(at // poll) % periods) * spacing / periods)
+    return times
+
+
 def _end_in_two_parts(
     job_ids: list[str],
     picked: list[int],
@@ -478,11 +498,11 @@ def _end_in_two_parts(
     end_one: Callable[[int, str], None],
     end_rest: Callable[[list[str]], None],
 ) -> None:
-    """End the sample one by one, evenly over ``window`` seconds, then (a poll interval later, so the
-    sample's events are not queued behind theirs) the rest."""
+    """End the sample one by one over ``window`` seconds (``_end_times``), then (a poll interval
+    later, so the sample's events are not queued behind theirs) the rest."""
     start = time.time()
-    for rank, index in enumerate(picked):
-        time.sleep(max(0.0, start + window * rank / len(picked) - time.time()))
+    for rank, (index, at) in enumerate(zip(picked, _end_times(len(picked), window, poll), strict=True)):
+        time.sleep(max(0.0, start + at - time.time()))
         end_one(rank, job_ids[index])
     chosen = set(picked)
     rest = [job_id for index, job_id in enumerate(job_ids) if index not in chosen]

@@ -157,8 +157,9 @@ class Registration:
     wake: asyncio.Future[None] | None = None
     # The last status told: a status is told when it changes, not every round.
     told: JobState | None = None
-    # The slot of the loop's ``_TickWheel`` that will rouse the wait for its ticker (None: none).
-    tick_slot: float | None = None
+    # The slot of the loop's ``_TickWheel`` that will rouse the wait for its ticker (its index:
+    # the slot ends at ``tick_slot * TICK_SLOT``; None: none).
+    tick_slot: int | None = None
 
     def tell(self, notice: Notice) -> None:
         """Queue a notice for the wait's own coroutine (which logs it in its trigger's context)."""
@@ -184,11 +185,12 @@ class _TickWheel:
 
     def __init__(self, aio: asyncio.AbstractEventLoop) -> None:
         self._aio = aio
-        self._slots: dict[float, set[Registration]] = {}
+        # Keyed by the slot's index, an int: every due time in a slot gives the same key exactly.
+        self._slots: dict[int, set[Registration]] = {}
 
     def arm(self, registration: Registration, due: float) -> None:
         """Rouse ``registration`` once ``due`` (event-loop time) has passed (and not before)."""
-        slot = math.ceil(due / TICK_SLOT) * TICK_SLOT
+        slot = math.ceil(due / TICK_SLOT)
         if registration.tick_slot == slot:
             return
         self.disarm(registration)
@@ -196,7 +198,7 @@ class _TickWheel:
         if waits is None:
             waits = self._slots[slot] = set()
             # It needs no context variables: a shared empty context spares it a copy.
-            self._aio.call_at(slot, self._fire, slot, context=_NO_CONTEXT)
+            self._aio.call_at(slot * TICK_SLOT, self._fire, slot, context=_NO_CONTEXT)
         waits.add(registration)
         registration.tick_slot = slot
 
@@ -206,7 +208,7 @@ class _TickWheel:
         if slot is not None and (waits := self._slots.get(slot)) is not None:
             waits.discard(registration)
 
-    def _fire(self, slot: float) -> None:
+    def _fire(self, slot: int) -> None:
         waits = list(self._slots.pop(slot, ()))
         random.shuffle(waits)
         for registration in waits:
