@@ -2,13 +2,16 @@
 
 Each coalesced wait writes its progress lines from its own coroutine, roused when its ticker is
 due (``client/coalesce.py``). The wheel rouses them: waits due within one ``TICK_SLOT`` share one
-timer, none is roused before its due time, and a wait that moved or left is not roused.
+timer, none is roused before its due time, and a wait that moved or left is not roused. Before
+rousing a wait the wheel asks its ticker (``Ticker.claim``): a ticker with nothing to do now (its
+progress line over the budget) moves its due time on, and its wait stays asleep until then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import dataclass, field
 
 from airflow_jobwait.client.coalesce import TICK_SLOT, Registration, _TickWheel
 from airflow_jobwait.client.wait_loop import WaitLoop
@@ -91,3 +94,52 @@ async def test_arming_again_at_the_same_time_keeps_one_place() -> None:
     assert _timers(aio) - timers_before == 1
     assert registration.wake is not None
     await asyncio.wait_for(asyncio.shield(registration.wake), 5)
+
+
+@dataclass
+class _Ticker:
+    """A ticker that answers its claims from a script: ``True`` (rouse the wait) or a delay (move
+    ``due`` that far on and stay asleep)."""
+
+    due: float
+    answers: list[bool | float]
+    interval: float = 60.0
+    claims: list[float] = field(default_factory=list)
+
+    def tick(self) -> None:
+        raise AssertionError("the wheel never ticks: the wait's coroutine does")
+
+    def claim(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        self.claims.append(now)
+        answer = self.answers.pop(0)
+        if answer is True:
+            return True
+        assert not isinstance(answer, bool)
+        self.due = now + answer
+        return False
+
+
+async def test_a_wait_whose_ticker_declines_is_not_roused_until_its_ticker_claims() -> None:
+    aio = asyncio.get_running_loop()
+    wheel = _TickWheel(aio)
+    declined, claimed = _registrations(aio, 2)
+    due = aio.time() + 0.05
+    # The first declines twice (its line over the budget), 0.15 s on each time, then claims.
+    declined.ticker = declined_ticker = _Ticker(due, [0.15, 0.15, True])
+    claimed.ticker = claimed_ticker = _Ticker(due, [True])
+    wheel.arm(declined, due)
+    wheel.arm(claimed, due)
+    assert declined.wake is not None and claimed.wake is not None
+
+    await asyncio.wait_for(asyncio.shield(claimed.wake), 5)
+    assert len(claimed_ticker.claims) == 1
+    assert len(declined_ticker.claims) == 1 and not declined.wake.done()
+    assert declined.tick_slot is not None  # armed again, for the due time its ticker moved to
+
+    await asyncio.wait_for(asyncio.shield(declined.wake), 5)
+    first, second, third = declined_ticker.claims
+    resolution = aio._clock_resolution  # type: ignore[attr-defined]
+    assert first >= due - resolution
+    assert second >= first + 0.15 - resolution and third >= second + 0.15 - resolution
+    assert declined.tick_slot is None

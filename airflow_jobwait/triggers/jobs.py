@@ -58,7 +58,7 @@ class _CoalescedWait:
     :param mode: The connection's ``status_mode`` (which fallback a missing endpoint leads to).
     """
 
-    __slots__ = ("due", "interval", "loop", "mode", "started", "state", "trigger")
+    __slots__ = ("claimed", "due", "interval", "loop", "mode", "started", "state", "trigger")
 
     def __init__(self, trigger: JobTrigger, loop: WaitLoop, mode: str, started: float) -> None:
         self.trigger = trigger
@@ -72,6 +72,8 @@ class _CoalescedWait:
         # whatever the progress_interval.
         self.interval = trigger.progress_interval
         self.due = asyncio.get_running_loop().time() + self.interval
+        # A line the budget granted when the tick wheel asked (``claim``), for ``tick`` to write.
+        self.claimed = False
 
     def __call__(self, notice: Notice) -> None:
         trigger = self.trigger
@@ -94,14 +96,30 @@ class _CoalescedWait:
                 then,
             )
 
+    def claim(self) -> bool:
+        """Asked by the loop's tick wheel once ``due`` has passed: the budget's answer, so that a
+        wait whose line would be skipped is not roused for nothing (``_TickWheel``)."""
+        if self.state is None:  # nothing to say yet
+            self.due = asyncio.get_running_loop().time() + self.interval
+            return False
+        write, then = progress_budget().ask(self.interval)
+        if not write:
+            self.due = asyncio.get_running_loop().time() + then
+        self.claimed = write
+        return write
+
     def tick(self) -> None:
         """One line per ``progress_interval`` from the last status the poller learned. No request
         of its own: at 10,000 waits one extra request per wait per interval would outnumber the
-        coalesced polls many times over. Within the event loop's budget of lines (``progress_budget``)."""
+        coalesced polls many times over. Within the event loop's budget of lines (``progress_budget``),
+        asked here or already by ``claim``."""
         if self.state is None:
             return
-        write, then = progress_budget().ask(self.interval)
-        self.due = asyncio.get_running_loop().time() + then
+        if self.claimed:  # the wait's caller has moved ``due`` an interval on
+            self.claimed, write = False, True
+        else:
+            write, then = progress_budget().ask(self.interval)
+            self.due = asyncio.get_running_loop().time() + then
         if write:
             self.trigger.log.info("%s", self.trigger.progress_line(self.state, time.monotonic() - self.started))
 
