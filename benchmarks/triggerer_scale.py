@@ -38,9 +38,10 @@ poller's window), and the steady window starts a poll interval after that.
 
 Each scenario: submit N long jobs; start the triggers; once every wait is up, measure a *steady*
 window (no job changes); then end the jobs through the service's test control
-``POST /api/_test/finish``: a sample of up to 200 one by one, spread evenly over ``--end-window``
-seconds and over the phases of the poll interval (``_end_times``; for detection latency), then, a
-poll interval later, the rest at once, 500 per request
+``POST /api/_test/finish``: a random sample of up to 200 (``_sample``), one by one in random order,
+spread evenly over ``--end-window`` seconds and over the phases of the poll interval
+(``_end_times``; for detection latency), then, a poll interval later, the rest at once, 500 per
+request
 (``dataset_list``: ``abort`` one job per request, 16 at once).
 
 What creating the triggers left is collected once when the ramp is done (``gc.collect``), so its
@@ -55,8 +56,8 @@ triggers are created;
 by the service (``/api/_test/stats``): requests per second and TCP connections opened (distinct
 client ports; ``dataset_list``: requests only, counted by the fault-injection middleware, which
 sees every request); per sampled job: detection latency from its ``finished_at`` in the service
-database (``inference_jobs``; dataset jobs: ``tb_jobs``, whole seconds, so the later of it and the
-moment the abort was sent) to the moment ``run_trigger`` queued the trigger's event. Each
+database (``inference_jobs``; dataset jobs: ``tb_jobs``, which keeps it to the microsecond though
+TensorBay's wire has whole seconds) to the moment ``run_trigger`` queued the trigger's event. Each
 ``JobTrigger`` event's status is checked against the job's status in the database. Every wait,
 every child process and the whole run are bounded (``--max-seconds``).
 """
@@ -71,6 +72,7 @@ import gc
 import json
 import math
 import os
+import random
 import sqlite3
 import statistics
 import subprocess
@@ -108,6 +110,8 @@ STATUS_MODE = {
 #: The statuses the jobs of each mode end in (the finish control's ``status``, in turn).
 END_STATUSES = {"history": ("COMPLETED", "FAILED", "TIMEDOUT", "CANCELED")}
 LATENCY_SAMPLE = 200
+#: Seeds the latency sample (``_sample``).
+SAMPLE_SEED = 16
 LAG_TICK = 0.05
 #: ``dataset_list``: the jobs are spread over this many fresh datasets, all of this type.
 DATASETS = 10
@@ -481,9 +485,17 @@ async def _submit_dataset_jobs(base_url: str, count: int, concurrency: int = 16)
 
 
 def _sample(n: int) -> list[int]:
-    """Indexes of the latency sample, spread over the list (so over batches and watches too)."""
-    sample = min(n, LATENCY_SAMPLE)
-    return sorted({int(i * n / sample) for i in range(sample)})
+    """Indexes of the latency sample, in the order the jobs end: a uniform random sample (seeded,
+    so every run ends the same jobs) in random order.
+
+    Where a job sits in the list decides where it sits in a round: the batch it is asked in, the
+    dataset (jobs are created over the datasets in turn) and the page of its listing. An evenly
+    strided sample ended in list order tied the two together (every 50th job: all 200 in one
+    dataset of ten, their end phase rising with their page), so the median carried how that
+    dataset's pages fell against the end times (+-100 ms a run). In random order, a job's end phase
+    says nothing of its place in a round.
+    """
+    return random.Random(SAMPLE_SEED).sample(range(n), min(n, LATENCY_SAMPLE))
 
 
 def _end_times(count: int, window: float, poll: float) -> list[float]:
@@ -557,14 +569,12 @@ def _end_jobs(
 
 def _abort_dataset_jobs(
     base_url: str, job_ids: list[str], dataset_of: list[str], picked: list[int], window: float, poll: float
-) -> dict[str, float]:
-    """End dataset jobs with TensorBay's ``abort`` (no test control ends them); answers when each
-    sampled job's abort was sent (its ``finished_at`` in the database is whole seconds)."""
+) -> None:
+    """End dataset jobs with TensorBay's ``abort`` (no test control ends them)."""
     import requests
 
     dataset = dict(zip(job_ids, dataset_of, strict=True))
     headers = {"X-Token": API_KEY}
-    sent: dict[str, float] = {}
 
     def path(job_id: str) -> str:
         return f"{TENSORBAY_ROOT}/datasets/{dataset[job_id]}/jobs/{job_id}/abort?jobType={DATASET_JOB_TYPE}"
@@ -574,7 +584,6 @@ def _abort_dataset_jobs(
 
         def one(rank: int, job_id: str) -> None:
             while True:
-                sent[job_id] = time.time()
                 resp = session.post(base_url + path(job_id), timeout=60)
                 if resp.status_code != 429:
                     resp.raise_for_status()
@@ -585,12 +594,11 @@ def _abort_dataset_jobs(
             asyncio.run(_send_all(base_url, [("POST", path(job_id), None) for job_id in ids], headers))
 
         _end_in_two_parts(job_ids, picked, window, poll, one, rest)
-    return sent
 
 
 def _job_rows(db_path: Path, mode: str, job_ids: list[str]) -> dict[str, tuple[float | None, str]]:
     """``(finished_at, status)`` of each job, from the service database: inference jobs in
-    ``inference_jobs`` (``finished_at`` in float seconds), dataset jobs in ``tb_jobs`` (whole seconds)."""
+    ``inference_jobs``, dataset jobs in ``tb_jobs`` (``finished_at`` in float seconds in both)."""
     query = (
         "SELECT job_id, finished_at, status FROM tb_jobs WHERE job_id IN ({})"
         if mode == "dataset_list"
@@ -724,9 +732,8 @@ def run_scenario(
             if child.poll() is not None or time.time() > limit:
                 raise RuntimeError("the triggerer process did not reach the end of its steady window")
             time.sleep(0.05)
-        sent: dict[str, float] = {}
         if dataset_of is not None:
-            sent = _abort_dataset_jobs(service.base_url, job_ids, dataset_of, picked, args.end_window, poll)
+            _abort_dataset_jobs(service.base_url, job_ids, dataset_of, picked, args.end_window, poll)
         elif scenario.mode != "bare":  # a bare trigger waits on nothing: no job to end
             statuses = END_STATUSES.get(scenario.mode, ("COMPLETED",))
             _end_jobs(service.base_url, job_ids, picked, args.end_window, poll, statuses)
@@ -735,9 +742,7 @@ def run_scenario(
             raise RuntimeError(f"triggerer process exited {child.returncode}; see {workdir}")
         result = json.loads(out.read_text())
         rows = _job_rows(service.db_path, scenario.mode, job_ids)
-        # Dataset jobs' finished_at is whole seconds (rounded down): the abort's send time is a
-        # closer lower bound of the true end when later.
-        finished = {job_id: max(at, sent.get(job_id, at)) for job_id, (at, _) in rows.items() if at is not None}
+        finished = {job_id: at for job_id, (at, _) in rows.items() if at is not None}
         scenario.latencies = [
             result["event_at"][job_id] - finished[job_id]
             for job_id in (job_ids[i] for i in picked)

@@ -1,15 +1,19 @@
-"""The triggerer-scale benchmark's sample schedule (``benchmarks/triggerer_scale.py``, ``_end_times``).
+"""The triggerer-scale benchmark's sample and its schedule (``benchmarks/triggerer_scale.py``,
+``_sample`` and ``_end_times``).
 
 Detection latency is measured on sampled jobs ended one by one; its median is only as fine as the
 phases of the poll interval the end times fall on. The schedule must end as many jobs in each poll
-interval of the window as an even spread does, and fall on every phase ``poll / count`` apart.
+interval of the window as an even spread does, and fall on every phase ``poll / count`` apart. The
+sample must reach every dataset of the job-list mode, and the order the jobs end in must say
+nothing of where they sit in the list (their batch, dataset and page): else the median carries how
+the rounds' pages fall against the end times.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks.triggerer_scale import _end_times
+from benchmarks.triggerer_scale import DATASETS, LATENCY_SAMPLE, _end_times, _sample
 
 
 @pytest.mark.parametrize(("count", "window", "poll"), [(200, 10.0, 5.0), (200, 20.0, 5.0), (120, 6.0, 2.0)])
@@ -27,3 +31,29 @@ def test_end_times_cover_every_phase_of_the_poll_interval(count: int, window: fl
 
 def test_a_window_shorter_than_the_poll_interval_is_an_even_spread() -> None:
     assert _end_times(4, 2.0, 5.0) == [0.0, 0.5, 1.0, 1.5]
+
+
+def test_the_sample_is_spread_over_every_dataset_and_the_whole_list() -> None:
+    picked = _sample(10_000)
+    assert len(picked) == LATENCY_SAMPLE == len(set(picked)) and all(0 <= i < 10_000 for i in picked)
+    # Jobs are created over the datasets in turn (index % DATASETS): each holds some of the sample.
+    per_dataset = [sum(1 for i in picked if i % DATASETS == d) for d in range(DATASETS)]
+    assert min(per_dataset) >= LATENCY_SAMPLE // DATASETS // 2, per_dataset
+    # Every tenth of the list (its pages, its batches) too.
+    per_tenth = [sum(1 for i in picked if i * 10 // 10_000 == t) for t in range(10)]
+    assert min(per_tenth) >= LATENCY_SAMPLE // 10 // 2, per_tenth
+
+
+def test_the_end_order_says_nothing_of_the_place_in_the_list() -> None:
+    picked = _sample(10_000)
+    # Spearman's rank correlation between the end order and the list position.
+    by_position = {index: rank for rank, index in enumerate(sorted(picked))}
+    n = len(picked)
+    d2 = sum((end_rank - by_position[index]) ** 2 for end_rank, index in enumerate(picked))
+    rho = 1 - 6 * d2 / (n * (n * n - 1))
+    assert abs(rho) < 0.2, rho
+
+
+def test_a_short_list_is_sampled_whole_and_the_same_each_run() -> None:
+    assert sorted(_sample(50)) == list(range(50))
+    assert _sample(10_000) == _sample(10_000)

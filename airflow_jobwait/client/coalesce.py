@@ -382,6 +382,7 @@ async def wait_in(
     """
     while poller is not None:
         registration = poller.register(job_id, wait_loop)
+        registration.ticker = ticker
         ticks = _loop_state().ticks
         aio = poller.loop
         try:
@@ -396,7 +397,6 @@ async def wait_in(
                     if aio.time() >= ticker.due:
                         ticker.due = aio.time() + ticker.interval
                         ticker.tick()
-                    registration.ticker = ticker
                     ticks.arm(registration, ticker.due)  # the wheel rouses the wait as a notice would
                 registration.wake = aio.create_future()
                 await registration.wake

@@ -102,11 +102,8 @@ class _CoalescedWait:
         if self.state is None:  # nothing to say yet
             self.due = asyncio.get_running_loop().time() + self.interval
             return False
-        write, then = progress_budget().ask(self.interval)
-        if not write:
-            self.due = asyncio.get_running_loop().time() + then
-        self.claimed = write
-        return write
+        self.claimed = self._ask()
+        return self.claimed
 
     def tick(self) -> None:
         """One line per ``progress_interval`` from the last status the poller learned. No request
@@ -118,10 +115,21 @@ class _CoalescedWait:
         if self.claimed:  # the wait's caller has moved ``due`` an interval on
             self.claimed, write = False, True
         else:
-            write, then = progress_budget().ask(self.interval)
-            self.due = asyncio.get_running_loop().time() + then
+            write = self._ask(always_move=True)
         if write:
             self.trigger.log.info("%s", self.trigger.progress_line(self.state, time.monotonic() - self.started))
+
+    def _ask(self, always_move: bool = False) -> bool:
+        """Ask the event loop's budget for a progress line; where it declines (or ``always_move``),
+        move ``due`` to when it says to ask again.
+
+        :param always_move: Also move ``due`` when granted (``tick``: the line is written now;
+            ``claim`` leaves a granted ``due`` to the wait's caller, which moves it an interval on).
+        """
+        write, then = progress_budget().ask(self.interval)
+        if always_move or not write:
+            self.due = asyncio.get_running_loop().time() + then
+        return write
 
 
 def _is_template(value: object) -> bool:

@@ -382,6 +382,7 @@ def test_list_filters_and_pages(tb: TensorBay):
 
     done = tb.call("GET", "/jobs", params={"jobType": "basicSearch", "status": "SUCCESS"}).json()
     assert [job["jobId"] for job in done["jobs"]] == [search]
+    assert isinstance(done["jobs"][0]["finishedAt"], int)  # unix seconds, as TensorBay's jobs say
     queuing = tb.call("GET", "/jobs", params={"status": "QUEUING"}).json()
     assert sorted(job["jobId"] for job in queuing["jobs"]) == sorted(merges)
 
