@@ -38,11 +38,10 @@ poller's window), and the steady window starts a poll interval after that.
 
 Each scenario: submit N long jobs; start the triggers; once every wait is up, measure a *steady*
 window (no job changes); then end the jobs through the service's test control
-``POST /api/_test/finish``: a random sample of up to 200 (``_sample``), one by one in random order,
-spread evenly over ``--end-window`` seconds and over the phases of the poll interval
-(``_end_times``; for detection latency), then, a poll interval later, the rest at once, 500 per
-request
-(``dataset_list``: ``abort`` one job per request, 16 at once).
+``POST /api/_test/finish``: a sample of up to 200 (``_sample``: the datasets in turn, each's jobs at
+random), one by one, spread evenly over ``--end-window`` seconds and over the phases of the poll
+interval (``_end_times``; for detection latency), then, a poll interval later, the rest at once,
+500 per request (``dataset_list``: ``abort`` one job per request, 16 at once).
 
 What creating the triggers left is collected once when the ramp is done (``gc.collect``), so its
 one-off full collection falls in neither the window nor the ending; the collections after it are
@@ -500,17 +499,32 @@ async def _submit_dataset_jobs(base_url: str, count: int, concurrency: int = 16)
 
 
 def _sample(n: int) -> list[int]:
-    """Indexes of the latency sample, in the order the jobs end: a uniform random sample (seeded,
-    so every run ends the same jobs) in random order.
+    """Indexes of the latency sample, in the order the jobs end (``_end_times`` gives the r-th its
+    time): the r-th is a job of dataset ``r % DATASETS`` (jobs are created over the datasets in
+    turn, so a job's dataset is its index modulo ``DATASETS``), picked at random among them
+    (seeded: every run ends the same jobs).
 
-    Where a job sits in the list decides where it sits in a round: the batch it is asked in, the
-    dataset (jobs are created over the datasets in turn) and the page of its listing. An evenly
-    strided sample ended in list order tied the two together (every 50th job: all 200 in one
-    dataset of ten, their end phase rising with their page), so the median carried how that
-    dataset's pages fell against the end times (+-100 ms a run). In random order, a job's end phase
-    says nothing of its place in a round.
+    A job's detection latency is the time from its end to the next read of its page (its batch,
+    its history page, or its dataset's list page; each poller reads at its own phase), plus what
+    follows. The end times fall on every phase of the poll interval 25 ms apart (``_end_times``),
+    which pins the median only if each poller's share of the sample is spread over the phases
+    too. In turn, each dataset's jobs end on phases ``DATASETS`` steps apart, all over the
+    interval; at random within a dataset, a job's end phase says nothing of its page. (An evenly
+    strided sample ended in list order put all 200 job-list samples in one dataset of ten, their
+    end phase rising with their page: the median carried how that dataset's pages fell against
+    the end times, +-100 ms a run. A plain random sample spread each dataset's share at random
+    over the phases: +-100 ms a seed.)
     """
-    return random.Random(SAMPLE_SEED).sample(range(n), min(n, LATENCY_SAMPLE))
+    count = min(n, LATENCY_SAMPLE)
+    rng = random.Random(SAMPLE_SEED)
+    if n <= LATENCY_SAMPLE:
+        return rng.sample(range(n), n)
+    # Per dataset, as many distinct jobs as the ranks it takes, in random order.
+    picks = {
+        dataset: iter(rng.sample(range(dataset, n, DATASETS), len(range(dataset, count, DATASETS))))
+        for dataset in range(DATASETS)
+    }
+    return [next(picks[rank % DATASETS]) for rank in range(count)]
 
 
 def _end_times(count: int, window: float, poll: float) -> list[float]:

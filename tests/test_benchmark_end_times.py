@@ -33,27 +33,40 @@ def test_a_window_shorter_than_the_poll_interval_is_an_even_spread() -> None:
     assert _end_times(4, 2.0, 5.0) == [0.0, 0.5, 1.0, 1.5]
 
 
-def test_the_sample_is_spread_over_every_dataset_and_the_whole_list() -> None:
+def test_the_sample_takes_the_datasets_in_turn_and_spreads_each_over_the_phases() -> None:
     picked = _sample(10_000)
     assert len(picked) == LATENCY_SAMPLE == len(set(picked)) and all(0 <= i < 10_000 for i in picked)
-    # Jobs are created over the datasets in turn (index % DATASETS): each holds some of the sample.
-    per_dataset = [sum(1 for i in picked if i % DATASETS == d) for d in range(DATASETS)]
-    assert min(per_dataset) >= LATENCY_SAMPLE // DATASETS // 2, per_dataset
-    # Every tenth of the list (its pages, its batches) too.
+    # Jobs are created over the datasets in turn (index % DATASETS); the r-th to end is of dataset r % DATASETS.
+    assert [index % DATASETS for index in picked] == [rank % DATASETS for rank in range(LATENCY_SAMPLE)]
+    # So each dataset's jobs end on phases spread over the whole poll interval (its poller reads
+    # at a phase of its own): every tenth of the interval holds two of its twenty.
+    times = _end_times(LATENCY_SAMPLE, 10.0, 5.0)
+    for dataset in range(DATASETS):
+        phases = [times[rank] % 5.0 for rank in range(dataset, LATENCY_SAMPLE, DATASETS)]
+        assert sorted(int(phase // 0.5) for phase in phases) == sorted(list(range(10)) * 2), dataset
+    # And the whole list: every tenth of it (its pages, its batches) holds some of the sample.
     per_tenth = [sum(1 for i in picked if i * 10 // 10_000 == t) for t in range(10)]
     assert min(per_tenth) >= LATENCY_SAMPLE // 10 // 2, per_tenth
 
 
 def test_the_end_order_says_nothing_of_the_place_in_the_list() -> None:
     picked = _sample(10_000)
-    # Spearman's rank correlation between the end order and the list position.
-    by_position = {index: rank for rank, index in enumerate(sorted(picked))}
-    n = len(picked)
-    d2 = sum((end_rank - by_position[index]) ** 2 for end_rank, index in enumerate(picked))
-    rho = 1 - 6 * d2 / (n * (n * n - 1))
-    assert abs(rho) < 0.2, rho
+    for dataset in range(DATASETS):  # within a dataset: its pages
+        mine = picked[dataset::DATASETS]
+        assert abs(_spearman(mine)) < 0.5, dataset
+    assert abs(_spearman(picked)) < 0.2
 
 
-def test_a_short_list_is_sampled_whole_and_the_same_each_run() -> None:
+def _spearman(order: list[int]) -> float:
+    """Spearman's rank correlation between the end order and the list position."""
+    by_position = {index: rank for rank, index in enumerate(sorted(order))}
+    n = len(order)
+    d2 = sum((end_rank - by_position[index]) ** 2 for end_rank, index in enumerate(order))
+    return 1 - 6 * d2 / (n * (n * n - 1))
+
+
+def test_a_short_list_is_sampled_whole_and_every_run_the_same() -> None:
     assert sorted(_sample(50)) == list(range(50))
     assert _sample(10_000) == _sample(10_000)
+    picked = _sample(1_000)  # ten datasets of 100: 20 of each, distinct
+    assert len(set(picked)) == LATENCY_SAMPLE
