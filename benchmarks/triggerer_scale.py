@@ -38,8 +38,8 @@ poller's window), and the steady window starts a poll interval after that.
 
 Each scenario: submit N long jobs; start the triggers; once every wait is up, measure a *steady*
 window (no job changes); then end the jobs through the service's test control
-``POST /api/_test/finish``: a sample of up to 200 (``_sample``: the datasets in turn, each's jobs at
-random), one by one, spread evenly over ``--end-window`` seconds and over the phases of the poll
+``POST /api/_test/finish``: a sample of up to 200 (``_sample``: the mode's requests in turn, each's
+jobs at random), one by one, spread evenly over ``--end-window`` seconds and over the phases of the poll
 interval (``_end_times``; for detection latency), then, a poll interval later, the rest at once,
 500 per request (``dataset_list``: ``abort`` one job per request, 16 at once).
 
@@ -498,33 +498,46 @@ async def _submit_dataset_jobs(base_url: str, count: int, concurrency: int = 16)
     return [reply["jobId"] for reply in replies], dataset_of
 
 
-def _sample(n: int) -> list[int]:
+def _readers(mode: str, n: int) -> list[range]:
+    """The jobs (list indexes) that each of the mode's listing requests reads, each at a phase of
+    its own: a batch status request per 500 jobs in turn (``batch``, ``watch``), a dataset's job
+    list (``dataset_list``: jobs are created over the datasets in turn, so a job's dataset is its
+    index modulo ``DATASETS``); one history page for all (``history``); per-job modes: one group
+    (each wait polls at its own phase)."""
+    from airflow_jobwait.client.inference import MAX_BATCH
+
+    if mode == "dataset_list":
+        return [range(dataset, n, DATASETS) for dataset in range(DATASETS)]
+    if mode in ("batch", "watch"):
+        return [range(start, min(n, start + MAX_BATCH)) for start in range(0, n, MAX_BATCH)]
+    return [range(n)]
+
+
+def _sample(n: int, readers: list[range]) -> list[int]:
     """Indexes of the latency sample, in the order the jobs end (``_end_times`` gives the r-th its
-    time): the r-th is a job of dataset ``r % DATASETS`` (jobs are created over the datasets in
-    turn, so a job's dataset is its index modulo ``DATASETS``), picked at random among them
+    time): the r-th is a job read by ``readers[r % len(readers)]``, picked at random among them
     (seeded: every run ends the same jobs).
 
-    A job's detection latency is the time from its end to the next read of its page (its batch,
-    its history page, or its dataset's list page; each poller reads at its own phase), plus what
-    follows. The end times fall on every phase of the poll interval 25 ms apart (``_end_times``),
-    which pins the median only if each poller's share of the sample is spread over the phases
-    too. In turn, each dataset's jobs end on phases ``DATASETS`` steps apart, all over the
-    interval; at random within a dataset, a job's end phase says nothing of its page. (An evenly
-    strided sample ended in list order put all 200 job-list samples in one dataset of ten, their
-    end phase rising with their page: the median carried how that dataset's pages fell against
-    the end times, +-100 ms a run. A plain random sample spread each dataset's share at random
-    over the phases: +-100 ms a seed.)
+    A job's detection latency is the time from its end to the next read of its job (its batch,
+    the history page, its dataset's list page: each request of a round is read at a phase of its
+    own), plus what follows. The end times fall on every phase of the poll interval 25 ms apart
+    (``_end_times``), which pins the median only if each reader's share of the sample is spread
+    over the phases too: taken in turn, each reader's jobs end on phases ``len(readers)`` steps
+    apart, all over the interval. At random within a reader, a job's end phase says nothing of its
+    place (the page of its dataset's list). An evenly strided sample ended in list order put all
+    200 job-list samples in one dataset of ten, their end phase rising with their page (+-100 ms a
+    run); a plain random sample left each dataset's share at random phases (+-100 ms a seed).
+
+    :param readers: ``_readers``: the jobs each request reads.
     """
     count = min(n, LATENCY_SAMPLE)
     rng = random.Random(SAMPLE_SEED)
-    if n <= LATENCY_SAMPLE:
-        return rng.sample(range(n), n)
-    # Per dataset, as many distinct jobs as the ranks it takes, in random order.
-    picks = {
-        dataset: iter(rng.sample(range(dataset, n, DATASETS), len(range(dataset, count, DATASETS))))
-        for dataset in range(DATASETS)
-    }
-    return [next(picks[rank % DATASETS]) for rank in range(count)]
+    if any(len(jobs) < len(range(group, count, len(readers))) for group, jobs in enumerate(readers)):
+        readers = [range(n)]  # a reader too small for its turns (a short last batch): no turns
+    groups = len(readers)
+    # Per reader, as many distinct jobs as the ranks it takes, in random order.
+    picks = [iter(rng.sample(jobs, len(range(group, count, groups)))) for group, jobs in enumerate(readers)]
+    return [next(picks[rank % groups]) for rank in range(count)]
 
 
 def _end_times(count: int, window: float, poll: float) -> list[float]:
@@ -737,7 +750,7 @@ def run_scenario(
         else:
             job_ids = asyncio.run(_submit(service.base_url, n))
         scenario.expected_listings = _expected_listings(scenario.mode, dataset_of)
-        picked = _sample(n)
+        picked = _sample(n, _readers(scenario.mode, n))
         spec = {
             "mode": scenario.mode,
             "poll": poll,

@@ -11,9 +11,11 @@ the rounds' pages fall against the end times.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from benchmarks.triggerer_scale import DATASETS, LATENCY_SAMPLE, _end_times, _sample
+from benchmarks.triggerer_scale import DATASETS, LATENCY_SAMPLE, _end_times, _readers, _sample
 
 
 @pytest.mark.parametrize(("count", "window", "poll"), [(200, 10.0, 5.0), (200, 20.0, 5.0), (120, 6.0, 2.0)])
@@ -33,28 +35,41 @@ def test_a_window_shorter_than_the_poll_interval_is_an_even_spread() -> None:
     assert _end_times(4, 2.0, 5.0) == [0.0, 0.5, 1.0, 1.5]
 
 
-def test_the_sample_takes_the_datasets_in_turn_and_spreads_each_over_the_phases() -> None:
-    picked = _sample(10_000)
+@pytest.mark.parametrize(
+    ("mode", "reader_of", "readers"),
+    [
+        # Jobs are created over the datasets in turn: a job's dataset is its index % DATASETS.
+        ("dataset_list", lambda index: index % DATASETS, DATASETS),
+        # A batch status request per 500 jobs, in list order.
+        ("batch", lambda index: index // 500, 20),
+    ],
+)
+def test_the_sample_takes_the_requests_in_turn_and_spreads_each_over_the_phases(
+    mode: str, reader_of: Callable[[int], int], readers: int
+) -> None:
+    picked = _sample(10_000, _readers(mode, 10_000))
     assert len(picked) == LATENCY_SAMPLE == len(set(picked)) and all(0 <= i < 10_000 for i in picked)
-    # Jobs are created over the datasets in turn (index % DATASETS); the r-th to end is of dataset r % DATASETS.
-    assert [index % DATASETS for index in picked] == [rank % DATASETS for rank in range(LATENCY_SAMPLE)]
-    # So each dataset's jobs end on phases spread over the whole poll interval (its poller reads
-    # at a phase of its own): every tenth of the interval holds two of its twenty.
+    # The r-th job to end is read by request r % readers...
+    assert [reader_of(index) for index in picked] == [rank % readers for rank in range(LATENCY_SAMPLE)]
+    # ...so each request's jobs end on phases spread over the whole poll interval (each request is
+    # read at a phase of its own): every 1/k of the interval holds as many of its jobs.
     times = _end_times(LATENCY_SAMPLE, 10.0, 5.0)
-    for dataset in range(DATASETS):
-        phases = [times[rank] % 5.0 for rank in range(dataset, LATENCY_SAMPLE, DATASETS)]
-        assert sorted(int(phase // 0.5) for phase in phases) == sorted(list(range(10)) * 2), dataset
+    share = LATENCY_SAMPLE // readers
+    bins = share // 2  # two poll intervals in the window
+    for reader in range(readers):
+        phases = [times[rank] % 5.0 for rank in range(reader, LATENCY_SAMPLE, readers)]
+        assert sorted(int(phase // (5.0 / bins)) for phase in phases) == sorted(list(range(bins)) * 2), reader
     # And the whole list: every tenth of it (its pages, its batches) holds some of the sample.
     per_tenth = [sum(1 for i in picked if i * 10 // 10_000 == t) for t in range(10)]
     assert min(per_tenth) >= LATENCY_SAMPLE // 10 // 2, per_tenth
 
 
 def test_the_end_order_says_nothing_of_the_place_in_the_list() -> None:
-    picked = _sample(10_000)
+    picked = _sample(10_000, _readers("dataset_list", 10_000))
     for dataset in range(DATASETS):  # within a dataset: its pages
         mine = picked[dataset::DATASETS]
         assert abs(_spearman(mine)) < 0.5, dataset
-    assert abs(_spearman(picked)) < 0.2
+    assert abs(_spearman(_sample(10_000, _readers("history", 10_000)))) < 0.2
 
 
 def _spearman(order: list[int]) -> float:
@@ -66,7 +81,8 @@ def _spearman(order: list[int]) -> float:
 
 
 def test_a_short_list_is_sampled_whole_and_every_run_the_same() -> None:
-    assert sorted(_sample(50)) == list(range(50))
-    assert _sample(10_000) == _sample(10_000)
-    picked = _sample(1_000)  # ten datasets of 100: 20 of each, distinct
-    assert len(set(picked)) == LATENCY_SAMPLE
+    assert sorted(_sample(50, _readers("dataset_list", 50))) == list(range(50))
+    assert _sample(10_000, _readers("batch", 10_000)) == _sample(10_000, _readers("batch", 10_000))
+    # A short last batch cannot take its turns: the sample is then drawn from the whole list.
+    picked = _sample(10_001, _readers("batch", 10_001))
+    assert len(set(picked)) == LATENCY_SAMPLE and all(0 <= i < 10_001 for i in picked)
