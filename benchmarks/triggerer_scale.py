@@ -513,7 +513,7 @@ def _readers(mode: str, n: int) -> list[range]:
     return [range(n)]
 
 
-def _sample(n: int, readers: list[range]) -> list[int]:
+def _sample(n: int, readers: list[range], periods: int = 1) -> list[int]:
     """Indexes of the latency sample, in the order the jobs end (``_end_times`` gives the r-th its
     time): the r-th is a job read by ``readers[r % len(readers)]``, picked at random among them
     (seeded: every run ends the same jobs).
@@ -529,15 +529,19 @@ def _sample(n: int, readers: list[range]) -> list[int]:
     run); a plain random sample left each dataset's share at random phases (+-100 ms a seed).
 
     :param readers: ``_readers``: the jobs each request reads.
+    :param periods: Poll intervals the sample ends over (``_end_times``): the readers' turns
+        shift by ``len(readers) / periods`` each interval, so that a reader's jobs of the next
+        interval end between its jobs of the last, not 25 ms after each of them.
     """
     count = min(n, LATENCY_SAMPLE)
     rng = random.Random(SAMPLE_SEED)
-    if any(len(jobs) < len(range(group, count, len(readers))) for group, jobs in enumerate(readers)):
+    if any(len(jobs) < -(-count // len(readers)) for jobs in readers):
         readers = [range(n)]  # a reader too small for its turns (a short last batch): no turns
     groups = len(readers)
+    turns = [(rank + (rank * periods // count) * groups // periods) % groups for rank in range(count)]
     # Per reader, as many distinct jobs as the ranks it takes, in random order.
-    picks = [iter(rng.sample(jobs, len(range(group, count, groups)))) for group, jobs in enumerate(readers)]
-    return [next(picks[rank % groups]) for rank in range(count)]
+    picks = [iter(rng.sample(jobs, turns.count(group))) for group, jobs in enumerate(readers)]
+    return [next(picks[group]) for group in turns]
 
 
 def _end_times(count: int, window: float, poll: float) -> list[float]:
@@ -750,7 +754,7 @@ def run_scenario(
         else:
             job_ids = asyncio.run(_submit(service.base_url, n))
         scenario.expected_listings = _expected_listings(scenario.mode, dataset_of)
-        picked = _sample(n, _readers(scenario.mode, n))
+        picked = _sample(n, _readers(scenario.mode, n), max(1, round(args.end_window / poll)))
         spec = {
             "mode": scenario.mode,
             "poll": poll,

@@ -20,7 +20,7 @@ from jobwait_reference_service.faults_client import FaultControl
 from jobwait_reference_service.process import ServiceProcess
 
 from airflow_jobwait.client import coalesce_datasets, datasets
-from airflow_jobwait.client.coalesce import Notice, running_pollers
+from airflow_jobwait.client.coalesce import Notice, round_phase, running_pollers
 from airflow_jobwait.client.coalesce_datasets import DatasetListPoller, wait_dataset_coalesced
 from airflow_jobwait.client.http import Call, HttpResponse
 from airflow_jobwait.client.job_kinds import dataset_state
@@ -169,6 +169,52 @@ async def test_dataset_waits_cost_one_list_request_per_dataset_per_round_and_end
                 for job_id in groups["slow"][3:]:
                     await asyncio.to_thread(hook.abort, dataset, job_id, TYPE)
     assert running_pollers() == [] and active_clients() == 0
+
+
+async def test_the_job_lists_of_datasets_on_one_service_are_read_at_phases_apart(
+    hook: DatasetJobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pollers created together would send their pages together each round, and the service would
+    answer them together; each new poller of a service takes the next phase of ``round_phase``."""
+    first, second = [await asyncio.to_thread(hook.call, reference.clone_dataset()) for _ in range(2)]
+    jobs = {dataset: await asyncio.to_thread(create, hook, dataset, SLOW, 2) for dataset in (first, second)}
+    conn_id = use_mode(monkeypatch, real_service, "auto")
+    sent: dict[str, list[float]] = {first: [], second: []}
+    original = datasets.list_job_summaries
+
+    def list_job_summaries(dataset_id: str, *args: Any, **kwargs: Any) -> Call[DatasetJobSummaryList]:
+        sent[dataset_id].append(asyncio.get_running_loop().time())
+        return original(dataset_id, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "list_job_summaries", list_job_summaries)
+    tasks = [
+        asyncio.ensure_future(outcome_of(trigger(conn_id, dataset, job_id)))
+        for dataset, job_ids in jobs.items()
+        for job_id in job_ids
+    ]
+    try:
+        await until(lambda: all(len(times) >= 3 for times in sent.values()))
+        # Both started within the same few ms; their rounds keep phases 0 and 0.618 of the
+        # interval: 0.19 of it apart on the circle (a round's page is sent within ms of its phase).
+        gaps = [abs((a - b) % POLL) for a, b in zip(sent[first][1:3], sent[second][1:3], strict=True)]
+        assert all(min(gap, POLL - gap) > 0.1 * POLL for gap in gaps), (gaps, sent)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for dataset, job_ids in jobs.items():
+            for job_id in job_ids:
+                await asyncio.to_thread(hook.abort, dataset, job_id, TYPE)
+    assert running_pollers() == [] and active_clients() == 0
+
+
+def test_round_phases_keep_any_number_of_pollers_apart() -> None:
+    for count in range(2, 21):
+        phases = sorted(round_phase(rank) for rank in range(count))
+        gaps = [b - a for a, b in zip(phases, [*phases[1:], phases[0] + 1.0], strict=True)]
+        # The golden-ratio sequence: no gap under a third of an even spread's.
+        assert min(gaps) > 1 / count / 3, (count, gaps)
+    assert round_phase(0) == 0.0  # a service's first poller runs its rounds as before
 
 
 def _without_error_message(original: Any) -> Any:

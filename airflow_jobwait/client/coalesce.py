@@ -290,6 +290,24 @@ class _LoopState:
     ticks: _TickWheel
     pollers: dict[_PollerKey, StatusPoller] = field(default_factory=dict)
     capabilities: dict[tuple[str, str], _Capabilities] = field(default_factory=dict)
+    # Pollers started per service (connection, base URL): the next one's phase (``round_phase``).
+    started: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+_GOLDEN = (math.sqrt(5) - 1) / 2
+
+
+def round_phase(rank: int) -> float:
+    """Where in the poll interval the ``rank``-th poller started on a service runs its rounds (a
+    fraction of the interval): the golden-ratio sequence 0, 0.618, 0.236, 0.854, ..., which keeps
+    any number of pollers nearly evenly apart without knowing how many will come.
+
+    Pollers started together (the waits of a triggerer arrive in bulk) would otherwise share a
+    phase: the job lists of 10 datasets on one service sent their 80 pages at once each round, the
+    service answered them together on shared cores, and a page's phase moved from round to round
+    by up to 0.4 s (``docs/triggerer-scale.md``). Spread, each dataset's pages are served alone.
+    """
+    return (rank * _GOLDEN) % 1.0
 
 
 _states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
@@ -441,7 +459,12 @@ class StatusPoller:
         self._watched: set[str] = set()
         self._watches: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self._next_round = self._aio.time()
+        # The first full round at this poller's phase among the service's (new waits are asked
+        # about at once regardless: ``_next_batch``).
+        started = _loop_state().started
+        service = (key.conn_id, key.config.base_url)
+        rank = started[service] = started.get(service, -1) + 1
+        self._next_round = self._aio.time() + round_phase(rank) * key.poll_interval
         self._client: AsyncClient | None = None
         self._closed = False
         self.rounds = 0  # full rounds done (for tests and benchmarks)
