@@ -45,7 +45,8 @@ interval (``_end_times``; for detection latency), then, a poll interval later, t
 
 What creating the triggers left is collected once when the ramp is done (``gc.collect``), so its
 one-off full collection falls in neither the window nor the ending; the collections after it are
-counted (``gc_*`` in the window, ``end_gc_*`` while the jobs end).
+counted (``gc_*`` in the window, ``end_gc_*`` while the jobs end, ``sample_gc_*`` while the sample
+ends and is detected, before the rest is ended).
 
 Measured in the triggerer process over the steady window: CPU (``time.process_time``) per
 wait-poll and in cores, RSS added per wait (``/proc/self/status``, against the RSS before the
@@ -357,6 +358,10 @@ async def _triggerer(spec: dict[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(0.1)
     resolved = len(stamps)
     end_gc = [(gen, pause) for at, gen, pause in pauses if at >= end_start]
+    # The sample's part of the ending: until the orchestrator ends the rest (a poll interval and a
+    # second after the end window): a collection there delays the sample's next round.
+    sample_end = end_start + spec["end_window"] + poll + 1.0
+    sample_gc = [(gen, pause) for at, gen, pause in pauses if end_start <= at < sample_end]
     tasks = [details["task"] for details in runner.triggers.values() if "task" in details]
     for task in tasks:
         task.cancel()
@@ -379,6 +384,8 @@ async def _triggerer(spec: dict[str, Any]) -> dict[str, Any]:
         # While the jobs ended (the detection sample's rounds among them).
         "end_gc_full_collections": sum(1 for gen, _ in end_gc if gen == 2),
         "end_gc_max_pause": max((pause for _, pause in end_gc), default=0.0),
+        "sample_gc_full_collections": sum(1 for gen, _ in sample_gc if gen == 2),
+        "sample_gc_max_pause": max((pause for _, pause in sample_gc), default=0.0),
         "requests": stats_after["total_requests"] - stats_before["total_requests"],
         "connections": None
         if stats_after["connections"] is None
