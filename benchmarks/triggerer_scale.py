@@ -80,7 +80,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -505,40 +505,47 @@ async def _submit_dataset_jobs(base_url: str, count: int, concurrency: int = 16)
     return [reply["jobId"] for reply in replies], dataset_of
 
 
-def _readers(mode: str, n: int) -> list[range]:
+def _readers(mode: str, n: int, dataset_of: Sequence[str] | None = None) -> list[Sequence[int]]:
     """The jobs (list indexes) that each of the mode's listing requests reads, each at a phase of
     its own: a batch status request per 500 jobs in turn (``batch``, ``watch``), a dataset's job
-    list (``dataset_list``: jobs are created over the datasets in turn, so a job's dataset is its
-    index modulo ``DATASETS``); one history page for all (``history``); per-job modes: one group
-    (each wait polls at its own phase)."""
+    list (``dataset_list``: the jobs of each dataset of ``dataset_of``); one history page for all
+    (``history``); per-job modes: one group (each wait polls at its own phase).
+
+    :param dataset_of: Each job's dataset (``_submit_dataset_jobs``), for ``dataset_list``.
+    """
     from airflow_jobwait.client.inference import MAX_BATCH
 
     if mode == "dataset_list":
-        return [range(dataset, n, DATASETS) for dataset in range(DATASETS)]
+        if dataset_of is None or len(dataset_of) != n:
+            raise ValueError(f"dataset_list: dataset_of must name the dataset of each of the {n} jobs")
+        by_dataset: dict[str, list[int]] = {}
+        for index, dataset in enumerate(dataset_of):
+            by_dataset.setdefault(dataset, []).append(index)
+        return list(by_dataset.values())
     if mode in ("batch", "watch"):
         return [range(start, min(n, start + MAX_BATCH)) for start in range(0, n, MAX_BATCH)]
     return [range(n)]
 
 
-def _sample(n: int, readers: list[range], periods: int = 1) -> list[int]:
+def _sample(n: int, readers: list[Sequence[int]], periods: int = 1) -> list[int]:
     """Indexes of the latency sample, in the order the jobs end (``_end_times`` gives the r-th its
-    time): the r-th is a job read by ``readers[r % len(readers)]``, picked at random among them
+    time): the r-th is a job read by one of ``readers`` in turn, picked at random among its jobs
     (seeded: every run ends the same jobs).
 
     A job's detection latency is the time from its end to the next read of its job (its batch,
     the history page, its dataset's list page: each request of a round is read at a phase of its
     own), plus what follows. The end times fall on every phase of the poll interval 25 ms apart
     (``_end_times``), which pins the median only if each reader's share of the sample is spread
-    over the phases too: taken in turn, each reader's jobs end on phases ``len(readers)`` steps
-    apart, all over the interval. At random within a reader, a job's end phase says nothing of its
-    place (the page of its dataset's list). An evenly strided sample ended in list order put all
-    200 job-list samples in one dataset of ten, their end phase rising with their page (+-100 ms a
-    run); a plain random sample left each dataset's share at random phases (+-100 ms a seed).
+    over the phases too: taken in turn, a reader's jobs end one in every 1/share of the interval,
+    and the turns shift by ``len(readers) / periods`` each interval so that its jobs of the next
+    interval end between those of the last. At random within a reader, a job's end phase says
+    nothing of its place (the page of its dataset's list). An evenly strided sample ended in list
+    order put all 200 job-list samples in one dataset of ten, their end phase rising with their
+    page (+-100 ms a run); a plain random sample left each dataset's share at random phases
+    (+-100 ms a seed).
 
     :param readers: ``_readers``: the jobs each request reads.
-    :param periods: Poll intervals the sample ends over (``_end_times``): the readers' turns
-        shift by ``len(readers) / periods`` each interval, so that a reader's jobs of the next
-        interval end between its jobs of the last, not 25 ms after each of them.
+    :param periods: Poll intervals the sample ends over (``_periods``).
     """
     count = min(n, LATENCY_SAMPLE)
     rng = random.Random(SAMPLE_SEED)
@@ -549,6 +556,12 @@ def _sample(n: int, readers: list[range], periods: int = 1) -> list[int]:
     # Per reader, as many distinct jobs as the ranks it takes, in random order.
     picks = [iter(rng.sample(jobs, turns.count(group))) for group, jobs in enumerate(readers)]
     return [next(picks[group]) for group in turns]
+
+
+def _periods(window: float, poll: float) -> int:
+    """Poll intervals the sample's ends span (at least one): ``_end_times`` shifts each interval's
+    ends by a fraction of the spacing, ``_sample`` the readers' turns."""
+    return max(1, round(window / poll))
 
 
 def _end_times(count: int, window: float, poll: float) -> list[float]:
@@ -562,7 +575,7 @@ def _end_times(count: int, window: float, poll: float) -> list[float]:
     25 ms halves that. The load is unchanged: as many jobs end in each interval.
     """
     spacing = window / count
-    periods = max(1, round(window / poll))
+    periods = _periods(window, poll)
     times = []
     for rank in range(count):
         at = rank * spacing
@@ -761,7 +774,7 @@ def run_scenario(
         else:
             job_ids = asyncio.run(_submit(service.base_url, n))
         scenario.expected_listings = _expected_listings(scenario.mode, dataset_of)
-        picked = _sample(n, _readers(scenario.mode, n), max(1, round(args.end_window / poll)))
+        picked = _sample(n, _readers(scenario.mode, n, dataset_of), _periods(args.end_window, poll))
         spec = {
             "mode": scenario.mode,
             "poll": poll,

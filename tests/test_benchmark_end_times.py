@@ -17,6 +17,9 @@ import pytest
 
 from benchmarks.triggerer_scale import DATASETS, LATENCY_SAMPLE, _end_times, _readers, _sample
 
+# Each job's dataset as ``_submit_dataset_jobs`` makes them: created over the datasets in turn.
+IN_TURN = [f"dataset-{index % DATASETS}" for index in range(10_000)]
+
 
 @pytest.mark.parametrize(("count", "window", "poll"), [(200, 10.0, 5.0), (200, 20.0, 5.0), (120, 6.0, 2.0)])
 def test_end_times_cover_every_phase_of_the_poll_interval(count: int, window: float, poll: float) -> None:
@@ -38,8 +41,10 @@ def test_a_window_shorter_than_the_poll_interval_is_an_even_spread() -> None:
 @pytest.mark.parametrize(
     ("mode", "reader_of", "readers"),
     [
-        # Jobs are created over the datasets in turn: a job's dataset is its index % DATASETS.
+        # Jobs created over the datasets in turn (``_submit_dataset_jobs``).
         ("dataset_list", lambda index: index % DATASETS, DATASETS),
+        # Datasets in runs of 7 jobs: the readers follow each job's dataset, not its index.
+        ("dataset_list", lambda index: index // 7 % DATASETS, DATASETS),
         # A batch status request per 500 jobs, in list order.
         ("batch", lambda index: index // 500, 20),
     ],
@@ -47,7 +52,8 @@ def test_a_window_shorter_than_the_poll_interval_is_an_even_spread() -> None:
 def test_the_sample_takes_the_requests_in_turn_and_spreads_each_over_the_phases(
     mode: str, reader_of: Callable[[int], int], readers: int
 ) -> None:
-    picked = _sample(10_000, _readers(mode, 10_000), periods=2)
+    dataset_of = [f"dataset-{reader_of(index)}" for index in range(10_000)] if mode == "dataset_list" else None
+    picked = _sample(10_000, _readers(mode, 10_000, dataset_of), periods=2)
     assert len(picked) == LATENCY_SAMPLE == len(set(picked)) and all(0 <= i < 10_000 for i in picked)
     # Each request's jobs end on phases spread evenly over the whole poll interval (each request
     # is read at a phase of its own): one in every 1/share of the interval, the second interval's
@@ -63,7 +69,7 @@ def test_the_sample_takes_the_requests_in_turn_and_spreads_each_over_the_phases(
 
 
 def test_the_end_order_says_nothing_of_the_place_in_the_list() -> None:
-    picked = _sample(10_000, _readers("dataset_list", 10_000), periods=2)
+    picked = _sample(10_000, _readers("dataset_list", 10_000, IN_TURN), periods=2)
     for dataset in range(DATASETS):  # within a dataset: its pages
         mine = [index for index in picked if index % DATASETS == dataset]
         assert abs(_spearman(mine)) < 0.5, dataset
@@ -79,8 +85,15 @@ def _spearman(order: list[int]) -> float:
 
 
 def test_a_short_list_is_sampled_whole_and_every_run_the_same() -> None:
-    assert sorted(_sample(50, _readers("dataset_list", 50))) == list(range(50))
+    assert sorted(_sample(50, _readers("dataset_list", 50, IN_TURN[:50]))) == list(range(50))
     assert _sample(10_000, _readers("batch", 10_000)) == _sample(10_000, _readers("batch", 10_000))
     # A short last batch cannot take its turns: the sample is then drawn from the whole list.
     picked = _sample(10_001, _readers("batch", 10_001))
     assert len(set(picked)) == LATENCY_SAMPLE and all(0 <= i < 10_001 for i in picked)
+
+
+def test_the_job_list_readers_need_each_jobs_dataset() -> None:
+    with pytest.raises(ValueError, match="dataset_of"):
+        _readers("dataset_list", 10_000)
+    with pytest.raises(ValueError, match="dataset_of"):
+        _readers("dataset_list", 10_000, IN_TURN[:50])

@@ -195,7 +195,7 @@ async def test_the_job_lists_of_datasets_on_one_service_are_read_at_phases_apart
     try:
         await until(lambda: all(len(times) >= 3 for times in sent.values()))
         # Both started within the same few ms; their rounds keep phases 0 and 0.618 of the
-        # interval: 0.19 of it apart on the circle (a round's page is sent within ms of its phase).
+        # interval: 0.382 of it apart on the circle (a round's page is sent within ms of its phase).
         gaps = [abs((a - b) % POLL) for a, b in zip(sent[first][1:3], sent[second][1:3], strict=True)]
         assert all(min(gap, POLL - gap) > 0.1 * POLL for gap in gaps), (gaps, sent)
     finally:

@@ -112,22 +112,19 @@ class _CoalescedWait:
         asked here or already by ``claim``."""
         if self.state is None:
             return
-        if self.claimed:  # the wait's caller has moved ``due`` an interval on
+        if self.claimed:  # granted already, by ``claim``
             self.claimed, write = False, True
         else:
-            write = self._ask(always_move=True)
+            write = self._ask()
         if write:
             self.trigger.log.info("%s", self.trigger.progress_line(self.state, time.monotonic() - self.started))
 
-    def _ask(self, always_move: bool = False) -> bool:
-        """Ask the event loop's budget for a progress line; where it declines (or ``always_move``),
-        move ``due`` to when it says to ask again.
-
-        :param always_move: Also move ``due`` when granted (``tick``: the line is written now;
-            ``claim`` leaves a granted ``due`` to the wait's caller, which moves it an interval on).
-        """
+    def _ask(self) -> bool:
+        """Ask the event loop's budget for a progress line; where it declines, move ``due`` to when
+        it says to ask again. A granted line leaves ``due`` to the wait's caller, which has moved it
+        an interval on (``wait_in``), as the budget would."""
         write, then = progress_budget().ask(self.interval)
-        if always_move or not write:
+        if not write:
             self.due = asyncio.get_running_loop().time() + then
         return write
 
