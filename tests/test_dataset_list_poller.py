@@ -12,6 +12,7 @@ import contextlib
 import json
 import sqlite3
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -334,6 +335,44 @@ async def test_a_job_that_ended_is_told_from_its_page_before_the_later_pages_are
     assert pages_asked == [2]
     assert got == await per_job_outcome(hook, dataset, newest)
     assert got.status is JobStatus.CANCELED
+    assert running_pollers() == [] and active_clients() == 0
+
+
+async def test_no_page_of_a_round_is_kept_once_the_next_is_asked_for(
+    hook: DatasetJobsHook, real_service: ServiceProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round at 10,000 waits reads ~80 pages one after another; entries kept for the whole round
+    outlive the young generations and bring the full collections several times as often. Each
+    page is read for what the round needs, and its models are gone when the next is requested."""
+    monkeypatch.setattr(coalesce_datasets, "PER_PAGE", 2)  # three pages of two a round
+    dataset = await asyncio.to_thread(hook.call, reference.clone_dataset())
+    jobs = await asyncio.to_thread(create, hook, dataset, SLOW, 6)
+    conn_id = use_mode(monkeypatch, real_service, "auto")
+    parsed: list[weakref.ref[Any]] = []  # the page models read so far
+    alive_when_asked: list[int] = []  # of those, alive when a later page is requested
+    original = datasets.list_job_summaries
+
+    def list_job_summaries(dataset_id: str, job_type: str, offset: int, limit: int) -> Call[DatasetJobSummaryList]:
+        if offset > 0:  # no collection asked for: freed as the page's call returns, not promoted
+            alive_when_asked.append(sum(ref() is not None for ref in parsed))
+        call = original(dataset_id, job_type, offset, limit)
+
+        def parse(response: HttpResponse) -> DatasetJobSummaryList:
+            page = call.parse(response)
+            parsed.extend(weakref.ref(model) for model in (page, *page.jobs))
+            return page
+
+        return Call(call.request, parse)
+
+    monkeypatch.setattr(datasets, "list_job_summaries", list_job_summaries)
+    tasks = [asyncio.ensure_future(outcome_of(trigger(conn_id, dataset, job_id))) for job_id in jobs]
+    try:
+        await until(lambda: len(alive_when_asked) >= 4)  # the later pages of two rounds
+        assert not any(task.done() for task in tasks)
+    finally:
+        await settle(dict(zip(jobs, tasks, strict=True)), hook, dataset)
+    assert len(parsed) >= 4 * 3  # each page: the list and its two entries
+    assert alive_when_asked[:4] == [0, 0, 0, 0]
     assert running_pollers() == [] and active_clients() == 0
 
 
