@@ -73,6 +73,7 @@ import json
 import math
 import os
 import random
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -402,23 +403,40 @@ async def _triggerer(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _log_as_a_trigger_runner(path: str) -> None:
-    """Log as a triggerer's trigger runner does: JSON lines to an unbuffered binary channel, secrets
-    left to the reader to mask (Airflow's supervisor gives the runner a socket and configures it
-    so, ``_configure_logs_over_json_channel``; here a file stands for the socket). Without this the
-    child kept the console renderer of an interactive process, which costs each line twice as much
-    (~45 us against ~22 us measured): every trigger's outcome line and Airflow's "Trigger fired
-    event" are such lines.
+def _log_as_a_trigger_runner(log_fd: int) -> None:
+    """Log as a triggerer's trigger runner does (Airflow's ``_configure_logs_over_json_channel``):
+    JSON lines to an unbuffered binary channel, a socket its supervisor reads in another process,
+    secrets left to the reader to mask. ``run_scenario`` gives the child one end of a socket pair
+    and a drain process the other (``_log_drain``).
+
+    Two stand-ins measured more than Airflow pays. The console renderer of an interactive process
+    costs each line twice as much (~45 us against ~22 us). A regular file as the channel costs a
+    ``posix_fadvise(DONTNEED)`` over the whole file per line: Airflow builds a new logger for each
+    line (``make_file_io_non_caching``), which on a socket fails at once but on a file of a few MB
+    drops its cached pages (~0.1 ms a line, in the event loop, on a 2-core machine): each ended
+    wait writes two lines, its outcome and Airflow's "Trigger fired event".
     """
     from airflow.sdk.log import configure_logging, reset_logging
 
     reset_logging()
-    configure_logging(json_output=True, output=open(path, "wb", buffering=0), sending_to_supervisor=True)  # noqa: SIM115 - the process's log channel until it exits
+    configure_logging(json_output=True, output=os.fdopen(log_fd, "wb", buffering=0), sending_to_supervisor=True)
+
+
+def _log_drain(channel: socket.socket, path: Path) -> subprocess.Popen[bytes]:
+    """A process that copies what the triggerer child logs over ``channel`` to ``path`` until the
+    child closes its end, as Airflow's supervisor reads its runner's log socket in a process of
+    its own (the child's event loop does not pay for the file)."""
+    with open(path, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", "import shutil, sys; shutil.copyfileobj(sys.stdin.buffer, sys.stdout.buffer)"],
+            stdin=channel,
+            stdout=out,
+        )
 
 
 def child_main(out_path: str) -> int:
     spec = json.loads(sys.stdin.readline())
-    _log_as_a_trigger_runner(spec["log_path"])
+    _log_as_a_trigger_runner(spec["log_fd"])
     result = asyncio.run(_triggerer(spec))
     Path(out_path).write_text(json.dumps(result))
     return 0
@@ -754,6 +772,9 @@ def run_scenario(
     n, poll = scenario.n, args.poll
     out = workdir / f"{scenario.mode}-{n}.json"
     log = open(workdir / f"{scenario.mode}-{n}.log", "wb")  # noqa: SIM115 - handed to the child
+    channel, child_end = socket.socketpair()
+    drain = _log_drain(channel, workdir / f"{scenario.mode}-{n}.jsonl")
+    channel.close()
     child = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.triggerer_scale", "--child", str(out)],
         stdin=subprocess.PIPE,
@@ -761,7 +782,10 @@ def run_scenario(
         stderr=subprocess.STDOUT,
         env=_child_env(service.base_url, scenario.mode, workdir / f"home-{scenario.mode}-{n}"),
         cwd=Path(__file__).resolve().parents[1],
+        pass_fds=(child_end.fileno(),),
     )
+    log_fd = child_end.fileno()  # the same number in the child (pass_fds)
+    child_end.close()
     log.close()
     phase = workdir / f"{scenario.mode}-{n}.phase"
     extra = _rate_bound(scenario, rate_limit)
@@ -786,7 +810,7 @@ def run_scenario(
             "settle": _settle(scenario.mode, poll, args.max_poll),
             "end_window": args.end_window,
             "phase_file": str(phase),
-            "log_path": str(workdir / f"{scenario.mode}-{n}.jsonl"),
+            "log_fd": log_fd,
             "ramp_limit": ramp_limit,
             "end_extra": extra,
         }
@@ -828,6 +852,11 @@ def run_scenario(
         if child.poll() is None:
             child.kill()
             child.wait()
+        try:
+            drain.wait(timeout=60.0)  # ends as the child's end of the channel closes
+        except subprocess.TimeoutExpired:
+            drain.kill()
+            drain.wait()
 
 
 # ---------------------------------------------------------------- report

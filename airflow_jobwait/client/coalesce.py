@@ -84,6 +84,11 @@ WATCH_SECONDS = 25.0
 TICK_SLOT = 0.1
 # Waits told at once when a listing tells thousands (``StatusPoller._apply_sliced``): ~5 ms of work.
 APPLY_SLICE = 500
+# Waits ended at once when a listing's page ends many (``StatusPoller._apply_sliced``): an ended
+# wait's turn (its outcome, its event handed to Airflow's logging thread) is ~0.3 ms at 10,000
+# waits, so ~3 ms a slice; the loop reads the logging thread's answers, and queues those events,
+# between slices instead of after the last.
+END_SLICE = 10
 # A service found without an endpoint is probed again after this long (it may have been upgraded).
 PROBE_TTL = 600.0
 # What a service without the [ext] endpoint answers.
@@ -597,14 +602,16 @@ class StatusPoller:
                     registration.told = state
                     registration.tell(state)
 
-    async def _apply_sliced(self, statuses: dict[str, JobState]) -> None:
-        """``_apply`` ``APPLY_SLICE`` waits at a time, letting the loop run before each slice, so
-        the waits that this round's listing just ended get their events out first: Airflow's
+    async def _apply_sliced(self, statuses: dict[str, JobState], size: int = APPLY_SLICE) -> None:
+        """``_apply`` ``size`` waits at a time, letting the loop run before each slice, so the
+        waits that this round's listing just ended get their events out first: Airflow's
         ``run_trigger`` logs each event through a thread (``ainfo``) and queues it once that
         returns, and one pass over 10,000 running waits (~100 ms) would hold every one of them.
+        Ended waits go ``END_SLICE`` at a time: a page that ends 100 would hold the first one's
+        event until the last had run (~30 ms).
         """
         pairs = iter(statuses.items())
-        while part := dict(itertools.islice(pairs, APPLY_SLICE)):
+        while part := dict(itertools.islice(pairs, size)):
             await asyncio.sleep(0)
             self._apply(part)
 

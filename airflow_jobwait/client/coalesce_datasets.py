@@ -252,12 +252,12 @@ class DatasetListPoller(HistoryPoller):
             self._fail(windowed, JobWaitError(f"job list failed: {err!r}"))
             return None
         self.capabilities.found("dataset_list")
-        for job_id, state in self._end_listed(listed.jobs).items():
+        for job_id, state in (await self._end_listed(listed.jobs)).items():
             told.setdefault(job_id, state)
         entries.update(entry.job_id for entry in listed.jobs)
         return [entry.created_at for entry in listed.jobs]
 
-    def _end_listed(self, page: Sequence[DatasetJobSummary]) -> dict[str, JobState]:
+    async def _end_listed(self, page: Sequence[DatasetJobSummary]) -> dict[str, JobState]:
         """``_end_terminal`` for a page of the job list (a round of 1,000 jobs is 8 pages, one after
         another): its entries that tell all a per-job read would.
 
@@ -270,7 +270,7 @@ class DatasetListPoller(HistoryPoller):
             state = dataset_state(entry, self._known.get(entry.job_id))
             if _complete(state, entry):
                 states[entry.job_id] = state
-        self._end_terminal(states.items())
+        await self._end_terminal(states.items())
         return states
 
     def _lone_read(self, job_id: str) -> Call[LoneRead]:

@@ -57,6 +57,7 @@ from datetime import datetime, timedelta
 
 from airflow_jobwait.client import inference
 from airflow_jobwait.client.coalesce import (
+    END_SLICE,
     PROBE_TTL,
     BatchMissing,
     Registration,
@@ -195,9 +196,10 @@ class HistoryPoller(StatusPoller):
         self.audit_reads += len(due)
         return due
 
-    def _end_terminal(self, states: Iterable[tuple[str, JobState | None]]) -> None:
+    async def _end_terminal(self, states: Iterable[tuple[str, JobState | None]]) -> None:
         """End now the windowed waits whose jobs a page lists as terminal, not once every page is
-        read: pages are in order of submission, so a job that just ended is on any of them."""
+        read: pages are in order of submission, so a job that just ended is on any of them.
+        ``END_SLICE`` at a time, so the first ones' events are queued while the later ones run."""
         ended = {
             job_id: state
             for job_id, state in states
@@ -208,7 +210,7 @@ class HistoryPoller(StatusPoller):
             and job_id not in self._alone
         }
         if ended:
-            self._apply(ended)
+            await self._apply_sliced(ended, END_SLICE)
 
     def _take(
         self, windowed: Sequence[str], entries: dict[str, HistoryEntry], boundary: datetime | None
@@ -277,7 +279,7 @@ class HistoryPoller(StatusPoller):
                 self._fail(windowed, JobWaitError(f"job history failed: {err!r}"))
                 return None
             self.capabilities.found("history")
-            self._end_terminal((entry.job_identifier, entry.state) for entry in listed)
+            await self._end_terminal((entry.job_identifier, entry.state) for entry in listed)
             for entry in listed:
                 entries.setdefault(entry.job_identifier, entry)
                 when = as_utc(entry.submitted_at)
