@@ -38,7 +38,7 @@ poller's window), and the steady window starts a poll interval after that.
 
 Each scenario: submit N long jobs; start the triggers; once every wait is up, measure a *steady*
 window (no job changes); then end the jobs through the service's test control
-``POST /api/_test/finish``: a sample of up to 200 (``_sample``: the mode's requests in turn, each's
+``POST /api/_test/finish``: a sample of up to ``LATENCY_SAMPLE`` (``_sample``: the mode's requests in turn, each's
 jobs at random), one by one, spread evenly over ``--end-window`` seconds and over the phases of the poll
 interval (``_end_times``; for detection latency), then, a poll interval later, the rest at once,
 500 per request (``dataset_list``: ``abort`` one job per request, 16 at once).
@@ -110,7 +110,13 @@ STATUS_MODE = {
 }
 #: The statuses the jobs of each mode end in (the finish control's ``status``, in turn).
 END_STATUSES = {"history": ("COMPLETED", "FAILED", "TIMEDOUT", "CANCELED")}
-LATENCY_SAMPLE = 200
+#: Jobs ended one by one for detection latency, over ``END_WINDOW`` seconds: 20 a second, so a
+#: history round ends ~100 of them, and each of the job list's 10 readers (a dataset) takes 100, on
+#: phases ~50 ms apart over the interval (``_sample``). With 200 over 10 s a reader's 20 fell on a
+#: 250 ms grid at its own offset, and the median jumped by up to ~50 ms between neighbouring
+#: latencies: +-70 ms from run to run at the same mean.
+LATENCY_SAMPLE = 1000
+END_WINDOW = 50.0
 #: Seeds the latency sample (``_sample``).
 SAMPLE_SEED = 16
 LAG_TICK = 0.05
@@ -1002,7 +1008,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         # (a 20 s window put 0.3 ms per wait of log rendering in, or left it out; README).
         help="steady-state window, seconds (default 60: one JobTrigger progress_interval)",
     )
-    parser.add_argument("--end-window", type=float, default=10.0, help="sampled jobs end over this many seconds")
+    parser.add_argument(
+        "--end-window",
+        type=float,
+        default=END_WINDOW,
+        help=f"sampled jobs end over this many seconds (default {END_WINDOW:g})",
+    )
     parser.add_argument("--max-seconds", type=float, default=900.0, help="skip scenarios that would start later")
     parser.add_argument(
         "--rate-limit",

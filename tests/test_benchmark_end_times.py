@@ -15,13 +15,16 @@ from collections.abc import Callable
 
 import pytest
 
-from benchmarks.triggerer_scale import DATASETS, LATENCY_SAMPLE, _end_times, _readers, _sample
+from benchmarks.triggerer_scale import DATASETS, END_WINDOW, LATENCY_SAMPLE, _end_times, _periods, _readers, _sample
 
 # Each job's dataset as ``_submit_dataset_jobs`` makes them: created over the datasets in turn.
 IN_TURN = [f"dataset-{index % DATASETS}" for index in range(10_000)]
 
 
-@pytest.mark.parametrize(("count", "window", "poll"), [(200, 10.0, 5.0), (200, 20.0, 5.0), (120, 6.0, 2.0)])
+@pytest.mark.parametrize(
+    ("count", "window", "poll"),
+    [(200, 10.0, 5.0), (200, 20.0, 5.0), (120, 6.0, 2.0), (LATENCY_SAMPLE, END_WINDOW, 5.0)],
+)
 def test_end_times_cover_every_phase_of_the_poll_interval(count: int, window: float, poll: float) -> None:
     times = _end_times(count, window, poll)
     assert len(times) == count
@@ -53,23 +56,24 @@ def test_the_sample_takes_the_requests_in_turn_and_spreads_each_over_the_phases(
     mode: str, reader_of: Callable[[int], int], readers: int
 ) -> None:
     dataset_of = [f"dataset-{reader_of(index)}" for index in range(10_000)] if mode == "dataset_list" else None
-    picked = _sample(10_000, _readers(mode, 10_000, dataset_of), periods=2)
+    picked = _sample(10_000, _readers(mode, 10_000, dataset_of), _periods(END_WINDOW, 5.0))
     assert len(picked) == LATENCY_SAMPLE == len(set(picked)) and all(0 <= i < 10_000 for i in picked)
     # Each request's jobs end on phases spread evenly over the whole poll interval (each request
-    # is read at a phase of its own): one in every 1/share of the interval, the second interval's
-    # between the first's.
-    times = _end_times(LATENCY_SAMPLE, 10.0, 5.0)
+    # is read at a phase of its own): one in every 1/share of the interval, each interval's
+    # between the others'. In whole microseconds: 0.45 // 0.05 is 8 in floating point.
+    times = _end_times(LATENCY_SAMPLE, END_WINDOW, 5.0)
     share = LATENCY_SAMPLE // readers
+    step = round(5e6 / share)
     for reader in range(readers):
-        phases = [times[rank] % 5.0 for rank, index in enumerate(picked) if reader_of(index) == reader]
-        assert sorted(int(phase // (5.0 / share)) for phase in phases) == list(range(share)), reader
+        phases = [round(times[rank] % 5.0 * 1e6) for rank, index in enumerate(picked) if reader_of(index) == reader]
+        assert sorted(phase // step for phase in phases) == list(range(share)), reader
     # And the whole list: every tenth of it (its pages, its batches) holds some of the sample.
     per_tenth = [sum(1 for i in picked if i * 10 // 10_000 == t) for t in range(10)]
     assert min(per_tenth) >= LATENCY_SAMPLE // 10 // 2, per_tenth
 
 
 def test_the_end_order_says_nothing_of_the_place_in_the_list() -> None:
-    picked = _sample(10_000, _readers("dataset_list", 10_000, IN_TURN), periods=2)
+    picked = _sample(10_000, _readers("dataset_list", 10_000, IN_TURN), _periods(END_WINDOW, 5.0))
     for dataset in range(DATASETS):  # within a dataset: its pages
         mine = [index for index in picked if index % DATASETS == dataset]
         assert abs(_spearman(mine)) < 0.5, dataset
